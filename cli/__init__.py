@@ -1,0 +1,1 @@
+"""The ``graded`` command-line interface (one click group, one module per command)."""

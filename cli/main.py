@@ -1,0 +1,53 @@
+"""The ``graded`` click group.
+
+Commands live one per module and are imported only when invoked, so ``graded --help``
+stays fast and a heavy dependency (torch) is loaded only by the commands that need it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+import click
+
+__all__ = ["cli"]
+
+#: command name -> "module:function" inside graded.cli
+COMMANDS = {
+    "homogenize": "graded.cli.homogenize:homogenize",
+    "dataset": "graded.cli.dataset:dataset",
+    "train": "graded.cli.train:train",
+    "evaluate": "graded.cli.evaluate:evaluate",
+    "design": "graded.cli.design:design",
+    "build": "graded.cli.build:build",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        mod, attr = target.split(":")
+        try:
+            module = importlib.import_module(mod)
+        except ModuleNotFoundError as exc:  # a command not built yet
+            if exc.name == mod:
+                return None
+            raise
+        return getattr(module, attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More log output (repeat for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.version_option(package_name="graded")
+def cli(verbose: int, quiet: bool) -> None:
+    """graded: functionally graded truss lattices from target stiffness to printable parts."""
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("graded").setLevel(level)
