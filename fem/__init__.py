@@ -1,0 +1,9 @@
+"""Numerical solvers: periodic beam homogenization, least-squares phase fields.
+
+Depends on nothing else of ``graded``: plain arrays and its own dataclasses.
+"""
+
+from .periodic_graph import PeriodicGraph
+from .homogenize import homogenize
+
+__all__ = ["PeriodicGraph", "homogenize"]

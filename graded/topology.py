@@ -1,0 +1,309 @@
+"""Elementary topologies, their tessellation and superposition into one periodic unit cell.
+
+A *part* is a pair ``(tessellation, topology_id)``: one of the seven elementary
+topologies of SI Fig. S1 (ids 1-7) used 1x1x1 or 2x2x2 inside the reference cube
+[0, 1]^3. A unit cell superposes several parts (three in the design space of SI
+Table S1). Superposition splits struts wherever they cross or touch another strut's
+node, and removes duplicates, so the result is a clean periodic graph.
+
+Two representations are produced (:class:`ReferenceGraph`):
+
+* the *cube* representation: nodes in the closed cube, including both copies of
+  nodes on opposite faces, and the struts inside the cube -- used to place cells of a
+  graded lattice, where neighbouring cells share their face nodes;
+* the *periodic* representation (:class:`graded.fem.PeriodicGraph`): nodes in
+  [0, 1)^3 and bonds with integer lattice offsets, each physical strut of the infinite
+  lattice counted once per cell -- used for homogenization and relative density.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .fem import PeriodicGraph
+from .tol import TOL
+from .validation import ValidationError, fail
+
+__all__ = [
+    "Part",
+    "Topology",
+    "TOPOLOGY_IDS",
+    "TESSELLATIONS",
+    "elementary",
+    "parse_topology",
+    "format_topology",
+    "canonical",
+    "reference_graph",
+    "ReferenceGraph",
+]
+
+Part = tuple[int, int]
+Topology = tuple[Part, ...]
+
+TOPOLOGY_IDS = (1, 2, 3, 4, 5, 6, 7)
+TESSELLATIONS = (1, 2)
+
+
+@lru_cache(maxsize=None)
+def _elementary_table() -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    text = resources.files("graded").joinpath("data/elementary_topologies.json").read_text()
+    raw = json.loads(text)["topologies"]
+    return {
+        int(k): (np.asarray(v["nodes"], dtype=np.float64), np.asarray(v["struts"], dtype=np.int64))
+        for k, v in raw.items()
+    }
+
+
+def elementary(topology_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes (N, 3) in [0, 1]^3 and struts (M, 2) of elementary topology 1-7 (SI Fig. S1)."""
+    if topology_id not in TOPOLOGY_IDS:
+        fail("topology", f"unknown topology id {topology_id!r}", "ids are 1 to 7 (SI Fig. S1)")
+    nodes, struts = _elementary_table()[topology_id]
+    return nodes.copy(), struts.copy()
+
+
+_PART_RE = re.compile(r"^\s*(?:(\d+)\s*[xX*]\s*)?(\d+)\s*$")
+
+
+def parse_topology(text: str) -> Topology:
+    """Parse ``"2x1+1x3+2x5"`` (tessellation x topology id, joined by ``+``).
+
+    A bare id means tessellation 1 (``"3"`` == ``"1x3"``).
+
+    >>> parse_topology("2x1+1x3+2x5")
+    ((2, 1), (1, 3), (2, 5))
+    """
+    if not isinstance(text, str) or not text.strip():
+        fail("topology", f"{text!r} is not a topology string", "write it like '2x1+1x3+2x5' (tessellation x id)")
+    parts = []
+    for token in text.split("+"):
+        m = _PART_RE.match(token)
+        if m is None:
+            fail("topology", f"cannot read {token.strip()!r} in {text!r}",
+                 "write parts as TxS joined by '+', e.g. '2x1+1x3+2x5' with T in {1, 2} and S in 1..7")
+        parts.append((int(m.group(1) or 1), int(m.group(2))))
+    return validate_parts(parts)
+
+
+def validate_parts(parts: Iterable[Sequence[int]]) -> Topology:
+    """Check a sequence of (tessellation, id) pairs and return it as a tuple."""
+    out = []
+    for p in parts:
+        try:
+            t, s = (int(v) for v in p)
+        except (TypeError, ValueError):
+            fail("topology", f"part {p!r} is not a (tessellation, id) pair", "give pairs like (2, 1)")
+        if t not in TESSELLATIONS:
+            fail("tessellation", f"{t} is not allowed", "use 1 (single cell) or 2 (2x2x2)")
+        if s not in TOPOLOGY_IDS:
+            fail("topology", f"unknown topology id {s}", "ids are 1 to 7 (SI Fig. S1)")
+        out.append((t, s))
+    if not out:
+        fail("topology", "is empty", "give at least one part, e.g. '1x2'")
+    return tuple(out)
+
+
+def format_topology(parts: Topology) -> str:
+    """Inverse of :func:`parse_topology`: ``((2, 1), (1, 3))`` -> ``"2x1+1x3"``."""
+    return "+".join(f"{t}x{s}" for t, s in parts)
+
+
+def canonical(parts: Topology) -> Topology:
+    """Order- and repetition-free key: the set of parts, sorted."""
+    return tuple(sorted(set(validate_parts(parts))))
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceGraph:
+    """A superposed unit-cell topology in the reference cube.
+
+    Attributes
+    ----------
+    parts : tuple of (tessellation, id)
+        The constituent parts, in the order membership columns refer to.
+    nodes : ndarray, shape (N, 3)
+        Cube representation: nodes in [0, 1]^3, face nodes present on both faces.
+    struts : ndarray, shape (M, 2)
+        Struts of the cube representation (all inside the closed cube).
+    membership : ndarray, shape (M, P), bool
+        ``membership[s, p]``: strut s lies on a strut of part p.
+    periodic : PeriodicGraph
+        The periodic representation (bond membership in ``periodic.membership``).
+    cube_to_periodic : ndarray, shape (M,)
+        Index of the periodic bond each cube strut is an image of.
+    """
+
+    parts: Topology
+    nodes: np.ndarray
+    struts: np.ndarray
+    membership: np.ndarray
+    periodic: PeriodicGraph
+    cube_to_periodic: np.ndarray
+
+
+def _part_segments(part: Part) -> tuple[np.ndarray, np.ndarray]:
+    """Segments (K, 2, 3) of one part in the cube."""
+    t, s = part
+    nodes, struts = elementary(s)
+    seg = nodes[struts]  # (m, 2, 3)
+    if t == 1:
+        return seg
+    shifts = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=np.float64)
+    return ((seg[None] + shifts[:, None, None, :]) / 2.0).reshape(-1, 2, 3)
+
+
+def _key(points: np.ndarray) -> np.ndarray:
+    """Integer keys of points on a grid finer than TOL.merge allows to separate."""
+    return np.round(points / (10 * TOL.merge)).astype(np.int64)
+
+
+def _unique_points(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    _, first, inverse = np.unique(_key(points), axis=0, return_index=True, return_inverse=True)
+    return points[first], inverse.reshape(-1)
+
+
+def _crossings(seg: np.ndarray) -> np.ndarray:
+    """Points where two non-parallel segments meet (closest distance below TOL.on_segment)."""
+    p, u = seg[:, 0], seg[:, 1] - seg[:, 0]
+    n = len(seg)
+    ia, ib = np.triu_indices(n, k=1)
+    # bounding-box overlap first: cheap and removes most pairs
+    lo, hi = np.minimum(seg[:, 0], seg[:, 1]), np.maximum(seg[:, 0], seg[:, 1])
+    ok = np.all((lo[ia] <= hi[ib] + TOL.on_segment) & (lo[ib] <= hi[ia] + TOL.on_segment), axis=1)
+    ia, ib = ia[ok], ib[ok]
+    uu, vv = np.sum(u[ia] ** 2, 1), np.sum(u[ib] ** 2, 1)
+    uv = np.sum(u[ia] * u[ib], 1)
+    w = p[ia] - p[ib]
+    uw, vw = np.sum(u[ia] * w, 1), np.sum(u[ib] * w, 1)
+    den = uu * vv - uv**2
+    nonpar = den > 1e-12 * uu * vv
+    ia, ib, uu, vv, uv, uw, vw, den = (a[nonpar] for a in (ia, ib, uu, vv, uv, uw, vw, den))
+    s = (uv * vw - vv * uw) / den
+    t = (uu * vw - uv * uw) / den
+    inside = (s >= -TOL.on_segment) & (s <= 1 + TOL.on_segment) & (t >= -TOL.on_segment) & (t <= 1 + TOL.on_segment)
+    pa = p[ia] + s[:, None] * u[ia]
+    pb = p[ib] + t[:, None] * u[ib]
+    meet = inside & (np.linalg.norm(pa - pb, axis=1) < TOL.on_segment)
+    return (pa[meet] + pb[meet]) / 2.0
+
+
+def _split(seg: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split every segment at the points lying inside it. Returns (pieces (K, 2, 3), parent (K,))."""
+    p, u = seg[:, 0], seg[:, 1] - seg[:, 0]
+    L2 = np.sum(u**2, 1)
+    # parameter of every point on every segment, (S, Q)
+    t = np.einsum("sqk,sk->sq", points[None, :, :] - p[:, None, :], u) / L2[:, None]
+    eps = TOL.on_segment / np.sqrt(L2)[:, None]
+    cand = (t > eps) & (t < 1 - eps)
+    si, qi = np.nonzero(cand)
+    d = np.linalg.norm(p[si] + t[si, qi][:, None] * u[si] - points[qi], axis=1)
+    on = d < TOL.on_segment
+    si, ti = si[on], t[si[on], qi[on]]
+    pieces, parent = [], []
+    order = np.lexsort((ti, si))
+    si, ti = si[order], ti[order]
+    splits: dict[int, list[float]] = {}
+    for s_, t_ in zip(si.tolist(), ti.tolist()):
+        splits.setdefault(s_, []).append(t_)
+    for k in range(len(seg)):
+        ts = [0.0] + splits.get(k, []) + [1.0]
+        for a, b in zip(ts[:-1], ts[1:]):
+            if b - a > 1e-12:
+                pieces.append((p[k] + a * u[k], p[k] + b * u[k]))
+                parent.append(k)
+    return np.asarray(pieces, dtype=np.float64).reshape(-1, 2, 3), np.asarray(parent, dtype=np.int64)
+
+
+def _reduce(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split points into a cell offset (int) and a position in [0, 1)^3."""
+    shift = np.floor(points + TOL.merge)
+    r = points - shift
+    r[np.abs(r) < TOL.merge] = 0.0
+    return r, shift.astype(np.int64)
+
+
+@lru_cache(maxsize=1024)
+def _reference_graph_cached(parts: Topology) -> ReferenceGraph:
+    P = len(parts)
+    segs, owner = [], []
+    for k, part in enumerate(parts):
+        s = _part_segments(part)
+        segs.append(s)
+        owner.append(np.full(len(s), k))
+    seg = np.concatenate(segs)
+    own = np.concatenate(owner)
+    # Candidates: every strut of the infinite lattice that touches the closed cube.
+    shifts = np.array([[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], dtype=np.float64)
+    all_seg = (seg[None] + shifts[:, None, None, :]).reshape(-1, 2, 3)
+    all_own = np.tile(own, len(shifts))
+    from_origin = np.repeat(np.all(shifts == 0, axis=1), len(seg))
+    lo = np.minimum(all_seg[:, 0], all_seg[:, 1])
+    hi = np.maximum(all_seg[:, 0], all_seg[:, 1])
+    touch = np.all((hi >= -TOL.merge) & (lo <= 1 + TOL.merge), axis=1)
+    cand, cand_own, cand_origin = all_seg[touch], all_own[touch], from_origin[touch]
+    # the same strut can appear twice within one part list (duplicates across parts are fine)
+    points = np.concatenate([cand.reshape(-1, 3), _crossings(cand)])
+    points, _ = _unique_points(points)
+    pieces, parent = _split(cand, points)
+    piece_own = cand_own[parent]
+    piece_origin = cand_origin[parent]
+
+    # periodic representation
+    a_red, a_shift = _reduce(pieces[:, 0])
+    b_red, b_shift = _reduce(pieces[:, 1])
+    pnodes, inv = _unique_points(np.concatenate([a_red, b_red]))
+    ia, ib = inv[: len(pieces)], inv[len(pieces) :]
+    off = b_shift - a_shift
+    # canonical direction: (i < j) or (i == j and offset lexicographically positive)
+    sign = np.sign(off[:, 0] * 9 + off[:, 1] * 3 + off[:, 2])
+    flip = (ia > ib) | ((ia == ib) & (sign < 0))
+    ci = np.where(flip, ib, ia)
+    cj = np.where(flip, ia, ib)
+    coff = np.where(flip[:, None], -off, off)
+    key = np.concatenate([ci[:, None], cj[:, None], coff], axis=1)
+    ukey, bond_of_piece = np.unique(key, axis=0, return_inverse=True)
+    bond_of_piece = bond_of_piece.reshape(-1)
+    if np.any((ukey[:, 0] == ukey[:, 1]) & np.all(ukey[:, 2:] == 0, axis=1)):
+        raise RuntimeError(f"topology {format_topology(parts)}: a strut collapsed to a point while splitting")
+    bmember = np.zeros((len(ukey), P), dtype=bool)
+    np.logical_or.at(bmember, (bond_of_piece, piece_own), True)
+    # a sub-strut lies on a strut of part p if any piece mapped to the bond came from p
+    periodic = PeriodicGraph(pnodes, ukey[:, :2], ukey[:, 2:], bmember)
+
+    # cube representation: the pieces of untranslated struts
+    cube = pieces[piece_origin]
+    cnodes, cinv = _unique_points(cube.reshape(-1, 3))
+    cstruts = cinv.reshape(-1, 2)
+    ckey = np.sort(cstruts, axis=1)
+    _, first = np.unique(ckey, axis=0, return_index=True)
+    first = np.sort(first)
+    cube_bonds = bond_of_piece[piece_origin][first]
+    return ReferenceGraph(
+        parts=parts,
+        nodes=cnodes,
+        struts=cstruts[first],
+        membership=bmember[cube_bonds],
+        periodic=periodic,
+        cube_to_periodic=cube_bonds,
+    )
+
+
+def reference_graph(parts: Topology | str) -> ReferenceGraph:
+    """Superpose parts into one reference unit cell (cached).
+
+    Parameters
+    ----------
+    parts : str or sequence of (tessellation, id)
+        E.g. ``"2x1+1x3+2x5"`` or ``((2, 1), (1, 3), (2, 5))``. Order and repetitions
+        do not change the geometry; membership columns follow the given order.
+    """
+    if isinstance(parts, str):
+        parts = parse_topology(parts)
+    return _reference_graph_cached(validate_parts(parts))
