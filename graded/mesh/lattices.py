@@ -1,0 +1,64 @@
+"""Small regular lattices as graphs, for tests, benchmarks and demos (BCC and octet)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..graph import LatticeGraph
+
+__all__ = ["bcc_graph", "octet_graph", "graded_diameters"]
+
+
+def _grid(shape, cell):
+    nx, ny, nz = shape
+    idx = np.stack(np.meshgrid(np.arange(nx + 1), np.arange(ny + 1), np.arange(nz + 1), indexing="ij"), -1)
+    return idx.reshape(-1, 3) * float(cell), lambda i, j, k: (i * (ny + 1) + j) * (nz + 1) + k
+
+
+def graded_diameters(nodes, struts, d_min: float, d_max: float, axis: int = 0) -> np.ndarray:
+    """Diameters growing linearly from ``d_min`` to ``d_max`` along ``axis`` (strut midpoints), mm."""
+    mid = nodes[struts].mean(axis=1)[:, axis]
+    span = np.ptp(mid)
+    t = (mid - mid.min()) / span if span > 0 else np.zeros_like(mid)
+    return d_min + (d_max - d_min) * t
+
+
+def bcc_graph(shape=(2, 2, 2), cell: float = 2.0, d_min: float = 0.3, d_max: float = 0.5) -> LatticeGraph:
+    """Body-centred cubic lattice: a centre node joined to the 8 corners of each cell.
+
+    ``shape`` cells along x, y, z; ``8 * prod(shape)`` struts of length ``cell * sqrt(3) / 2``;
+    diameters graded linearly along x from ``d_min`` to ``d_max`` (mm).
+    """
+    shape = tuple(int(s) for s in shape)
+    corners, cidx = _grid(shape, cell)
+    cells = np.stack(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), -1).reshape(-1, 3)
+    centres = (cells + 0.5) * cell
+    c_id = len(corners) + np.arange(len(cells))
+    offs = np.array([[a, b, c] for a in (0, 1) for b in (0, 1) for c in (0, 1)])
+    corner_ids = cidx(*(cells[:, None, :] + offs[None]).transpose(2, 0, 1))
+    struts = np.stack([np.repeat(c_id, 8), corner_ids.reshape(-1)], axis=1)
+    nodes = np.vstack([corners, centres])
+    return LatticeGraph(nodes, struts, graded_diameters(nodes, struts, d_min, d_max), {"lattice": "bcc"})
+
+
+def octet_graph(shape=(2, 2, 2), cell: float = 2.0, d_min: float = 0.3, d_max: float = 0.5) -> LatticeGraph:
+    """Octet truss (face-centred cubic nodes, nearest neighbours joined), 24 struts per cell.
+
+    Struts have length ``cell / sqrt(2)``; diameters graded along x (mm).
+    """
+    shape = tuple(int(s) for s in shape)
+    h = float(cell) / 2.0
+    fine = np.stack(np.meshgrid(*[np.arange(2 * s + 1) for s in shape], indexing="ij"), -1).reshape(-1, 3)
+    fine = fine[fine.sum(axis=1) % 2 == 0]  # FCC sites on the half-cell grid
+    lookup = {tuple(p): i for i, p in enumerate(fine)}
+    nbr = np.array([[a, b, 0] for a in (-1, 1) for b in (-1, 1)])
+    nbr = np.concatenate([nbr, nbr[:, [0, 2, 1]], nbr[:, [2, 0, 1]]])
+    struts = []
+    for i, p in enumerate(fine):
+        for o in nbr:
+            j = lookup.get(tuple(p + o))
+            if j is not None and j > i:
+                struts.append((i, j))
+    nodes = fine * h
+    struts = np.asarray(struts, dtype=np.int64)
+    return LatticeGraph(nodes, struts, graded_diameters(nodes, struts, d_min, d_max), {"lattice": "octet"})
