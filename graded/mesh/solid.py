@@ -113,17 +113,22 @@ def _ball(centre, radius, n) -> mf.Manifold:
 
 
 def _cylinders(p, q, radii, segments) -> list[mf.Manifold]:
-    """Node-to-node (tapered) prisms as convex hulls of their two end rings."""
-    d = q - p
-    d = d / np.linalg.norm(d, axis=1, keepdims=True)
+    """Node-to-node (tapered) prisms: manifold3d cylinders mapped onto the strut frames.
+
+    The local x, y, z axes go to ``e1, e2, d``, so the polygon corners are exactly the stub
+    rings of :mod:`graded.mesh.joints` (manifold3d puts corner k at angle 2 pi k / n).
+    """
+    vec = q - p
+    length = np.linalg.norm(vec, axis=1)
+    d = vec / length[:, None]
     e1, e2 = strut_frames(d)
-    out = []
-    for i in range(len(p)):
-        ring = unit_ring(int(segments[i]))
-        off = ring[:, :1] * e1[i] + ring[:, 1:] * e2[i]
-        pts = np.concatenate([p[i] + radii[i, 0] * off, q[i] + radii[i, 1] * off])
-        out.append(mf.Manifold.hull_points(pts))
-    return out
+    frames = np.stack([e1, e2, d, p], axis=2)  # (k, 3, 4) affine maps
+    return [
+        mf.Manifold.cylinder(float(length[i]), float(radii[i, 0]), float(radii[i, 1]), int(segments[i])).transform(
+            frames[i]
+        )
+        for i in range(len(p))
+    ]
 
 
 def mesh_graph(

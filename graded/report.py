@@ -1,0 +1,338 @@
+"""Build report: JSON facts plus PNG figures (lattice render, target vs as-built surfaces, summary).
+
+:func:`write_report` takes plain data - the graph, the meshed solid (or its facts), and per
+control point the target and the as-built stiffness (FE of the local cell) - and writes into
+one directory:
+
+* ``report.json`` - graph and mesh facts, per control point NMSE (main-text Eq. 8) and both
+  stiffnesses (21 constants, normalised by E_s), the output files, anything in ``info``;
+* ``render.png`` - the triangle mesh, shaded (or the strut graph for meshes above
+  :data:`MAX_RENDER_TRIANGLES`, where a polygon plot would take minutes);
+* ``surfaces_<point>.png`` - elastic surfaces of target vs as built, per control point;
+* ``summary.png`` - graph render coloured by diameter, NMSE per control point, diameter
+  histogram and the mesh facts on one page.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+
+from .elastic import check_admissible, from_21, nmse, to_21
+from .graph import LatticeGraph
+from .io.atomic import atomic_path
+from .validation import check_finite, fail
+
+__all__ = ["MAX_RENDER_TRIANGLES", "REPORT_FORMAT", "Report", "write_report", "render_mesh", "render_graph"]
+
+#: Above this many triangles the render shows the strut graph instead of the mesh: matplotlib
+#: draws ~20k polygons per second, so 60k keeps a render below a few seconds.
+MAX_RENDER_TRIANGLES = 60_000
+REPORT_FORMAT = "graded-build-report"
+
+SurfacePlot = Callable[..., object]
+
+
+@dataclass
+class Report:
+    """What :func:`write_report` wrote: ``data`` is the JSON document, ``files`` name -> path."""
+
+    data: dict
+    files: dict = field(default_factory=dict)
+
+    @property
+    def json_path(self) -> Path:
+        return self.files["report"]
+
+
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=110)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return path
+
+
+def _equal_box(ax, lo, hi):
+    centre = (lo + hi) / 2
+    half = max(float(np.max(hi - lo)) / 2, 1e-9)
+    ax.set(xlim=(centre[0] - half, centre[0] + half), ylim=(centre[1] - half, centre[1] + half),
+           zlim=(centre[2] - half, centre[2] + half), xlabel="x (mm)", ylabel="y (mm)", zlabel="z (mm)")
+    ax.set_box_aspect((1, 1, 1))
+    ax.tick_params(labelsize=7)
+
+
+def _draw_graph(ax, graph: LatticeGraph, fig_width_in: float):
+    from matplotlib import colormaps
+    from matplotlib.colors import Normalize
+    from mpl_toolkits.mplot3d.art3d import Line3DCollection
+
+    segs = graph.nodes[graph.struts]
+    lo, hi = graph.bounds()
+    span = max(float(np.max(hi - lo)), 1e-9)
+    d = graph.diameters
+    norm = Normalize(vmin=float(d.min()), vmax=float(max(d.max(), d.min() * (1 + 1e-9))))
+    # line width in points proportional to the strut diameter at the plot scale
+    widths = np.clip(d / span * fig_width_in * 72 * 0.6, 0.3, 6.0)
+    ax.add_collection3d(Line3DCollection(segs, colors=colormaps["viridis"](norm(d)), linewidths=widths))
+    _equal_box(ax, lo, hi)
+    return norm
+
+
+def render_graph(graph: LatticeGraph, path, *, title: str | None = None) -> Path:
+    """PNG of the strut graph, line width and colour by strut diameter."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+
+    fig = _figure(6.5, 6.0)
+    ax = fig.add_subplot(projection="3d")
+    norm = _draw_graph(ax, graph, 6.5)
+    fig.colorbar(ScalarMappable(norm=norm, cmap=colormaps["viridis"]), ax=ax, shrink=0.6, label="strut diameter (mm)")
+    ax.set_title(title or f"lattice graph: {graph.n_struts} struts", fontsize=10)
+    return _save(fig, Path(path))
+
+
+def render_mesh(vertices: np.ndarray, triangles: np.ndarray, path, *, title: str | None = None) -> Path:
+    """PNG of a triangle mesh with simple directional shading (mm axes, equal aspect)."""
+    from mpl_toolkits.mplot3d.art3d import Poly3DCollection
+
+    v = np.asarray(vertices, dtype=np.float64)
+    t = np.asarray(triangles, dtype=np.int64)
+    tri = v[t]
+    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-300)
+    light = np.array([0.4, -0.6, 0.7])
+    light /= np.linalg.norm(light)
+    shade = 0.35 + 0.65 * np.clip(n @ light, 0.0, 1.0)
+    base = np.array([0.55, 0.62, 0.72])
+    colours = np.clip(shade[:, None] * base, 0, 1)
+    fig = _figure(6.5, 6.0)
+    ax = fig.add_subplot(projection="3d")
+    ax.add_collection3d(Poly3DCollection(tri, facecolors=colours, edgecolors="none", linewidths=0))
+    _equal_box(ax, v.min(axis=0), v.max(axis=0))
+    ax.view_init(elev=22, azim=-58)
+    ax.set_title(title or f"printable mesh: {len(t)} triangles", fontsize=10)
+    return _save(fig, Path(path))
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("_") or "point"
+
+
+def _stiffness(field_name: str, C) -> np.ndarray:
+    arr = check_finite(field_name, C)
+    if arr.shape == (21,):
+        arr = from_21(arr)
+    if arr.shape != (6, 6):
+        fail(field_name, f"has shape {arr.shape}, expected (6, 6) or (21,)")
+    return check_admissible(arr, field_name)
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if isinstance(obj, (np.integer, np.bool_)):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def write_report(
+    out_dir,
+    graph: LatticeGraph,
+    *,
+    mesh=None,
+    facts=None,
+    targets: Mapping[str, np.ndarray] | None = None,
+    as_built: Mapping[str, np.ndarray] | None = None,
+    positions: Mapping[str, np.ndarray] | None = None,
+    info: Mapping | None = None,
+    outputs: Mapping[str, object] | None = None,
+    surface_plot: SurfacePlot | None = None,
+    figures: bool = True,
+    max_render_triangles: int = MAX_RENDER_TRIANGLES,
+) -> Report:
+    """Write ``report.json`` and the PNG figures into ``out_dir``.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        Directory (created if missing).
+    graph : LatticeGraph
+        The graded strut graph (mm).
+    mesh : trimesh.Trimesh, optional
+        The printable solid; rendered unless larger than ``max_render_triangles``.
+    facts : MeshFacts, optional
+        Its facts (``graded.mesh.mesh_facts``); computed from ``mesh`` when omitted.
+    targets, as_built : mapping of control-point name -> (6, 6) or (21,) stiffness
+        Target and as-built (FE of the local cell) stiffness per control point, normalised
+        by E_s. Points present in both get an NMSE and a surface figure.
+    positions : mapping of name -> (3,) mm, optional
+        Control-point positions, recorded in the JSON.
+    info : mapping, optional
+        Extra JSON-ready data (spec summary, timings, material ...), stored under ``"info"``.
+    outputs : mapping of name -> path, optional
+        Files the build wrote (STL, 3MF, ...), recorded with their sizes.
+    surface_plot : callable(stiffnesses: dict, path, title=...), optional
+        Draws the target vs as-built surfaces; default :func:`graded.plot.plot_elastic_surfaces`.
+    figures : bool
+        Write the PNG figures (False: JSON only).
+    max_render_triangles : int
+
+    Returns
+    -------
+    Report
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    targets = dict(targets or {})
+    as_built = dict(as_built or {})
+    positions = dict(positions or {})
+    files: dict[str, Path] = {}
+
+    if facts is None and mesh is not None:
+        from .mesh.facts import mesh_facts
+
+        facts = mesh_facts(mesh, min_strut_diameter=float(graph.diameters.min()) if graph.n_struts else math.nan)
+
+    points = []
+    for name in list(dict.fromkeys([*targets, *as_built])):
+        entry: dict = {"name": str(name)}
+        if name in positions:
+            entry["position_mm"] = check_finite(f"positions[{name!r}]", positions[name]).reshape(3)
+        Ct = _stiffness(f"targets[{name!r}]", targets[name]) if name in targets else None
+        Ca = _stiffness(f"as_built[{name!r}]", as_built[name]) if name in as_built else None
+        if Ct is not None:
+            entry["C_target_21"] = to_21(Ct)
+        if Ca is not None:
+            entry["C_asbuilt_21"] = to_21(Ca)
+        if Ct is not None and Ca is not None:
+            entry["nmse"] = float(nmse(Ct, Ca))
+        points.append((entry, Ct, Ca))
+
+    d = graph.diameters
+    graph_doc = {
+        "nodes": graph.n_nodes,
+        "struts": graph.n_struts,
+        "strut_volume_mm3": graph.strut_volume,
+        "diameter_mm": {"min": d.min(), "max": d.max(), "mean": d.mean()} if len(d) else None,
+        "length_mm": {"min": graph.lengths.min(), "max": graph.lengths.max()} if len(d) else None,
+        "bounds_mm": graph.bounds() if graph.n_nodes else None,
+    }
+    mesh_doc = facts.to_dict() if facts is not None else None
+    if mesh_doc is not None and graph.n_struts:
+        # how the solid compares with the graph's node-to-node strut volume (no overlap correction)
+        mesh_doc["volume_over_strut_volume"] = facts.volume / graph.strut_volume
+
+    if figures:
+        if mesh is not None and len(mesh.faces) <= max_render_triangles:
+            files["render"] = render_mesh(mesh.vertices, mesh.faces, out / "render.png")
+        elif graph.n_struts:
+            files["render"] = render_graph(graph, out / "render.png")
+        plot = surface_plot
+        if plot is None:
+            from .plot import plot_elastic_surfaces as plot
+        for entry, Ct, Ca in points:
+            if Ct is None or Ca is None:
+                continue
+            p = out / f"surfaces_{_slug(entry['name'])}.png"
+            plot({"target": Ct, "as built": Ca}, p, title=f"{entry['name']}: NMSE = {entry['nmse']:.3g}")
+            entry["surface_png"] = p.name
+            files[f"surfaces_{entry['name']}"] = p
+        files["summary"] = _summary(out / "summary.png", graph, facts, [e for e, _, _ in points])
+
+    doc = {
+        "format": REPORT_FORMAT,
+        "format_version": 1,
+        "units": {"length": "mm", "stiffness": "E_s (normalised)"},
+        "graph": graph_doc,
+        "mesh": mesh_doc,
+        "control_points": [e for e, _, _ in points],
+        "outputs": {
+            str(k): {"path": str(v), "bytes": Path(v).stat().st_size if Path(v).exists() else None}
+            for k, v in (outputs or {}).items()
+        },
+        "figures": {k: p.name for k, p in files.items()},
+        "info": dict(info or {}),
+    }
+    doc = _jsonable(doc)
+    path = out / "report.json"
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    files["report"] = path
+    return Report(doc, files)
+
+
+def _summary(path: Path, graph: LatticeGraph, facts, points: list[dict]) -> Path:
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+
+    fig = _figure(12.0, 8.0)
+    gs = fig.add_gridspec(2, 3, width_ratios=(1.6, 1.0, 1.0), hspace=0.35, wspace=0.35)
+    ax = fig.add_subplot(gs[:, 0], projection="3d")
+    if graph.n_struts:
+        norm = _draw_graph(ax, graph, 5.0)
+        fig.colorbar(ScalarMappable(norm=norm, cmap=colormaps["viridis"]), ax=ax, shrink=0.5,
+                     label="strut diameter (mm)")
+    ax.set_title(f"graded lattice: {graph.n_struts} struts, {graph.n_nodes} nodes", fontsize=10)
+
+    ax = fig.add_subplot(gs[0, 1:])
+    named = [p for p in points if "nmse" in p]
+    if named:
+        vals = [p["nmse"] for p in named]
+        ax.bar(range(len(vals)), vals, color="C0")
+        ax.set_xticks(range(len(vals)), [p["name"] for p in named], rotation=30, ha="right", fontsize=8)
+        for i, v in enumerate(vals):
+            ax.text(i, v, f"{v:.3g}", ha="center", va="bottom", fontsize=8)
+        ax.set_ylabel("NMSE (target vs as built)")
+    else:
+        ax.text(0.5, 0.5, "no control points with target and as-built stiffness", ha="center", va="center",
+                transform=ax.transAxes, fontsize=9)
+        ax.set_axis_off()
+    ax.set_title("stiffness match per control point (main text Eq. 8)", fontsize=10)
+
+    ax = fig.add_subplot(gs[1, 1])
+    if graph.n_struts:
+        ax.hist(graph.diameters, bins=30, color="C2")
+    ax.set(xlabel="strut diameter (mm)", ylabel="struts")
+    ax.set_title("diameters", fontsize=10)
+
+    ax = fig.add_subplot(gs[1, 2])
+    ax.set_axis_off()
+    if facts is not None:
+        rows = [
+            ("volume", f"{facts.volume:.4g} mm^3"),
+            ("relative density", f"{facts.relative_density:.4f}"),
+            ("triangles", f"{facts.triangles:,}"),
+            ("watertight", str(facts.watertight)),
+            ("is volume", str(facts.is_volume)),
+            ("bodies", str(facts.bodies)),
+            ("min strut", f"{facts.min_strut_diameter:.4g} mm"),
+            ("strut volume", f"{graph.strut_volume:.4g} mm^3"),
+        ]
+        ax.table(cellText=[[a, b] for a, b in rows], loc="center", cellLoc="left", colWidths=(0.55, 0.45))
+        ax.set_title("mesh facts", fontsize=10)
+    else:
+        ax.text(0.5, 0.5, "no mesh", ha="center", va="center", transform=ax.transAxes)
+    return _save(fig, path)
