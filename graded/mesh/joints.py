@@ -66,6 +66,9 @@ class JointSurface:
         Struts that must be drawn as full node-to-node cylinders and unioned.
     stub : ndarray (N,) float64
         Stub distance ``t`` per node (0 for nodes without struts), mm.
+    joint_volume, tube_volume : float
+        Volumes (mm^3) of the hull joints and of the stitched tubes; without fallback parts
+        the solid's volume is exactly their sum.
     """
 
     vertices: np.ndarray
@@ -73,6 +76,8 @@ class JointSurface:
     fallback_nodes: np.ndarray
     fallback_struts: np.ndarray
     stub: np.ndarray
+    joint_volume: float = 0.0
+    tube_volume: float = 0.0
 
 
 def strut_frames(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -142,7 +147,7 @@ def _joint_triangles(pts, own, n_ball, keys, expected, n_keys):
             continue
         cap_counts = np.bincount(cap[cap >= 0], minlength=n_keys)[keys]
         if np.all(cap_counts == expected):
-            return simp, cap
+            return simp, cap, float(hull.volume)
     return None
 
 
@@ -296,6 +301,7 @@ def build_joint_surface(
     tri_cap: list[np.ndarray] = []  # strut*2+end owning a cap triangle, -1 for the joint body
     ring_start = np.full((m, 2), -1, dtype=np.int64)
     offset = 0
+    joint_volume = 0.0
     for a in np.flatnonzero(~bad_node):
         sl = slice(ptr[a], ptr[a + 1])
         ss, ee = inc_strut[sl], inc_end[sl]
@@ -320,7 +326,8 @@ def build_joint_surface(
         if found is None:  # qhull precision trouble: let the boolean fallback draw this node
             bad_node[a] = True
             continue
-        simp, cap = found
+        simp, cap, vol = found
+        joint_volume += vol
         verts.append(pts)
         tris.append(simp + offset)
         tri_cap.append(cap)
@@ -361,4 +368,10 @@ def build_joint_surface(
     has_struts = counts > 0
     fallback_nodes = np.flatnonzero(bad_node & has_struts)
     fallback_struts = np.flatnonzero(~tube)
-    return JointSurface(vertices, triangles, fallback_nodes, fallback_struts, stub)
+    # tube volume: frustum of two regular n-gons with circumradii ra, rb over the tube length
+    n = segments[tube].astype(np.float64)
+    ra, rb = radii[tube, 0], radii[tube, 1]
+    h = np.maximum(length[tube] - stub[struts[tube, 0]] - stub[struts[tube, 1]], 0.0)
+    poly = 0.5 * n * np.sin(2.0 * np.pi / n)
+    tube_volume = float(np.sum(poly * h / 3.0 * (ra * ra + ra * rb + rb * rb)))
+    return JointSurface(vertices, triangles, fallback_nodes, fallback_struts, stub, joint_volume, tube_volume)

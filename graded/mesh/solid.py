@@ -68,7 +68,11 @@ class SolidMesh:
     dropped_struts : ndarray (j,) int64
         Struts removed as thinner than the printer minimum (``thin="drop"``).
     stats : dict
-        ``method``, ``seconds``, ``fallback_nodes``, ``fallback_struts``, ``islands_dropped``.
+        ``method``, ``seconds``, ``fallback_nodes``, ``fallback_struts``, ``islands_dropped``,
+        ``chord_tol_mm``; for ``method="joints"`` also ``joint_volume_mm3`` and
+        ``tube_volume_mm3``: without fallback parts and clipping, the solid's volume is their
+        sum, and ``strut volume - tube volume`` is what the joints replace (the stubs), so
+        ``joint volume - that`` is the node material beyond the node-to-node struts.
     """
 
     mesh: trimesh.Trimesh
@@ -242,9 +246,11 @@ def mesh_graph(
             _check_solid(core, "joint surface")
             parts.append(core)
         fb_nodes, fb_struts = surf.fallback_nodes, surf.fallback_struts
+        accounting = {"joint_volume_mm3": surf.joint_volume, "tube_volume_mm3": surf.tube_volume}
     else:
         fb_nodes, fb_struts = np.arange(len(nodes)), np.arange(len(struts))
         parts = []
+        accounting = {}
     parts += [_ball(nodes[i], ball_r[i], ball_seg[i]) for i in fb_nodes]
     parts += _cylinders(nodes[struts[fb_struts, 0]], nodes[struts[fb_struts, 1]], vradius[fb_struts], segments[fb_struts])
     report(1, 3, "union")
@@ -279,5 +285,6 @@ def mesh_graph(
         "fallback_struts": int(len(fb_struts)),
         "islands_dropped": islands,
         "chord_tol_mm": float(chord_tol),
+        **accounting,
     }
     return SolidMesh(mesh=mesh, facts=facts, kept_struts=kept, dropped_struts=dropped, stats=stats)
