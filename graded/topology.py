@@ -169,15 +169,30 @@ def _unique_points(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return points[first], inverse.reshape(-1)
 
 
-def _crossings(seg: np.ndarray) -> np.ndarray:
-    """Points where two non-parallel segments meet (closest distance below TOL.on_segment)."""
-    p, u = seg[:, 0], seg[:, 1] - seg[:, 0]
-    n = len(seg)
-    ia, ib = np.triu_indices(n, k=1)
-    # bounding-box overlap first: cheap and removes most pairs
+def _crossings(seg: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    """Points where two non-parallel segments of different parts meet.
+
+    Struts of one part (one elementary topology, tessellated or not) meet only at its
+    nodes, so only pairs from different parts are tested; a bounding-box test prunes
+    the pairs first. Closest distance below TOL.on_segment counts as a meeting.
+    """
     lo, hi = np.minimum(seg[:, 0], seg[:, 1]), np.maximum(seg[:, 0], seg[:, 1])
-    ok = np.all((lo[ia] <= hi[ib] + TOL.on_segment) & (lo[ib] <= hi[ia] + TOL.on_segment), axis=1)
-    ia, ib = ia[ok], ib[ok]
+    ia_all, ib_all = [], []
+    groups = [np.flatnonzero(owner == k) for k in np.unique(owner)]
+    for x in range(len(groups)):
+        for y in range(x + 1, len(groups)):
+            a, b = groups[x], groups[y]
+            ok = np.all(
+                (lo[a][:, None] <= hi[b][None] + TOL.on_segment) & (lo[b][None] <= hi[a][:, None] + TOL.on_segment),
+                axis=2,
+            )
+            i, j = np.nonzero(ok)
+            ia_all.append(a[i])
+            ib_all.append(b[j])
+    if not ia_all:
+        return np.zeros((0, 3))
+    ia, ib = np.concatenate(ia_all), np.concatenate(ib_all)
+    p, u = seg[:, 0], seg[:, 1] - seg[:, 0]
     uu, vv = np.sum(u[ia] ** 2, 1), np.sum(u[ib] ** 2, 1)
     uv = np.sum(u[ia] * u[ib], 1)
     w = p[ia] - p[ib]
@@ -249,7 +264,7 @@ def _reference_graph_cached(parts: Topology) -> ReferenceGraph:
     touch = np.all((hi >= -TOL.merge) & (lo <= 1 + TOL.merge), axis=1)
     cand, cand_own, cand_origin = all_seg[touch], all_own[touch], from_origin[touch]
     # the same strut can appear twice within one part list (duplicates across parts are fine)
-    points = np.concatenate([cand.reshape(-1, 3), _crossings(cand)])
+    points = np.concatenate([cand.reshape(-1, 3), _crossings(cand, cand_own)])
     points, _ = _unique_points(points)
     pieces, parent = _split(cand, points)
     piece_own = cand_own[parent]
