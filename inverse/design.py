@@ -1,0 +1,586 @@
+"""Inverse design of truss unit cells for a target stiffness, verified by FE.
+
+:func:`design` draws many candidates from the inverse model (Gumbel-softmax sampling,
+main text Eqs. 5-7), ranks them by the NMSE predicted by the forward model (main Eq. 8),
+optionally refines the continuous parameters of the best ones by gradient descent
+through the forward model, homogenizes them by FE and returns ranked
+:class:`DesignResult` objects -- best design of every distinct topology first.
+
+Honest limits
+-------------
+* an inadmissible target (not symmetric, not positive definite), a wrong number of
+  constants, or a unit mix-up (``units="GPa"`` with no ``E``; "normalised" values above 1,
+  which no lattice of the base material can reach) raise ``ValidationError``;
+* a target whose magnitude lies outside what the design space reaches (rho in
+  [0.002, 0.1]) gives a :class:`TargetOutOfReachWarning` stating the achievable range;
+* a best design whose verified relative error stays large gives a
+  :class:`PoorMatchWarning`.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from graded.elastic import NAMES_21, from_21, matrix_to_axis_angle, nmse, rotation_to_6d, to_21
+from graded.elastic import torch as et
+from graded.elastic.metrics import check_admissible
+from graded.validation import check_choice, check_finite, check_positive, fail
+
+from .forward import ForwardModel, onehot_to_topology, topology_onehot
+from .scaling import RHO_RANGE, STRETCH_RANGE, stiffness_scale
+
+__all__ = [
+    "TargetOutOfReachWarning",
+    "PoorMatchWarning",
+    "DesignResult",
+    "parse_target",
+    "draw_designs",
+    "refine_designs",
+    "design",
+    "default_models",
+    "REACH",
+    "POOR_MATCH",
+]
+
+Progress = Callable[[int, int, str], None]
+
+#: Range of the rotation-invariant magnitude ``s`` (Mandel trace, normalised by E_s) that
+#: lattices of the design space reach, used when the inverse weights carry no measured
+#: range: rho = 0.002 ... 0.1 with s / rho between ~0.4 and ~1 (measured on FE data).
+REACH = (0.002 * 0.4, 0.1 * 1.02)
+#: Relative Mandel-norm error ``||C_design - C_target|| / ||C_target||`` of the best
+#: design above which a :class:`PoorMatchWarning` is given.
+POOR_MATCH = 0.25
+#: Symmetry defect tolerated in a target (values printed with ~6 digits).
+TARGET_SYMMETRY_TOL = 1e-6
+
+
+class TargetOutOfReachWarning(UserWarning):
+    """The target is stiffer or softer than any lattice of the design space."""
+
+
+class PoorMatchWarning(UserWarning):
+    """Even the best design found stays far from the target."""
+
+
+@dataclass
+class DesignResult:
+    """One proposed unit cell.
+
+    Attributes
+    ----------
+    rank : int
+        0 = best. Designs of distinct topologies come first, each group by NMSE.
+    topology : str
+        E.g. ``"1x2+2x3+2x5"`` (tessellation x elementary id, SI Table S1).
+    rho : float
+        Relative density.
+    U, V : (3,) float
+        Principal stretches.
+    R1, R2 : (3, 3) float
+        Rotations R_I, R_II; ``R1_axis_angle``/``R2_axis_angle`` give ``(theta, e1, e2)``.
+    diameter : float or None
+        Strut diameter for ``cell_size`` (same unit), None if no cell size was given.
+    C_pred : (6, 6) float
+        Stiffness predicted by the forward model (normalised by E_s).
+    C_fe : (6, 6) float or None
+        Stiffness by FE homogenization (None if not verified).
+    nmse_pred, nmse_fe : float
+        NMSE (main Eq. 8) of C_pred / C_fe against the target.
+    distinct : bool
+        True for the best design of its topology.
+    refined : bool
+        Continuous parameters were refined by gradient descent.
+    E : float or None
+        Base-material Young's modulus (GPa) for the GPa views, if given.
+    """
+
+    rank: int
+    topology: str
+    rho: float
+    U: np.ndarray
+    V: np.ndarray
+    R1: np.ndarray
+    R2: np.ndarray
+    C_pred: np.ndarray
+    nmse_pred: float
+    C_fe: np.ndarray | None = None
+    nmse_fe: float | None = None
+    diameter: float | None = None
+    cell_size: float | None = None
+    distinct: bool = True
+    refined: bool = False
+    E: float | None = None
+
+    @property
+    def R1_axis_angle(self) -> np.ndarray:
+        return matrix_to_axis_angle(self.R1)
+
+    @property
+    def R2_axis_angle(self) -> np.ndarray:
+        return matrix_to_axis_angle(self.R2)
+
+    @property
+    def nmse(self) -> float:
+        """The FE-verified NMSE if available, else the predicted one."""
+        return self.nmse_fe if self.nmse_fe is not None else self.nmse_pred
+
+    @property
+    def cell(self):
+        """The design as a :class:`graded.unitcell.UnitCell`."""
+        from graded.unitcell import UnitCell
+
+        return UnitCell(self.topology, self.rho, self.U, self.V, self.R1, self.R2, strict=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "rank": self.rank,
+            "topology": self.topology,
+            "distinct": self.distinct,
+            "rho": self.rho,
+            "U": self.U.tolist(),
+            "V": self.V.tolist(),
+            "R1_axis_angle": self.R1_axis_angle.tolist(),
+            "R2_axis_angle": self.R2_axis_angle.tolist(),
+            "refined": self.refined,
+            "nmse_pred": self.nmse_pred,
+            "nmse_fe": self.nmse_fe,
+            "C_pred": dict(zip(NAMES_21, to_21(self.C_pred).tolist())),
+            "C_fe": None if self.C_fe is None else dict(zip(NAMES_21, to_21(self.C_fe).tolist())),
+        }
+        if self.cell_size is not None:
+            d["cell_size"] = self.cell_size
+            d["diameter"] = self.diameter
+        if self.E is not None:
+            d["E_GPa"] = self.E
+            d["C_pred_GPa"] = dict(zip(NAMES_21, (self.E * to_21(self.C_pred)).tolist()))
+            if self.C_fe is not None:
+                d["C_fe_GPa"] = dict(zip(NAMES_21, (self.E * to_21(self.C_fe)).tolist()))
+        return d
+
+
+# ---------------------------------------------------------------------------
+# input
+# ---------------------------------------------------------------------------
+
+
+def parse_target(target, *, E: float | None = None, units: str = "normalized") -> np.ndarray:
+    """Check a target stiffness and return it normalised by E_s as a (6, 6) float64 array.
+
+    Parameters
+    ----------
+    target : array_like
+        21 constants (order C11, C12, ..., C66; upper triangle row by row) or a 6x6 matrix.
+    E : float, optional
+        Base material's Young's modulus in GPa; required for ``units="GPa"``.
+    units : {"normalized", "GPa"}
+        ``"normalized"``: values are C / E_s (all below 1); ``"GPa"``: values in GPa.
+
+    Raises
+    ------
+    ValidationError
+        Wrong number of constants, unit mix-up, not symmetric or not positive definite.
+    """
+    check_choice("units", units, ("normalized", "GPa"))
+    arr = check_finite("target", target)
+    if arr.size == 21 and arr.ndim <= 2 and arr.shape != (6, 6):
+        C = from_21(arr.reshape(21))
+    elif arr.shape == (6, 6):
+        C = arr.copy()
+    else:
+        fail("target", f"has {arr.size} values (shape {arr.shape})",
+             "give the 21 independent constants C11, C12, ..., C66 or a 6x6 Voigt matrix")
+    if units == "GPa":
+        if E is None:
+            fail("E", "is required when the target is in GPa",
+                 "give the base material's Young's modulus (e.g. E=114 for Ti-6Al-4V)")
+        E = float(check_positive("E", E, hint="Young's modulus in GPa, e.g. 114"))
+        C = C / E
+    else:
+        big = float(np.abs(C).max())
+        if big > 1.0:
+            hint = ("these look like GPa values; pass units='GPa' and the base material's E"
+                    if E is None else "pass units='GPa' to divide by E")
+            fail("target", f"normalised values must be below 1 (stiffness / E_s), got up to {big:.4g}", hint)
+    C = check_admissible(C, "target", symmetry_tol=TARGET_SYMMETRY_TOL)
+    return 0.5 * (C + C.T)
+
+
+# ---------------------------------------------------------------------------
+# drawing and ranking
+# ---------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_models():
+    from .weights import load_forward, load_inverse
+
+    return load_inverse(), load_forward()
+
+
+def default_models():
+    """The shipped (inverse, forward) models, loaded once per process."""
+    return _shipped_models()
+
+
+@torch.no_grad()
+def draw_designs(
+    inverse,
+    forward: ForwardModel,
+    targets: np.ndarray,
+    n_draws: int,
+    *,
+    tau: float = 1.0,
+    generator: torch.Generator | None = None,
+    chunk: int = 20000,
+) -> dict[str, np.ndarray]:
+    """``n_draws`` designs for each of ``T`` targets, with predicted stiffness and NMSE.
+
+    Parameters
+    ----------
+    inverse : InverseModel
+    forward : ForwardModel
+    targets : (T, 6, 6) float
+        Normalised target stiffnesses.
+    n_draws : int
+    tau : float
+        Gumbel-softmax temperature.
+    generator : torch.Generator, optional
+        Gumbel noise source (a fixed seed gives identical draws).
+    chunk : int
+        Designs evaluated per batch.
+
+    Returns
+    -------
+    dict of arrays with leading axes (T, n_draws):
+        ``topology`` (3, 2) int8, ``rho``, ``U`` (3), ``V`` (3), ``R1``/``R2`` (3, 3),
+        ``C_pred`` (6, 6), ``nmse``.
+    """
+    inverse = inverse.float().eval()
+    forward = forward.float().eval()
+    targets = np.asarray(targets, dtype=np.float64).reshape(-1, 6, 6)
+    T = targets.shape[0]
+    f32 = torch.float32
+    x, Q, _, _ = inverse.scaled_features(torch.as_tensor(targets, dtype=torch.float64))
+    x = x.to(f32)
+    Q = Q.to(f32)
+    logits_all = inverse.posterior_logits(x)
+    per = max(1, chunk // max(n_draws, 1))
+    out: dict[str, list] = {k: [] for k in ("topology", "rho", "U", "V", "R1", "R2", "C_pred")}
+    from .inverse_model import gumbel_softmax_st
+
+    for a in range(0, T, per):
+        sl = slice(a, a + per)
+        t = x[sl].shape[0]
+        xx = x[sl, None].expand(t, n_draws, x.shape[-1])
+        lg = logits_all[sl, None].expand(t, n_draws, 3, logits_all.shape[-1])
+        z = gumbel_softmax_st(lg, tau, generator=generator)
+        rho, U, V, R1, R2c = inverse.geometry(xx, z)
+        R2 = Q[sl, None] @ R2c
+        C = forward(z, rho, U, V, R1, R2)
+        out["topology"].append(onehot_to_topology(z))
+        for k, v in (("rho", rho), ("U", U), ("V", V), ("R1", R1), ("R2", R2), ("C_pred", C)):
+            out[k].append(v.double().numpy())
+    res = {k: np.concatenate(v) for k, v in out.items()}
+    # exact rotations in float64 (the float32 network output is only nearly orthogonal)
+    res["R1"] = _orthonormalize(res["R1"])
+    res["R2"] = _orthonormalize(res["R2"])
+    res["C_pred"] = 0.5 * (res["C_pred"] + np.swapaxes(res["C_pred"], -1, -2))
+    res["nmse"] = nmse(targets[:, None], res["C_pred"])
+    return res
+
+
+def _orthonormalize(R: np.ndarray) -> np.ndarray:
+    from graded.elastic import rotation_from_6d
+
+    return rotation_from_6d(rotation_to_6d(R))
+
+
+def _keys(topology: np.ndarray) -> list[tuple]:
+    return [tuple(map(tuple, t.tolist())) for t in np.asarray(topology)]
+
+
+def _select(nmse_values: np.ndarray, keys: list[tuple], top_k: int) -> tuple[list[int], list[bool]]:
+    """Best design of each distinct topology first (by NMSE), then the next best ones."""
+    order = np.argsort(nmse_values, kind="stable")
+    seen: set = set()
+    first, rest = [], []
+    for i in order:
+        if keys[i] in seen:
+            rest.append(int(i))
+        else:
+            seen.add(keys[i])
+            first.append(int(i))
+    chosen = (first + rest)[:top_k]
+    return chosen, [i in set(first) for i in chosen]
+
+
+# ---------------------------------------------------------------------------
+# refinement
+# ---------------------------------------------------------------------------
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def refine_designs(
+    forward: ForwardModel,
+    target: np.ndarray,
+    cand: dict[str, np.ndarray],
+    *,
+    steps: int = 200,
+    lr: float = 0.02,
+) -> dict[str, np.ndarray]:
+    """Gradient descent on the continuous parameters of designs (topology fixed).
+
+    Minimises the NMSE (main Eq. 8) predicted by ``forward`` over rho, U, V (through
+    a sigmoid into the Table S1 ranges) and R_I, R_II (6D representation).
+
+    Parameters
+    ----------
+    forward : ForwardModel
+    target : (6, 6)
+    cand : dict
+        Arrays ``topology`` (k, 3, 2), ``rho`` (k,), ``U``, ``V`` (k, 3), ``R1``, ``R2`` (k, 3, 3).
+
+    Returns
+    -------
+    dict
+        The refined arrays, plus ``C_pred`` (k, 6, 6) and ``nmse`` (k,).
+    """
+    fwd = copy.deepcopy(forward).double().eval()
+    for p in fwd.parameters():
+        p.requires_grad_(False)
+    f64 = torch.float64
+    z = topology_onehot(cand["topology"], f64)
+    lo_s, hi_s = STRETCH_RANGE
+    p_rho = torch.tensor(_logit((cand["rho"] - RHO_RANGE[0]) / (RHO_RANGE[1] - RHO_RANGE[0])), dtype=f64)
+    p_U = torch.tensor(_logit((cand["U"] - lo_s) / (hi_s - lo_s)), dtype=f64)
+    p_V = torch.tensor(_logit((cand["V"] - lo_s) / (hi_s - lo_s)), dtype=f64)
+    p_R1 = torch.tensor(rotation_to_6d(cand["R1"]), dtype=f64)
+    p_R2 = torch.tensor(rotation_to_6d(cand["R2"]), dtype=f64)
+    params = [p.requires_grad_(True) for p in (p_rho, p_U, p_V, p_R1, p_R2)]
+    tgt = torch.as_tensor(np.asarray(target), dtype=f64)
+    nz = tgt != 0
+    denom = torch.where(nz, tgt, torch.ones_like(tgt)).square()
+    opt = torch.optim.Adam(params, lr=lr)
+
+    def unpack():
+        rho = RHO_RANGE[0] + (RHO_RANGE[1] - RHO_RANGE[0]) * torch.sigmoid(p_rho)
+        U = lo_s + (hi_s - lo_s) * torch.sigmoid(p_U)
+        V = lo_s + (hi_s - lo_s) * torch.sigmoid(p_V)
+        return rho, U, V, et.rotation_from_6d(p_R1), et.rotation_from_6d(p_R2)
+
+    def loss_of(C):
+        return torch.where(nz, (C - tgt).square() / denom, torch.zeros_like(C)).sum((-2, -1))
+
+    for _ in range(steps):
+        rho, U, V, R1, R2 = unpack()
+        per = loss_of(fwd(z, rho, U, V, R1, R2))
+        opt.zero_grad()
+        per.sum().backward()
+        opt.step()
+    with torch.no_grad():
+        rho, U, V, R1, R2 = unpack()
+        C = fwd(z, rho, U, V, R1, R2)
+        best = {
+            "topology": np.asarray(cand["topology"]),
+            "rho": rho.numpy().copy(),
+            "U": U.numpy().copy(),
+            "V": V.numpy().copy(),
+            "R1": R1.numpy().copy(),
+            "R2": R2.numpy().copy(),
+            "C_pred": C.numpy().copy(),
+        }
+    best["nmse"] = nmse(np.asarray(target)[None], best["C_pred"])
+    return best
+
+
+# ---------------------------------------------------------------------------
+# the design function
+# ---------------------------------------------------------------------------
+
+
+def _rel_error(target: np.ndarray, C: np.ndarray) -> np.ndarray:
+    """Relative Mandel-norm error ``||C - target|| / ||target||`` (rotation invariant)."""
+    w = np.array([1.0, 1, 1, math.sqrt(2), math.sqrt(2), math.sqrt(2)])
+    W = w[:, None] * w[None, :]
+    return np.linalg.norm((C - target) * W, axis=(-2, -1)) / np.linalg.norm(target * W)
+
+
+def design(
+    target,
+    *,
+    E: float | None = None,
+    units: str = "normalized",
+    n_draws: int = 10000,
+    tau: float = 1.0,
+    top_k: int = 10,
+    verify: bool = True,
+    refine: bool = False,
+    cell_size: float | None = None,
+    seed: int = 0,
+    models: tuple | None = None,
+    progress: Progress | None = None,
+) -> list[DesignResult]:
+    """Propose unit cells whose stiffness matches ``target``.
+
+    Parameters
+    ----------
+    target : array_like
+        21 constants or a 6x6 Voigt matrix (see :func:`parse_target`).
+    E : float, optional
+        Base material's Young's modulus in GPa (required for ``units="GPa"``; with
+        normalised targets it only adds GPa views to the results).
+    units : {"normalized", "GPa"}
+    n_draws : int
+        Candidates drawn from the inverse model and ranked by predicted NMSE.
+    tau : float
+        Gumbel-softmax temperature (larger: more varied topologies).
+    top_k : int
+        Designs returned (and verified by FE if ``verify``).
+    verify : bool
+        Homogenize the returned designs by FE (``C_fe``, ``nmse_fe``).
+    refine : bool
+        Refine rho, U, V, R_I, R_II of the returned designs by gradient descent through
+        the forward model first; a refined design replaces its original only if it is
+        better (by FE when ``verify``, else by prediction).
+    cell_size : float, optional
+        Edge of the reference cube (any length unit); gives each design's strut diameter.
+    seed : int
+        Seed of the Gumbel noise: a fixed seed gives identical designs.
+    models : (InverseModel, ForwardModel), optional
+        Default: the shipped weights.
+    progress : callable, optional
+        ``progress(done, total, message)``.
+
+    Returns
+    -------
+    list of DesignResult
+        Distinct topologies first; each group sorted by NMSE (FE-verified if ``verify``).
+
+    Warns
+    -----
+    TargetOutOfReachWarning
+        The target's magnitude is outside what rho in [0.002, 0.1] reaches.
+    PoorMatchWarning
+        The best design's relative error exceeds :data:`POOR_MATCH`.
+    """
+    C_t = parse_target(target, E=E, units=units)
+    if E is not None:
+        E = float(check_positive("E", E))
+    for name, v, lo in (("n_draws", n_draws, 1), ("top_k", top_k, 1)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            fail(name, f"{v!r} is not an integer >= {lo}", None)
+    if not (isinstance(tau, (int, float)) and math.isfinite(tau) and tau > 0):
+        fail("tau", f"{tau!r} must be a positive number", "e.g. 1 (paper) up to 100 (more exploration)")
+    if cell_size is not None:
+        cell_size = float(check_positive("cell_size", cell_size, hint="edge of the reference cube, e.g. 5 (mm)"))
+    inverse, forward = models if models is not None else default_models()
+    _check_reach(C_t, inverse, E)
+    total = 3 if verify else 2
+    if progress:
+        progress(0, total, "drawing candidates")
+    gen = torch.Generator().manual_seed(int(seed))
+    cand = draw_designs(inverse, forward, C_t[None], int(n_draws), tau=float(tau), generator=gen)
+    cand = {k: v[0] for k, v in cand.items()}
+    chosen, distinct = _select(cand["nmse"], _keys(cand["topology"]), int(top_k))
+    pick = {k: v[chosen] for k, v in cand.items()}
+    if progress:
+        progress(1, total, f"ranked {n_draws} candidates")
+    refined_flags = np.zeros(len(chosen), dtype=bool)
+    if refine:
+        ref = refine_designs(forward, C_t, pick)
+    if verify:
+        from .evaluate import fe_stiffness
+
+        pick["C_fe"] = fe_stiffness(pick["topology"], pick["rho"], pick["U"], pick["V"], pick["R1"], pick["R2"])
+        pick["nmse_fe"] = nmse(C_t[None], pick["C_fe"])
+        if refine:
+            ref["C_fe"] = fe_stiffness(ref["topology"], ref["rho"], ref["U"], ref["V"], ref["R1"], ref["R2"])
+            ref["nmse_fe"] = nmse(C_t[None], ref["C_fe"])
+            refined_flags = ref["nmse_fe"] < pick["nmse_fe"]
+    elif refine:
+        refined_flags = ref["nmse"] < pick["nmse"]
+    if refine:
+        for k in pick:
+            m = refined_flags.reshape((-1,) + (1,) * (pick[k].ndim - 1))
+            pick[k] = np.where(m, ref[k], pick[k])
+    if progress and verify:
+        progress(2, total, "verified by FE")
+    results = []
+    for j in range(len(chosen)):
+        topo = _format(pick["topology"][j])
+        diameter = None
+        if cell_size is not None:
+            from graded.topology import parse_topology
+            from graded.unitcell import diameter_from_density
+
+            basis = pick["R2"][j] @ np.diag(pick["V"][j]) @ pick["R1"][j] @ np.diag(pick["U"][j])
+            diameter = float(diameter_from_density(parse_topology(topo), pick["rho"][j], cell_size * basis))
+        results.append(DesignResult(
+            rank=0,
+            topology=topo,
+            rho=float(pick["rho"][j]),
+            U=pick["U"][j].copy(),
+            V=pick["V"][j].copy(),
+            R1=pick["R1"][j].copy(),
+            R2=pick["R2"][j].copy(),
+            C_pred=pick["C_pred"][j].copy(),
+            nmse_pred=float(pick["nmse"][j]),
+            C_fe=pick["C_fe"][j].copy() if verify else None,
+            nmse_fe=float(pick["nmse_fe"][j]) if verify else None,
+            diameter=diameter,
+            cell_size=cell_size,
+            refined=bool(refined_flags[j]),
+            E=E,
+        ))
+    # distinct topologies first (re-judged after verification/refinement), each by NMSE
+    results.sort(key=lambda r: r.nmse)
+    seen: set = set()
+    for r in results:
+        r.distinct = r.topology not in seen
+        seen.add(r.topology)
+    results.sort(key=lambda r: (not r.distinct, r.nmse))
+    for i, r in enumerate(results):
+        r.rank = i
+    if progress:
+        progress(total, total, "done")
+    best = results[0]
+    C_best = best.C_fe if best.C_fe is not None else best.C_pred
+    err = float(_rel_error(C_t, C_best))
+    if err > POOR_MATCH:
+        warnings.warn(PoorMatchWarning(
+            f"the best design differs from the target by {100 * err:.0f} % (relative Mandel norm"
+            f"{', by FE' if best.C_fe is not None else ', predicted'}); the target is probably outside "
+            "what the lattice design space offers (try a larger tau or more draws)"), stacklevel=2)
+    return results
+
+
+def _format(topology: np.ndarray) -> str:
+    from graded.topology import format_topology
+
+    return format_topology(tuple((int(t), int(s)) for t, s in np.asarray(topology)))
+
+
+def _check_reach(C: np.ndarray, inverse, E: float | None) -> None:
+    lo, hi = getattr(inverse.config, "reach", None) or REACH
+    s = float(stiffness_scale(to_21(C)))
+    if lo <= s <= hi:
+        return
+    unit = (lambda v: f"{v:.3g} (= {v * E:.3g} GPa with E = {E:g} GPa)") if E else (lambda v: f"{v:.3g}")
+    side = "stiffer" if s > hi else "softer"
+    warnings.warn(TargetOutOfReachWarning(
+        f"target is {side} than any lattice with rho in [{RHO_RANGE[0]}, {RHO_RANGE[1]}]: its magnitude "
+        f"C11+C22+C33+2(C44+C55+C66) is {unit(s)}, the design space reaches {unit(lo)} to {unit(hi)}; "
+        "the designs returned are the closest available, not a match"), stacklevel=3)

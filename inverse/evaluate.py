@@ -1,0 +1,328 @@
+"""Accuracy of the forward and inverse models against FE (never against the surrogate
+alone, except where a figure is labelled "surrogate").
+
+* :func:`evaluate_forward` -- per-component R^2 of ``C_ort`` (9), ``C_hat`` and ``C``
+  (21 each) on an FE test set, and parity plots (:func:`graded.plot.plot_parity`).
+* :func:`evaluate_inverse` -- for held-out FE targets: one draw per target, its design
+  homogenized by FE, R^2 per component and NMSE percentiles; and the best of
+  ``n_draws`` draws (ranked by predicted NMSE, the ``top_k`` best verified by FE).
+* :func:`fe_stiffness` -- FE stiffness of a batch of designs (grouped by topology).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from graded.elastic import NAMES_9, NAMES_21, from_21, nmse, r2_score, to_21
+from graded.validation import fail
+
+from .forward import ForwardModel, topology_onehot
+
+__all__ = [
+    "ForwardReport",
+    "InverseReport",
+    "fe_stiffness",
+    "evaluate_forward",
+    "evaluate_inverse",
+    "format_r2_table",
+]
+
+Progress = Callable[[int, int, str], None]
+
+
+def fe_stiffness(topology, rho, U, V, R1, R2, *, progress: Progress | None = None) -> np.ndarray:
+    """FE stiffness (n, 6, 6), normalised by E_s, of designs given as dataset-style arrays.
+
+    Designs that share a topology are homogenized in one batch.
+    """
+    from graded.unitcell import homogenize_designs
+
+    topology = np.asarray(topology)
+    n = topology.shape[0]
+    rho = np.asarray(rho, dtype=np.float64)
+    basis = np.asarray(R2) @ _diag(V) @ np.asarray(R1) @ _diag(U)
+    out = np.empty((n, 6, 6))
+    keys, inverse = np.unique(_topology_keys(topology), axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    done = 0
+    for g, key in enumerate(keys):
+        idx = np.flatnonzero(inverse == g)
+        parts = tuple((int(key[2 * p]), int(key[2 * p + 1])) for p in range(3))
+        out[idx] = homogenize_designs(parts, rho[idx], basis[idx])
+        done += len(idx)
+        if progress is not None:
+            progress(done, n, f"FE {done}/{n}")
+    return out
+
+
+def _topology_keys(topology: np.ndarray) -> np.ndarray:
+    """(n, 6) int keys with the three parts sorted (the lattice is their union)."""
+    t = np.asarray(topology).reshape(-1, 3, 2).astype(np.int64)
+    k = t[..., 0] * 8 + t[..., 1]
+    order = np.argsort(k, axis=1, kind="stable")
+    return np.take_along_axis(t, order[..., None], axis=1).reshape(-1, 6)
+
+
+def _diag(s) -> np.ndarray:
+    s = np.asarray(s, dtype=np.float64)
+    out = np.zeros(s.shape[:-1] + (3, 3))
+    out[..., [0, 1, 2], [0, 1, 2]] = s
+    return out
+
+
+def format_r2_table(names, values: dict[str, np.ndarray], digits: int = 4) -> str:
+    """A plain-text table: one row per component, one column per entry of ``values``."""
+    cols = list(values)
+    head = "component  " + "  ".join(f"{c:>12s}" for c in cols)
+    lines = [head, "-" * len(head)]
+    for i, name in enumerate(names):
+        lines.append(f"{name:<9s}  " + "  ".join(f"{values[c][i]:>12.{digits}f}" for c in cols))
+    lines.append(f"{'min':<9s}  " + "  ".join(f"{np.min(values[c]):>12.{digits}f}" for c in cols))
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# forward
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class ForwardReport:
+    """R^2 of the forward model on an FE test set.
+
+    Attributes
+    ----------
+    n : int
+        Test samples.
+    r2_C, r2_C_hat : (21,) ; r2_C_ort : (9,)
+        Per-component R^2 (FE vs model).
+    seconds : float
+        Prediction time for the whole set.
+    plots : list of str
+        Parity plots written.
+    """
+
+    n: int
+    r2_C: np.ndarray
+    r2_C_ort: np.ndarray
+    r2_C_hat: np.ndarray
+    seconds: float
+    plots: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "r2_C": dict(zip(NAMES_21, map(float, self.r2_C))),
+            "r2_C_ort": dict(zip(NAMES_9, map(float, self.r2_C_ort))),
+            "r2_C_hat": dict(zip(NAMES_21, map(float, self.r2_C_hat))),
+            "min_r2_C": float(self.r2_C.min()),
+            "min_r2_C_ort": float(self.r2_C_ort.min()),
+            "seconds": self.seconds,
+            "plots": self.plots,
+        }
+
+    def table(self) -> str:
+        t21 = format_r2_table(NAMES_21, {"C (F)": self.r2_C, "C_hat (F2)": self.r2_C_hat})
+        t9 = format_r2_table(NAMES_9, {"C_ort (F1)": self.r2_C_ort})
+        return f"forward model vs FE, n = {self.n}\n{t21}\n\n{t9}"
+
+
+@torch.no_grad()
+def evaluate_forward(model: ForwardModel, dataset, *, plot_dir: str | os.PathLike | None = None) -> ForwardReport:
+    """R^2 of ``C_ort``, ``C_hat`` and ``C`` against the FE labels of ``dataset``.
+
+    All three are predictions of the *complete* chain from the design parameters:
+    ``C_ort = F1(...)``, ``C_hat = F2(K(R_I) C_ort^pred, V)``, ``C = K(R_II) C_hat``.
+    """
+    if len(dataset) < 2:
+        fail("dataset", "needs at least 2 samples for R^2", None)
+    model = model.float().eval()
+    t0 = time.perf_counter()
+    f32 = torch.float32
+    out = {"c_ort": [], "C_hat": [], "C": []}
+    for a in range(0, len(dataset), 8192):
+        sl = slice(a, a + 8192)
+        t = lambda v: torch.as_tensor(np.asarray(v)[sl], dtype=f32)  # noqa: E731
+        st = model.stages(topology_onehot(dataset.topology[sl], f32), t(dataset.rho), t(dataset.U), t(dataset.V),
+                          t(dataset.R1), t(dataset.R2))
+        for k in out:
+            out[k].append(st[k].double().numpy())
+    seconds = time.perf_counter() - t0
+    c_ort = np.concatenate(out["c_ort"])
+    c_hat = to_21(np.concatenate(out["C_hat"]))
+    C = to_21(np.concatenate(out["C"]))
+    rep = ForwardReport(len(dataset), r2_score(dataset.C, C), r2_score(dataset.C_ort, c_ort),
+                        r2_score(dataset.C_hat, c_hat), seconds)
+    if plot_dir is not None:
+        from graded.plot import plot_parity
+
+        d = Path(plot_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        for name, true, pred, labels in (("forward_C", dataset.C, C, NAMES_21),
+                                         ("forward_C_ort", dataset.C_ort, c_ort, NAMES_9)):
+            p = d / f"{name}.png"
+            plot_parity(true, pred, p, labels=list(labels), title=f"forward model vs FE ({name[8:]})", r2_target=0.98)
+            rep.plots.append(str(p))
+    return rep
+
+
+# ---------------------------------------------------------------------------
+# inverse
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class InverseReport:
+    """Inverse-design accuracy on held-out FE targets (all NMSE by main Eq. 8).
+
+    Attributes
+    ----------
+    n : int
+        Targets.
+    r2_single_fe, r2_single_surrogate : (21,)
+        R^2 per component, one draw per target, design stiffness by FE / by the forward model.
+    r2_best_fe : (21,)
+        R^2 of the best of ``n_draws`` draws (ranked by predicted NMSE, ``top_k`` verified by FE).
+    nmse_single_fe, nmse_best_fe : (n,)
+        NMSE of those designs by FE.
+    same_topology : float
+        Fraction of single draws whose topology equals the target's.
+    settings : dict
+    seconds : dict
+    """
+
+    n: int
+    r2_single_fe: np.ndarray
+    r2_single_surrogate: np.ndarray
+    r2_best_fe: np.ndarray
+    nmse_single_fe: np.ndarray
+    nmse_best_fe: np.ndarray
+    same_topology: float
+    settings: dict
+    seconds: dict
+    plots: list[str] = field(default_factory=list)
+
+    @staticmethod
+    def _pct(x: np.ndarray) -> dict[str, float]:
+        return {"median": float(np.median(x)), "p90": float(np.percentile(x, 90)), "mean": float(np.mean(x))}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "settings": self.settings,
+            "r2_single_fe": dict(zip(NAMES_21, map(float, self.r2_single_fe))),
+            "r2_single_surrogate": dict(zip(NAMES_21, map(float, self.r2_single_surrogate))),
+            "r2_best_fe": dict(zip(NAMES_21, map(float, self.r2_best_fe))),
+            "min_r2_single_fe": float(self.r2_single_fe.min()),
+            "min_r2_single_surrogate": float(self.r2_single_surrogate.min()),
+            "min_r2_best_fe": float(self.r2_best_fe.min()),
+            "nmse_single_fe": self._pct(self.nmse_single_fe),
+            "nmse_best_fe": self._pct(self.nmse_best_fe),
+            "same_topology_fraction": self.same_topology,
+            "seconds": self.seconds,
+            "plots": self.plots,
+        }
+
+    def table(self) -> str:
+        t = format_r2_table(NAMES_21, {"1 draw, FE": self.r2_single_fe, "1 draw, surr.": self.r2_single_surrogate,
+                                       f"best/{self.settings['n_draws']}, FE": self.r2_best_fe})
+        a, b = self._pct(self.nmse_single_fe), self._pct(self.nmse_best_fe)
+        return (f"inverse model on {self.n} held-out FE targets\n{t}\n"
+                f"NMSE 1 draw (FE):   median {a['median']:.4g}  p90 {a['p90']:.4g}\n"
+                f"NMSE best   (FE):   median {b['median']:.4g}  p90 {b['p90']:.4g}\n"
+                f"same topology as the target's: {100 * self.same_topology:.1f} %")
+
+
+def evaluate_inverse(
+    inverse,
+    forward: ForwardModel,
+    dataset,
+    *,
+    n_targets: int = 1000,
+    n_draws: int = 100,
+    top_k: int = 3,
+    tau: float = 1.0,
+    seed: int = 0,
+    plot_dir: str | os.PathLike | None = None,
+    progress: Progress | None = None,
+) -> InverseReport:
+    """Inverse design of the first ``n_targets`` targets of an FE dataset, checked by FE.
+
+    Parameters
+    ----------
+    inverse : InverseModel
+    forward : ForwardModel
+    dataset : LatticeDataset
+        Held-out FE samples; their ``C`` are the targets.
+    n_targets : int
+        How many targets (the first ones).
+    n_draws : int
+        Draws per target for the best-of evaluation.
+    top_k : int
+        Best draws by predicted NMSE that are verified by FE; the best FE NMSE counts.
+    tau : float
+        Gumbel-softmax temperature.
+    seed : int
+        Seed of the Gumbel noise.
+    """
+    from .design import draw_designs
+
+    n = min(int(n_targets), len(dataset))
+    if n < 2:
+        fail("n_targets", f"{n} targets", "need at least 2 for R^2")
+    ds = dataset.subset(slice(0, n))
+    targets = from_21(ds.C)
+    timings = {}
+    gen = torch.Generator().manual_seed(int(seed))
+    t0 = time.perf_counter()
+    # --- single draw per target
+    single = draw_designs(inverse, forward, targets, 1, tau=tau, generator=gen)
+    timings["draw_single"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    C_single = fe_stiffness(single["topology"][:, 0], single["rho"][:, 0], single["U"][:, 0], single["V"][:, 0],
+                            single["R1"][:, 0], single["R2"][:, 0], progress=progress)
+    timings["fe_single"] = time.perf_counter() - t0
+    # --- best of n_draws
+    t0 = time.perf_counter()
+    many = draw_designs(inverse, forward, targets, n_draws, tau=tau, generator=gen)
+    timings["draw_many"] = time.perf_counter() - t0
+    order = np.argsort(many["nmse"], axis=1)[:, :top_k]
+    pick = lambda k: np.take_along_axis(many[k], order.reshape(order.shape + (1,) * (many[k].ndim - 2)), 1)  # noqa: E731
+    flat = {k: pick(k).reshape((-1,) + many[k].shape[2:]) for k in ("topology", "rho", "U", "V", "R1", "R2")}
+    t0 = time.perf_counter()
+    C_top = fe_stiffness(flat["topology"], flat["rho"], flat["U"], flat["V"], flat["R1"], flat["R2"],
+                         progress=progress).reshape(n, top_k, 6, 6)
+    timings["fe_best"] = time.perf_counter() - t0
+    e_top = nmse(targets[:, None], C_top)
+    best = np.argmin(e_top, axis=1)
+    C_best = C_top[np.arange(n), best]
+    same = np.mean(np.all(_topology_keys(single["topology"][:, 0]) == _topology_keys(ds.topology), axis=1))
+    rep = InverseReport(
+        n=n,
+        r2_single_fe=r2_score(ds.C, to_21(C_single)),
+        r2_single_surrogate=r2_score(ds.C, to_21(single["C_pred"][:, 0])),
+        r2_best_fe=r2_score(ds.C, to_21(C_best)),
+        nmse_single_fe=nmse(targets, C_single),
+        nmse_best_fe=e_top[np.arange(n), best],
+        same_topology=float(same),
+        settings={"n_draws": n_draws, "top_k": top_k, "tau": tau, "seed": seed},
+        seconds=timings,
+    )
+    if plot_dir is not None:
+        from graded.plot import plot_parity
+
+        d = Path(plot_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        for name, pred in (("inverse_single_fe", C_single), (f"inverse_best{n_draws}_fe", C_best)):
+            p = d / f"{name}.png"
+            plot_parity(ds.C, to_21(pred), p, labels=list(NAMES_21), title=f"target vs FE of design ({name})",
+                        r2_target=0.95)
+            rep.plots.append(str(p))
+    return rep

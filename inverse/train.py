@@ -1,0 +1,449 @@
+"""Training of the forward model (F1, F2) and of the inverse model (G1, G2).
+
+Both use Adam with a ``ReduceLROnPlateau`` schedule on a held-out validation split
+(SI section 3.C), explicit ``torch.Generator`` seeds for initialisation, shuffling and
+Gumbel noise, and an optional ``progress(done, total, message)`` callback. The best
+validation state is kept.
+
+Exact, FE-free augmentations
+----------------------------
+* **F2** -- for any of the 24 cube rotations ``P`` (signed permutations), the cell
+  ``P V R_I U X`` has stretches ``V[perm]``, rotation ``P R_I`` and stiffness
+  ``K(P) C_hat K(P)^T``; each batch applies a random ``P`` per sample
+  (:data:`~graded.inverse.forward.CUBE_ROTATIONS`).
+* **Inverse** -- rotating a target by any ``Q`` is matched by ``R_II -> Q R_II``. With
+  the canonical frame (default) the model is exactly invariant to this, so no
+  augmentation is needed; without it, every batch's targets are rotated at random
+  (Haar-uniform ``Q``).
+
+Losses
+------
+* F1: mean squared error of the scaled label ``C_ort / rho`` (SI Eq. 3).
+* F2 and the inverse model: squared Frobenius norm of the Mandel-form error divided by the
+  magnitude ``s`` of the stiffness (relative error; rotation invariant, so the error of
+  ``C_hat`` carries over unchanged to every orientation ``R_II``).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from graded.elastic import from_9, rotate_voigt, to_21
+from graded.elastic import torch as et
+from graded.validation import check_range, fail
+
+from .forward import CUBE_ROTATIONS, ForwardConfig, ForwardModel, topology_onehot
+from .inverse_model import InverseConfig, InverseModel, gumbel_softmax_st
+from .scaling import MinMax, density_label, stiffness_scale
+
+__all__ = [
+    "MANDEL_W21",
+    "TrainHistory",
+    "forward_config_from_data",
+    "inverse_config_from_data",
+    "train_forward",
+    "train_inverse",
+    "mandel_loss",
+    "random_rotations_torch",
+]
+
+Progress = Callable[[int, int, str], None]
+
+
+def _mandel_w21() -> np.ndarray:
+    w = np.array([1.0, 1, 1, 2, 2, 2])  # squared Mandel weights of the Voigt rows
+    out = []
+    for i in range(6):
+        for j in range(i, 6):
+            out.append(w[i] * w[j] * (1.0 if i == j else 2.0))
+    return np.array(out)
+
+
+#: Weights of the 21 constants in ``||M||_F^2`` of the Mandel form M (off-diagonal
+#: entries count twice; shear rows carry sqrt(2)).
+MANDEL_W21 = _mandel_w21()
+
+
+def mandel_loss(pred21: torch.Tensor, true21: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of ``||M(pred) - M(true)||_F^2 / s^2`` (21 constants in)."""
+    w = torch.as_tensor(MANDEL_W21, dtype=pred21.dtype)
+    e = (pred21 - true21) / s[..., None]
+    return (e.square() * w).sum(-1).mean() / float(w.sum())
+
+
+@dataclass
+class TrainHistory:
+    """Per-epoch record of a training run.
+
+    Attributes
+    ----------
+    train_loss, val_loss, lr : list of float
+    seconds : float
+        Wall time.
+    epochs : int
+        Epochs run.
+    best_epoch : int
+        Epoch whose weights were kept (lowest validation loss).
+    """
+
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    epochs: int = 0
+    best_epoch: int = -1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "train_loss": self.train_loss,
+            "val_loss": self.val_loss,
+            "lr": self.lr,
+            "seconds": self.seconds,
+            "epochs": self.epochs,
+            "best_epoch": self.best_epoch,
+        }
+
+
+def random_rotations_torch(n: int, generator: torch.Generator, dtype=torch.float32) -> torch.Tensor:
+    """``n`` Haar-uniform rotations (normalised Gaussian quaternions)."""
+    q = torch.randn(n, 4, generator=generator, dtype=torch.float64)
+    q = q / q.norm(dim=-1, keepdim=True)
+    w, x, y, z = q.unbind(-1)
+    R = torch.stack(
+        [
+            1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
+            2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
+            2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y),
+        ],
+        -1,
+    ).reshape(n, 3, 3)
+    return R.to(dtype)
+
+
+# ---------------------------------------------------------------------------
+# scalers from data
+# ---------------------------------------------------------------------------
+
+
+def forward_config_from_data(dataset, f1_widths=(256, 256, 256), f2_widths=(512, 512, 512)) -> ForwardConfig:
+    """Fit the label scalers of F1 (``C_ort / rho``) and F2 (``C_hat / s``) on a dataset."""
+    s = stiffness_scale(to_21(from_9(dataset.C_ort)))
+    return ForwardConfig(
+        f1_widths=list(f1_widths),
+        f2_widths=list(f2_widths),
+        f1_label=MinMax.fit(density_label(dataset.C_ort, dataset.rho)),
+        f2_label=MinMax.fit(dataset.C_hat / s[:, None]),
+    )
+
+
+def inverse_config_from_data(dataset, g1_widths=(512, 512, 512), g2_widths=(512, 512, 512),
+                             canonical: bool = True) -> InverseConfig:
+    """Fit the input scaler of the inverse model on a dataset's targets ``C``."""
+    C = torch.as_tensor(np.asarray(dataset.C), dtype=torch.float64)
+    x, _, _, s = InverseModel.raw_features(et.from_21(C), canonical)
+    reach = (float(s.min()), float(s.max()))
+    return InverseConfig(list(g1_widths), list(g2_widths), MinMax.fit(x.numpy()), canonical, reach)
+
+
+# ---------------------------------------------------------------------------
+# generic loop
+# ---------------------------------------------------------------------------
+
+
+def _split(n: int, val_fraction: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    check_range("val_fraction", val_fraction, 0.0, 0.5)
+    perm = torch.randperm(n, generator=generator)
+    n_val = max(1, int(round(val_fraction * n))) if n > 1 else 0
+    return perm[n_val:], perm[:n_val]
+
+
+def _init(module: torch.nn.Module, generator: torch.Generator) -> None:
+    """Kaiming-uniform init (PyTorch's default) from an explicit generator."""
+    for m in module.modules():
+        if isinstance(m, torch.nn.Linear):
+            bound = 1.0 / math.sqrt(m.in_features)
+            with torch.no_grad():
+                m.weight.uniform_(-bound, bound, generator=generator)
+                m.bias.uniform_(-bound, bound, generator=generator)
+
+
+def _fit(
+    params,
+    modules: list[torch.nn.Module],
+    step: Callable[[torch.Tensor, bool], torch.Tensor],
+    n_train: int,
+    val_batches: list[torch.Tensor],
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    patience: int,
+    generator: torch.Generator,
+    progress: Progress | None,
+    label: str,
+    time_limit: float | None,
+    min_lr: float = 1e-6,
+) -> TrainHistory:
+    """Adam + ReduceLROnPlateau; keeps the best validation state of ``modules``."""
+    opt = torch.optim.Adam(params, lr=lr)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=patience, min_lr=min_lr)
+    hist = TrainHistory()
+    best = math.inf
+    best_state = [copy.deepcopy(m.state_dict()) for m in modules]
+    t0 = time.perf_counter()
+    for epoch in range(epochs):
+        for m in modules:
+            m.train()
+        perm = torch.randperm(n_train, generator=generator)
+        total, count = 0.0, 0
+        for a in range(0, n_train, batch_size):
+            idx = perm[a : a + batch_size]
+            loss = step(idx, True)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+            count += len(idx)
+        for m in modules:
+            m.eval()
+        with torch.no_grad():
+            vl = [float(step(v, False)) * len(v) for v in val_batches]
+            n_val = sum(len(v) for v in val_batches)
+            val = sum(vl) / max(n_val, 1)
+        sched.step(val)
+        hist.train_loss.append(total / max(count, 1))
+        hist.val_loss.append(val)
+        hist.lr.append(opt.param_groups[0]["lr"])
+        hist.epochs = epoch + 1
+        if val < best:
+            best = val
+            hist.best_epoch = epoch
+            best_state = [copy.deepcopy(m.state_dict()) for m in modules]
+        elapsed = time.perf_counter() - t0
+        if progress is not None:
+            progress(epoch + 1, epochs, f"{label} epoch {epoch + 1}: train {hist.train_loss[-1]:.3e} "
+                                        f"val {val:.3e} lr {hist.lr[-1]:.1e} ({elapsed:.0f} s)")
+        if time_limit is not None and elapsed > time_limit:
+            break
+        if opt.param_groups[0]["lr"] <= min_lr * 1.0001:
+            break
+    for m, st in zip(modules, best_state):
+        m.load_state_dict(st)
+        m.eval()
+    hist.seconds = time.perf_counter() - t0
+    return hist
+
+
+def _batches(idx: torch.Tensor, size: int) -> list[torch.Tensor]:
+    return [idx[a : a + size] for a in range(0, len(idx), size)]
+
+
+# ---------------------------------------------------------------------------
+# forward model
+# ---------------------------------------------------------------------------
+
+
+def train_forward(
+    dataset,
+    *,
+    model: ForwardModel | None = None,
+    f1_widths=(256, 256, 256),
+    f2_widths=(512, 512, 512),
+    parts: tuple[str, ...] = ("f1", "f2"),
+    epochs: tuple[int, int] | int = (60, 60),
+    batch_size: int = 1024,
+    lr: float = 2e-3,
+    patience: int = 4,
+    val_fraction: float = 0.02,
+    augment: bool = True,
+    seed: int = 0,
+    time_limit: tuple[float | None, float | None] | float | None = None,
+    progress: Progress | None = None,
+) -> tuple[ForwardModel, dict[str, TrainHistory]]:
+    """Train F1 and/or F2 on a dataset (each on its own FE labels, as in the paper).
+
+    Parameters
+    ----------
+    dataset : LatticeDataset
+        Training data (a validation split is held out from it).
+    model : ForwardModel, optional
+        Continue training this model (its scalers are kept); default: a new model
+        with scalers fitted on ``dataset`` and the given widths.
+    parts : tuple of {"f1", "f2"}
+        Which sub-networks to train.
+    epochs : int or (int, int)
+        Maximum epochs of F1 and F2.
+    batch_size, lr, patience : training hyper-parameters (Adam, plateau factor 0.5).
+    val_fraction : float
+        Fraction held out for validation / scheduling / best-state selection.
+    augment : bool
+        Random cube rotations for F2 (module docstring).
+    seed : int
+        Seeds initialisation, split and shuffling.
+    time_limit : float or (float, float), optional
+        Wall seconds after which each sub-network stops (after the running epoch).
+    progress : callable, optional
+        ``progress(done, total, message)`` once per epoch.
+
+    Returns
+    -------
+    (ForwardModel, dict)
+        The trained model (eval mode, float32) and ``{"f1": TrainHistory, "f2": ...}``.
+    """
+    for p in parts:
+        if p not in ("f1", "f2"):
+            fail("parts", f"{p!r} is not 'f1' or 'f2'", None)
+    if len(dataset) < 4:
+        fail("dataset", f"has {len(dataset)} samples", "train on at least a few samples")
+    e1, e2 = (epochs, epochs) if isinstance(epochs, int) else epochs
+    t1, t2 = (time_limit, time_limit) if not isinstance(time_limit, tuple) else time_limit
+    gen = torch.Generator().manual_seed(int(seed))
+    if model is None:
+        model = ForwardModel(forward_config_from_data(dataset, f1_widths, f2_widths))
+        _init(model, gen)
+    model = model.float()
+    n = len(dataset)
+    tr, va = _split(n, val_fraction, gen)
+    f32 = torch.float32
+    hist: dict[str, TrainHistory] = {}
+
+    if "f1" in parts:
+        z = topology_onehot(dataset.topology, f32)
+        rho = torch.as_tensor(dataset.rho, dtype=f32)
+        U = torch.as_tensor(dataset.U, dtype=f32)
+        y = torch.as_tensor(model.config.f1_label.scale(density_label(dataset.C_ort, dataset.rho)), dtype=f32)
+
+        def step1(idx, training):
+            return torch.nn.functional.mse_loss(model.f1_raw(z[idx], rho[idx], U[idx]), y[idx])
+
+        hist["f1"] = _fit_idx(model.f1, step1, tr, va, e1, batch_size, lr, patience, gen, progress, "F1", t1)
+
+    if "f2" in parts:
+        Ct = torch.as_tensor(rotate_voigt(from_9(dataset.C_ort), dataset.R1), dtype=torch.float64)
+        Ch = et.from_21(torch.as_tensor(dataset.C_hat, dtype=torch.float64))
+        V = torch.as_tensor(dataset.V, dtype=torch.float64)
+        P = torch.as_tensor(CUBE_ROTATIONS, dtype=torch.float64)
+        KP = et.bond_matrix(P)
+        perms = torch.as_tensor(np.abs(CUBE_ROTATIONS).argmax(-1))  # V'_i = V[perm_i]
+        s_all = stiffness_scale(et.to_21(Ct))
+
+        def step2(idx, training):
+            ct, ch, v = Ct[idx], Ch[idx], V[idx]
+            if training and augment:
+                k = torch.randint(0, len(P), (len(idx),), generator=gen)
+                K = KP[k]
+                ct = K @ ct @ K.transpose(-1, -2)
+                ch = K @ ch @ K.transpose(-1, -2)
+                v = torch.gather(v, 1, perms[k])
+            pred = model.c_hat21(et.to_21(ct).to(f32), v.to(f32))
+            return mandel_loss(pred, et.to_21(ch).to(f32), s_all[idx].to(f32))
+
+        hist["f2"] = _fit_idx(model.f2, step2, tr, va, e2, batch_size, lr, patience, gen, progress, "F2", t2)
+    return model.eval(), hist
+
+
+def _fit_idx(module, step, tr, va, epochs, batch_size, lr, patience, gen, progress, label, time_limit):
+    """:func:`_fit` over index tensors ``tr`` (train) and ``va`` (validation)."""
+
+    def step_tr(local_idx, training):
+        return step(tr[local_idx] if training else local_idx, training)
+
+    return _fit(list(module.parameters()), [module], step_tr, len(tr), _batches(va, 8192),
+                epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, generator=gen,
+                progress=progress, label=label, time_limit=time_limit)
+
+
+# ---------------------------------------------------------------------------
+# inverse model
+# ---------------------------------------------------------------------------
+
+
+def train_inverse(
+    dataset,
+    forward: ForwardModel,
+    *,
+    model: InverseModel | None = None,
+    g1_widths=(512, 512, 512),
+    g2_widths=(512, 512, 512),
+    canonical: bool = True,
+    epochs: int = 60,
+    batch_size: int = 1024,
+    lr: float = 1e-3,
+    patience: int = 4,
+    tau: float = 1.0,
+    val_fraction: float = 0.02,
+    augment: bool = True,
+    seed: int = 0,
+    time_limit: float | None = None,
+    progress: Progress | None = None,
+) -> tuple[InverseModel, TrainHistory]:
+    """Train G1 and G2 jointly through the frozen forward model (main Eq. 4).
+
+    The loss is the relative Mandel-norm reconstruction error between the target and
+    ``F(G(target))`` (module docstring); the forward model is not updated.
+
+    Parameters
+    ----------
+    dataset : LatticeDataset
+        Its ``C`` are the targets (designs are not used: the inverse problem is
+        ill-posed, main text Eq. 2).
+    forward : ForwardModel
+        Trained forward surrogate (frozen).
+    model : InverseModel, optional
+        Continue training this model; default: a new one (input scaler fitted here).
+    canonical : bool
+        Canonical-frame targets (see :mod:`graded.inverse.inverse_model`).
+    tau : float
+        Gumbel-softmax temperature during training (the paper uses 1).
+    augment : bool
+        Random target rotations when ``canonical`` is False (exact, module docstring).
+    Other parameters as in :func:`train_forward`.
+
+    Returns
+    -------
+    (InverseModel, TrainHistory)
+    """
+    gen = torch.Generator().manual_seed(int(seed))
+    if model is None:
+        model = InverseModel(inverse_config_from_data(dataset, g1_widths, g2_widths, canonical))
+        _init(model, gen)
+    model = model.float()
+    forward = forward.float().eval()
+    for p in forward.parameters():
+        p.requires_grad_(False)
+    f32 = torch.float32
+    C = et.from_21(torch.as_tensor(np.asarray(dataset.C), dtype=torch.float64))
+    canon = model.config.canonical
+    if canon:
+        x_all, _, Cc_all, s_all = model.scaled_features(C)  # once: exactly invariant, no augmentation
+        x_all, Cc21, s_all = x_all.to(f32), et.to_21(Cc_all).to(f32), s_all.to(f32)
+    n = len(dataset)
+    tr, va = _split(n, val_fraction, gen)
+    noise = torch.Generator().manual_seed(int(seed) + 1)
+
+    def step(idx, training):
+        if canon:
+            x, target, s = x_all[idx], Cc21[idx], s_all[idx]
+        else:
+            Ci = C[idx]
+            if training and augment:
+                Ci = et.rotate_voigt(Ci, random_rotations_torch(len(idx), gen, torch.float64))
+            xs, _, Cc, s = model.scaled_features(Ci)
+            x, target, s = xs.to(f32), et.to_21(Cc).to(f32), s.to(f32)
+        logits = model.posterior_logits(x)
+        zz = gumbel_softmax_st(logits, tau, generator=noise)
+        rho, U, V, R1, R2 = model.geometry(x, zz)
+        pred = et.to_21(forward(zz, rho, U, V, R1, R2))
+        return mandel_loss(pred, target, s)
+
+    hist = _fit_idx(model, step, tr, va, epochs, batch_size, lr, patience, gen, progress, "G", time_limit)
+    for p in forward.parameters():
+        p.requires_grad_(True)
+    return model.eval(), hist
