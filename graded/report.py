@@ -327,7 +327,7 @@ def _summary(path: Path, graph: LatticeGraph, facts, points: list[dict]) -> Path
             ("triangles", f"{facts.triangles:,}"),
             ("watertight", str(facts.watertight)),
             ("is volume", str(facts.is_volume)),
-            ("bodies", str(facts.bodies)),
+            ("bodies / voids", f"{facts.bodies} / {facts.voids}"),
             ("min strut", f"{facts.min_strut_diameter:.4g} mm"),
             ("strut volume", f"{graph.strut_volume:.4g} mm^3"),
         ]

@@ -1,7 +1,7 @@
 """Printable solids from lattice graphs: meshing (manifold3d), mesh facts, demo lattices."""
 
 from .facts import MeshFacts, mesh_facts
-from .lattices import bcc_graph, graded_diameters, octet_graph
+from .lattices import bcc_graph, graded_diameters, octet_graph, superpose
 from .solid import SolidMesh, mesh_graph, to_manifold, to_trimesh
 from .tessellation import CHORD_TOL, area_scale, segments_for_radius
 
@@ -15,6 +15,7 @@ __all__ = [
     "bcc_graph",
     "octet_graph",
     "graded_diameters",
+    "superpose",
     "CHORD_TOL",
     "area_scale",
     "segments_for_radius",

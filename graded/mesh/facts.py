@@ -29,7 +29,10 @@ class MeshFacts:
     is_volume : bool
         Watertight, consistently wound outward, positive volume (trimesh's ``is_volume``).
     bodies : int
-        Connected components.
+        Connected solids: closed shells enclosing positive volume.
+    voids : int
+        Enclosed cavities: shells with negative (inward) volume, inside a body. They are valid
+        solids but trap powder in powder-bed printing, so they are reported.
     min_strut_diameter : float
         Thinnest strut diameter that was meshed (design value), mm; NaN if unknown.
     bounds : tuple
@@ -44,6 +47,7 @@ class MeshFacts:
     watertight: bool
     is_volume: bool
     bodies: int
+    voids: int
     min_strut_diameter: float
     bounds: tuple
 
@@ -58,6 +62,27 @@ class MeshFacts:
         out["bounds"] = [list(map(float, c)) for c in self.bounds]
         out["printable"] = self.printable
         return out
+
+
+def _shells(mesh: trimesh.Trimesh) -> tuple[int, int]:
+    """(shells with positive volume, shells with negative volume), shells = vertex-connected."""
+    faces = np.asarray(mesh.faces, dtype=np.int64)
+    if len(faces) == 0:
+        return 0, 0
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(mesh.vertices)
+    rows = np.concatenate([faces[:, 0], faces[:, 1]])
+    cols = np.concatenate([faces[:, 1], faces[:, 2]])
+    adj = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n))
+    count, labels = connected_components(adj, directed=False)
+    flab = labels[faces[:, 0]]
+    tri = np.asarray(mesh.vertices, dtype=np.float64)[faces]
+    vol6 = np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2]))
+    vols = np.bincount(flab, weights=vol6, minlength=count)
+    has_faces = np.bincount(flab, minlength=count) > 0
+    return int(np.sum(has_faces & (vols > 0))), int(np.sum(has_faces & (vols < 0)))
 
 
 def mesh_facts(
@@ -82,7 +107,7 @@ def mesh_facts(
         reference_volume = float(np.prod(bounds[1] - bounds[0]))
     volume = float(mesh.volume) if len(mesh.faces) else 0.0
     density = volume / reference_volume if reference_volume > 0 else float("nan")
-    bodies = int(mesh.body_count) if len(mesh.faces) else 0
+    bodies, voids = _shells(mesh)
     return MeshFacts(
         volume=volume,
         reference_volume=float(reference_volume),
@@ -92,6 +117,7 @@ def mesh_facts(
         watertight=bool(mesh.is_watertight),
         is_volume=bool(mesh.is_volume),
         bodies=bodies,
+        voids=voids,
         min_strut_diameter=float(min_strut_diameter),
         bounds=(tuple(map(float, bounds[0])), tuple(map(float, bounds[1]))),
     )

@@ -182,6 +182,47 @@ def _min_angle(ptr, inc_dir, counts) -> np.ndarray:
     return out
 
 
+def _uncap_sharp_pairs(ptr, inc_strut, inc_dir, counts, length, r_tube) -> np.ndarray:
+    """Choose struts to leave without caps so that no node needs over-long stubs.
+
+    Two struts at a node at angle theta need stubs of about ``R cot(theta / 2)``; when that
+    exceeds half the shorter strut, at least one of the pair cannot be a stitched tube. Per
+    node, greedily uncap the strut in the most such pairs until none is left (a minimum
+    vertex cover in spirit: with superposed topologies, e.g. BCC + octet at a cube corner,
+    this uncaps the 8 diagonals rather than the 12 face diagonals). Returns ``capped`` (M,).
+    """
+    m = len(length)
+    capped = np.ones(m, dtype=bool)
+    n = len(counts)
+    dmax = int(counts.max()) if n else 0
+    if dmax < 2:
+        return capped
+    slot = np.arange(len(inc_dir)) - np.repeat(ptr[:-1], counts)
+    node_of = np.repeat(np.arange(n), counts)
+    pad_dir = np.zeros((n, dmax, 3))
+    pad_dir[node_of, slot] = inc_dir
+    pad_s = np.full((n, dmax), -1, dtype=np.int64)
+    pad_s[node_of, slot] = inc_strut
+    valid = pad_s >= 0
+    R = np.zeros(n)
+    np.maximum.at(R, node_of, r_tube[inc_strut])
+    pad_len = np.where(valid, length[np.maximum(pad_s, 0)], np.inf)
+    cos = np.clip(np.einsum("nik,njk->nij", pad_dir, pad_dir), -1.0, 1.0)
+    half = np.arccos(cos) / 2.0
+    with np.errstate(divide="ignore"):
+        need = (1.0 + STUB_MARGIN) * R[:, None, None] * np.where(half > 0, 1.0 / np.tan(half), np.inf)
+    budget = 0.5 * np.minimum(pad_len[:, :, None], pad_len[:, None, :]) / (1.0 + STUB_MARGIN)
+    bad = valid[:, :, None] & valid[:, None, :] & ~np.eye(dmax, dtype=bool)[None] & (need >= budget)
+    for a in np.flatnonzero(bad.any(axis=(1, 2))):
+        conflict = bad[a].copy()
+        while conflict.any():
+            worst = int(np.argmax(conflict.sum(axis=1)))
+            capped[pad_s[a, worst]] = False
+            conflict[worst, :] = False
+            conflict[:, worst] = False
+    return capped
+
+
 def build_joint_surface(
     nodes: np.ndarray,
     struts: np.ndarray,
@@ -217,29 +258,39 @@ def build_joint_surface(
 
     ptr, inc_strut, inc_end, counts = _incidence(n_nodes, struts)
     inc_dir = np.where(inc_end[:, None] == 0, d[inc_strut], -d[inc_strut])
-    theta = _min_angle(ptr, inc_dir, counts)
     node_of_inc = np.repeat(np.arange(n_nodes), counts)
     r_tube = radii.max(axis=1)
-    r_node = np.zeros(n_nodes)
-    np.maximum.at(r_node, node_of_inc, r_tube[inc_strut])
-    with np.errstate(divide="ignore"):
-        cot = np.where(theta < np.pi, 1.0 / np.tan(theta / 2.0), 0.0)
-    stub = (1.0 + STUB_MARGIN) * np.maximum(ball_radius, r_node * np.maximum(cot, 1.0))
-    stub = np.where(counts > 0, stub, 0.0)
 
-    bad_node = (counts == 0) | ~np.isfinite(stub)
-    # struts too short for two separated joints
-    short = stub[struts[:, 0]] + stub[struts[:, 1]] >= length / (1.0 + STUB_MARGIN)
-    bad_node[struts[short].reshape(-1)] = True
+    # Stubs only for "capped" struts. A strut too short for the stubs at both ends loses its
+    # caps (it becomes a full fallback cylinder); the stubs at its nodes are then recomputed
+    # without it, which only shortens them, so the loop ends (usually after 1-3 rounds).
+    capped = _uncap_sharp_pairs(ptr, inc_strut, inc_dir, counts, length, r_tube)
+    while True:
+        keep_inc = capped[inc_strut]
+        kcounts = np.bincount(node_of_inc[keep_inc], minlength=n_nodes)
+        kptr = np.concatenate([[0], np.cumsum(kcounts)])
+        theta = _min_angle(kptr, inc_dir[keep_inc], kcounts)
+        r_node = np.zeros(n_nodes)
+        np.maximum.at(r_node, node_of_inc[keep_inc], r_tube[inc_strut[keep_inc]])
+        with np.errstate(divide="ignore"):
+            cot = np.where(theta < np.pi, 1.0 / np.tan(theta / 2.0), 0.0)
+        stub = (1.0 + STUB_MARGIN) * np.maximum(ball_radius, r_node * np.maximum(cot, 1.0))
+        stub = np.where(counts > 0, stub, 0.0)
+        short = capped & ~(stub[struts[:, 0]] + stub[struts[:, 1]] < length / (1.0 + STUB_MARGIN))
+        if not short.any():
+            break
+        capped &= ~short
 
+    bad_node = counts == 0
     # bounding sphere of each joint: ball or the farthest stub-ring vertex
-    rho = np.maximum(ball_radius, np.sqrt(stub**2 + r_node**2))
+    rho = np.where(kcounts > 0, np.maximum(ball_radius, np.sqrt(stub**2 + r_node**2)), ball_radius)
 
     def tube_ok():
-        return ~bad_node[struts[:, 0]] & ~bad_node[struts[:, 1]]
+        return capped & ~bad_node[struts[:, 0]] & ~bad_node[struts[:, 1]]
 
     good = ~bad_node
-    # joint-joint contacts between nodes without a common strut
+    # joint-joint contacts between nodes without a common capped strut (those are separated
+    # by the slab between their caps)
     gidx = np.flatnonzero(good)
     if len(gidx) > 1:
         tree = cKDTree(nodes[gidx])
@@ -249,7 +300,8 @@ def build_joint_surface(
             close = np.linalg.norm(nodes[a] - nodes[b], axis=1) <= rho[a] + rho[b] + CONTACT_GAP
             a, b = a[close], b[close]
             if len(a):
-                key = np.minimum(struts[:, 0], struts[:, 1]) * n_nodes + np.maximum(struts[:, 0], struts[:, 1])
+                cs = struts[capped]
+                key = np.minimum(cs[:, 0], cs[:, 1]) * n_nodes + np.maximum(cs[:, 0], cs[:, 1])
                 linked = np.isin(np.minimum(a, b) * n_nodes + np.maximum(a, b), key)
                 bad_node[a[~linked]] = True
                 bad_node[b[~linked]] = True
@@ -305,6 +357,8 @@ def build_joint_surface(
     for a in np.flatnonzero(~bad_node):
         sl = slice(ptr[a], ptr[a + 1])
         ss, ee = inc_strut[sl], inc_end[sl]
+        ring_on = capped[ss]
+        ss, ee = ss[ring_on], ee[ring_on]
         ball = unit_ball_points(int(ball_segments[a])) * ball_radius[a] + nodes[a]
         pieces = [ball]
         owner = [np.full(len(ball), -1, dtype=np.int64)]
@@ -335,6 +389,7 @@ def build_joint_surface(
         offset += len(pts)
 
     tube &= ~bad_node[struts[:, 0]] & ~bad_node[struts[:, 1]]
+    tube &= (ring_start[:, 0] >= 0) & (ring_start[:, 1] >= 0)
     if verts:
         vertices = np.concatenate(verts)
         triangles = np.concatenate(tris)

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..graph import LatticeGraph
 
-__all__ = ["bcc_graph", "octet_graph", "graded_diameters"]
+__all__ = ["bcc_graph", "octet_graph", "graded_diameters", "superpose"]
 
 
 def _grid(shape, cell):
@@ -62,3 +62,21 @@ def octet_graph(shape=(2, 2, 2), cell: float = 2.0, d_min: float = 0.3, d_max: f
     nodes = fine * h
     struts = np.asarray(struts, dtype=np.int64)
     return LatticeGraph(nodes, struts, graded_diameters(nodes, struts, d_min, d_max), {"lattice": "octet"})
+
+
+def superpose(*graphs: LatticeGraph, tol: float = 1e-6) -> LatticeGraph:
+    """Union of graphs: nodes closer than ``tol`` (mm, on a grid) fused, duplicate struts kept once.
+
+    Crossing struts are not split (the superposed BCC + octet lattices used in tests have no
+    crossings away from nodes). The diameter of a duplicate strut is the first one's.
+    """
+    nodes = np.vstack([g.nodes for g in graphs])
+    key = np.round(nodes / tol).astype(np.int64)
+    _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    offsets = np.cumsum([0] + [g.n_nodes for g in graphs])
+    struts = np.vstack([inverse[g.struts + o] for g, o in zip(graphs, offsets)])
+    struts = np.sort(struts, axis=1)
+    struts, keep = np.unique(struts, axis=0, return_index=True)
+    diameters = np.concatenate([g.diameters for g in graphs])[keep]
+    return LatticeGraph(nodes[first], struts, diameters, {"lattice": "+".join(str(g.meta.get("lattice")) for g in graphs)})
