@@ -270,11 +270,16 @@ def _reference_graph_cached(parts: Topology) -> ReferenceGraph:
     piece_own = cand_own[parent]
     piece_origin = cand_origin[parent]
 
-    # periodic representation
-    a_red, a_shift = _reduce(pieces[:, 0])
-    b_red, b_shift = _reduce(pieces[:, 1])
+    # periodic representation: every piece of the lattice has exactly one image whose
+    # midpoint lies in [0, 1)^3, and that image is split at all its points (they lie in
+    # the closed cube). Pieces of candidates that only touch the cube are left out here.
+    mid = pieces.mean(axis=1)
+    home = np.all((mid >= -TOL.merge) & (mid < 1.0 - TOL.merge), axis=1)
+    a_red, a_shift = _reduce(pieces[home, 0])
+    b_red, b_shift = _reduce(pieces[home, 1])
     pnodes, inv = _unique_points(np.concatenate([a_red, b_red]))
-    ia, ib = inv[: len(pieces)], inv[len(pieces) :]
+    nh = int(home.sum())
+    ia, ib = inv[:nh], inv[nh:]
     off = b_shift - a_shift
     # canonical direction: (i < j) or (i == j and offset lexicographically positive)
     sign = np.sign(off[:, 0] * 9 + off[:, 1] * 3 + off[:, 2])
@@ -288,7 +293,7 @@ def _reference_graph_cached(parts: Topology) -> ReferenceGraph:
     if np.any((ukey[:, 0] == ukey[:, 1]) & np.all(ukey[:, 2:] == 0, axis=1)):
         raise RuntimeError(f"topology {format_topology(parts)}: a strut collapsed to a point while splitting")
     bmember = np.zeros((len(ukey), P), dtype=bool)
-    np.logical_or.at(bmember, (bond_of_piece, piece_own), True)
+    np.logical_or.at(bmember, (bond_of_piece, piece_own[home]), True)
     # a sub-strut lies on a strut of part p if any piece mapped to the bond came from p
     periodic = PeriodicGraph(pnodes, ukey[:, :2], ukey[:, 2:], bmember)
 
@@ -299,11 +304,25 @@ def _reference_graph_cached(parts: Topology) -> ReferenceGraph:
     ckey = np.sort(cstruts, axis=1)
     _, first = np.unique(ckey, axis=0, return_index=True)
     first = np.sort(first)
-    cube_bonds = bond_of_piece[piece_origin][first]
+    cstruts = cstruts[first]
+    # which periodic bond each cube strut is an image of
+    ca_red, ca_shift = _reduce(cnodes[cstruts[:, 0]])
+    cb_red, cb_shift = _reduce(cnodes[cstruts[:, 1]])
+    lookup = {tuple(k): n for n, k in enumerate(_key(pnodes).tolist())}
+    ci_ = np.array([lookup[tuple(k)] for k in _key(ca_red).tolist()], dtype=np.int64)
+    cj_ = np.array([lookup[tuple(k)] for k in _key(cb_red).tolist()], dtype=np.int64)
+    coff_ = cb_shift - ca_shift
+    bond_lookup = {tuple(k): n for n, k in enumerate(ukey.tolist())}
+    cube_bonds = np.empty(len(cstruts), dtype=np.int64)
+    for n, (i_, j_, o_) in enumerate(zip(ci_.tolist(), cj_.tolist(), coff_.tolist())):
+        k_ = bond_lookup.get((i_, j_, *o_))
+        if k_ is None:
+            k_ = bond_lookup[(j_, i_, *(-v for v in o_))]
+        cube_bonds[n] = k_
     return ReferenceGraph(
         parts=parts,
         nodes=cnodes,
-        struts=cstruts[first],
+        struts=cstruts,
         membership=bmember[cube_bonds],
         periodic=periodic,
         cube_to_periodic=cube_bonds,
