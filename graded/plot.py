@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 
+from .io.atomic import atomic_path, check_suffix
 from .elastic import check_admissible, directional_modulus, from_21, r2_score, sphere_directions
 from .validation import check_finite, fail
 
@@ -36,18 +36,10 @@ def _new_figure(width: float, height: float):
 
 def save_figure(fig, path: str | os.PathLike) -> Path:
     """Write ``fig`` as PNG to ``path`` atomically; returns the path."""
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        fail("path", f"{path.name} does not end in .png", "give a .png file name")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    path = check_suffix(path, (".png",))
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+        os.chmod(tmp, 0o644)  # the temporary file is private; a figure is for sharing
     return path
 
 

@@ -19,6 +19,7 @@ _LAZY = {
     "generate_dataset": "dataset",
     "load_dataset": "dataset",
     "split_indices": "dataset",
+    "shipped_test_set": "dataset",
 }
 
 __all__ = sorted(_LAZY)

@@ -43,10 +43,11 @@ the rest.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import multiprocessing
 import os
-import tempfile
 import time
 import zipfile
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -56,6 +57,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from graded.io.atomic import atomic_path
 from graded.validation import ValidationError, fail
 
 from .sampling import TABLE_S1, Bounds, Designs, sample_designs
@@ -71,6 +73,7 @@ __all__ = [
     "label_designs",
     "chunk_designs",
     "split_indices",
+    "shipped_test_set",
 ]
 
 FORMAT = "graded-lattice-dataset"
@@ -102,9 +105,17 @@ FIELDS: dict[str, tuple[tuple[int, ...], type]] = {
     "C": ((21,), np.float64),
 }
 
+#: Each worker runs single-threaded BLAS: the FE solves many small dense systems, where
+#: BLAS threads only add contention (on a loaded 2-core machine they made it ~10x slower).
+_WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+#: Files are readable by everyone (mkstemp would leave them private, 0o600).
+_FILE_MODE = 0o644
+
 _META = "meta.json"
 _CHUNK = "chunk_{:05d}.npz"
-_TMP_PREFIX = ".tmp-chunk_"
+#: Suffix of temporary files (graded.io.atomic names them ".tmp-*"); a killed run may leave some.
+_TMP_SUFFIX = ".partial"
 
 Progress = Callable[[int, int, str], None]
 
@@ -158,6 +169,10 @@ def chunk_designs(seed: int, index: int, size: int, bounds: Bounds = TABLE_S1) -
     return sample_designs(size, rng, bounds)
 
 
+def _is_temporary(path: Path) -> bool:
+    return path.name.startswith(".tmp-") and path.name.endswith(_TMP_SUFFIX)
+
+
 def _compute_chunk(seed: int, index: int, size: int, chunk_size: int, bounds: dict) -> dict[str, np.ndarray]:
     designs = chunk_designs(seed, index, size, Bounds.from_dict(bounds))
     labels = label_designs(designs)
@@ -168,17 +183,12 @@ def _compute_chunk(seed: int, index: int, size: int, chunk_size: int, bounds: di
 
 
 def _write_chunk(directory: Path, index: int, arrays: dict[str, np.ndarray]) -> None:
-    target = directory / _CHUNK.format(index)
-    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=".npz", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    with atomic_path(directory / _CHUNK.format(index), suffix=_TMP_SUFFIX) as tmp:
+        with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        os.chmod(tmp, _FILE_MODE)
 
 
 def _run_chunk(directory: str, seed: int, index: int, size: int, chunk_size: int, bounds: dict) -> int:
@@ -214,7 +224,10 @@ def _check_meta(meta: Any, where: str) -> dict[str, Any]:
         value = meta.get(key)
         if not _is_int(value) or value < (0 if key == "seed" else 1):
             fail(field_, f"meta.json field {key!r} = {value!r} is not a valid integer", "the file is damaged; regenerate it")
-    Bounds.from_dict(meta.get("bounds"))
+    try:
+        Bounds.from_dict(meta.get("bounds"))
+    except ValidationError as exc:
+        raise ValidationError(field_, f"meta.json has invalid bounds ({exc})", "the file is damaged; regenerate it") from None
     if not isinstance(meta.get("fe"), dict):
         fail(field_, "meta.json has no 'fe' settings", "the file is damaged; regenerate it")
     return meta
@@ -338,7 +351,8 @@ def generate_dataset(
     chunk_size : int
         Samples per chunk file (the unit of parallel work and of resume).
     workers : int, optional
-        Worker processes (default: all cores). ``1`` computes in this process.
+        Worker processes (default: all cores), each with single-threaded BLAS.
+        ``1`` computes in this process.
     progress : callable, optional
         ``progress(done_samples, n, message)`` after every chunk.
     bounds : Bounds
@@ -379,12 +393,13 @@ def generate_dataset(
                 fail("path", f"{directory} holds a dataset with {key} = {old.get(key)!r}, not {meta[key]!r}",
                      "use the same arguments to resume it, or choose another directory")
     else:
-        if any(not p.name.startswith(_TMP_PREFIX) for p in directory.iterdir()):
+        if any(not _is_temporary(p) for p in directory.iterdir()):
             fail("path", f"{directory} is not empty and has no {_META}",
                  "choose a new or empty directory for the dataset")
         _write_json(directory / _META, meta)
-    for stale in directory.glob(_TMP_PREFIX + "*"):  # left by a killed run
-        stale.unlink(missing_ok=True)
+    for stale in directory.iterdir():  # left by a killed run
+        if _is_temporary(stale):
+            stale.unlink(missing_ok=True)
 
     sizes = _chunk_sizes(n, chunk_size)
     todo: list[int] = []
@@ -410,7 +425,10 @@ def generate_dataset(
             if progress is not None:
                 progress(done, n, f"chunk {k}")
     else:
-        with ProcessPoolExecutor(max_workers=min(workers, len(todo))) as pool:
+        # "spawn" starts fresh interpreters that read _WORKER_ENV when numpy loads
+        # (a forked child would inherit this process's BLAS thread pool).
+        ctx = multiprocessing.get_context("spawn")
+        with _environment(_WORKER_ENV), ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx) as pool:
             pending = {pool.submit(_run_chunk, str(directory), seed, k, sizes[k], chunk_size, meta["bounds"]): k for k in todo}
             try:
                 while pending:
@@ -438,16 +456,25 @@ def generate_dataset(
     )
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+@contextlib.contextmanager
+def _environment(values: dict[str, str]):
+    """Set environment variables for the duration of the block (inherited by children)."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    with atomic_path(path, suffix=_TMP_SUFFIX) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+        os.chmod(tmp, _FILE_MODE)
 
 
 @dataclass(frozen=True, eq=False)
@@ -515,6 +542,18 @@ def load_dataset(path: str | os.PathLike) -> LatticeDataset:
     parts = [_load_chunk(directory / _CHUNK.format(k), meta, k, s) for k, s in enumerate(sizes)]
     arrays = {key: np.concatenate([p[key] for p in parts]) for key in FIELDS}
     return LatticeDataset(**arrays, meta=meta)
+
+
+def shipped_test_set() -> LatticeDataset:
+    """The FE test set shipped inside the package (5,000 samples, seed 1, chunk size 1000).
+
+    It is ``graded dataset datasets/test --n 5000 --seed 1 --chunk-size 1000``, held out
+    from the training set (seed 0) by construction: the two seeds give disjoint streams.
+    """
+    from importlib import resources
+
+    with resources.as_file(resources.files("graded.inverse") / "data" / "testset") as path:
+        return load_dataset(path)
 
 
 def split_indices(n: int, test_fraction: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,55 @@
+"""``graded dataset``: generate (or resume) an FE dataset of random lattice designs."""
+
+from __future__ import annotations
+
+import click
+
+from .options import ProgressBar, echo_json, handle_errors, json_option
+
+__all__ = ["dataset"]
+
+
+@click.command()
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--n", "n", type=int, default=200_000, show_default=True, help="Number of samples.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the whole dataset.")
+@click.option("--chunk-size", type=int, default=2000, show_default=True,
+              help="Samples per chunk file (unit of parallel work and of resume).")
+@click.option("--workers", type=int, default=None, help="Worker processes [default: all cores].")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@json_option
+@handle_errors
+def dataset(out: str, n: int, seed: int, chunk_size: int, workers: int | None, no_progress: bool,
+            as_json: bool) -> None:
+    """Sample N designs from SI Table S1 and label them by FE into directory OUT.
+
+    Every sample gets C_ort (U-stretched cell), C_hat (V R_I U cell) and
+    C = Bond(R_II) C_hat. The data depend only on --seed and --chunk-size. Chunks are
+    written atomically: if a run is interrupted, the same command resumes it. The full
+    training and test sets are:
+
+    \b
+        graded dataset datasets/train --n 200000 --seed 0 --chunk-size 2000
+        graded dataset datasets/test --n 5000 --seed 1 --chunk-size 1000
+    """
+    from graded.inverse.dataset import generate_dataset
+
+    with ProgressBar("FE labels", enabled=not no_progress) as bar:
+        summary = generate_dataset(out, n=n, seed=seed, chunk_size=chunk_size, workers=workers, progress=bar)
+    result = {
+        "path": summary.path,
+        "n_samples": summary.n_samples,
+        "chunks": summary.n_chunks,
+        "computed_chunks": summary.computed,
+        "skipped_chunks": summary.skipped,
+        "seconds": round(summary.seconds, 3),
+        "samples_per_second": round(summary.samples_per_second, 2) if summary.computed_samples else None,
+        "workers": summary.workers,
+    }
+    if as_json:
+        echo_json(result)
+    else:
+        rate = f", {result['samples_per_second']} samples/s" if summary.computed_samples else ""
+        click.echo(f"{summary.path}: {summary.n_samples} samples in {summary.n_chunks} chunks "
+                   f"({summary.computed} computed, {summary.skipped} already present; "
+                   f"{summary.seconds:.1f} s{rate})")
