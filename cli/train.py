@@ -1,0 +1,125 @@
+"""``graded train forward|inverse``: train the networks on an FE dataset."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .options import ProgressBar, echo_json, handle_errors, json_option
+
+__all__ = ["train"]
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        w = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a comma-separated list of integers") from None
+    if not w or any(v < 1 for v in w):
+        raise click.BadParameter(f"{text!r}: give positive widths, e.g. 512,512,512")
+    return w
+
+
+def _threads(n: int | None) -> None:
+    import torch
+
+    if n:
+        torch.set_num_threads(n)
+
+
+@click.group()
+def train() -> None:
+    """Train the forward model (F1, F2) or the inverse model (G1, G2)."""
+
+
+@train.command("forward")
+@click.argument("dataset_path", metavar="DATASET", type=click.Path(exists=True))
+@click.option("--out", default=None, help="Output NAME (writes NAME.safetensors + NAME.json) "
+                                          "[default: the shipped inverse/weights/forward].")
+@click.option("--f1-widths", default="256,256,256", show_default=True, help="Hidden widths of F1.")
+@click.option("--f2-widths", default="512,512,512", show_default=True, help="Hidden widths of F2.")
+@click.option("--epochs", nargs=2, type=int, default=(60, 60), show_default=True, help="Max epochs of F1 and F2.")
+@click.option("--batch-size", type=int, default=1024, show_default=True)
+@click.option("--lr", type=float, default=2e-3, show_default=True, help="Initial Adam learning rate.")
+@click.option("--patience", type=int, default=4, show_default=True, help="Plateau patience (epochs).")
+@click.option("--time-limit", type=float, default=None, help="Wall minutes per sub-network.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--no-augment", is_flag=True, help="No cube-rotation augmentation of F2.")
+@click.option("--threads", type=int, default=2, show_default=True, help="torch threads.")
+@click.option("--no-progress", is_flag=True)
+@json_option
+@handle_errors
+def forward(dataset_path, out, f1_widths, f2_widths, epochs, batch_size, lr, patience, time_limit, seed,
+            no_augment, threads, no_progress, as_json) -> None:
+    """Train F1 and F2 on the FE dataset DATASET (a directory written by `graded dataset`)."""
+    from graded.inverse.dataset import load_dataset
+    from graded.inverse.train import train_forward
+    from graded.inverse.weights import WEIGHTS_DIR, save_weights
+
+    _threads(threads)
+    ds = load_dataset(dataset_path)
+    limit = None if time_limit is None else 60.0 * time_limit
+    with ProgressBar("training F1, F2", enabled=not no_progress) as bar:
+        model, hist = train_forward(ds, f1_widths=_widths(f1_widths), f2_widths=_widths(f2_widths), epochs=tuple(epochs),
+                                    batch_size=batch_size, lr=lr, patience=patience, seed=seed,
+                                    augment=not no_augment, time_limit=limit, progress=bar)
+    info = {"dataset": {"path": str(dataset_path), "n": len(ds), "seed": ds.meta.get("seed")},
+            "seed": seed, "history": {k: h.to_dict() for k, h in hist.items()}}
+    st, js = save_weights(model, out or WEIGHTS_DIR / "forward", kind="forward", config=model.config.to_dict(),
+                          info=info)
+    result = {"weights": str(st), "sidecar": str(js),
+              **{f"{k}_seconds": round(h.seconds, 1) for k, h in hist.items()},
+              **{f"{k}_epochs": h.epochs for k, h in hist.items()},
+              **{f"{k}_val_loss": min(h.val_loss) for k, h in hist.items()}}
+    if as_json:
+        echo_json(result)
+    else:
+        click.echo(json.dumps(result, indent=1))
+
+
+@train.command("inverse")
+@click.argument("dataset_path", metavar="DATASET", type=click.Path(exists=True))
+@click.option("--forward", "forward_path", default=None, help="Forward model NAME [default: shipped].")
+@click.option("--out", default=None, help="Output NAME [default: the shipped inverse/weights/inverse].")
+@click.option("--g1-widths", default="512,512,512", show_default=True)
+@click.option("--g2-widths", default="512,512,512", show_default=True)
+@click.option("--epochs", type=int, default=60, show_default=True)
+@click.option("--batch-size", type=int, default=1024, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--patience", type=int, default=4, show_default=True)
+@click.option("--tau", type=float, default=1.0, show_default=True, help="Gumbel-softmax temperature.")
+@click.option("--no-canonical", is_flag=True, help="Do not rotate targets into their canonical frame "
+                                                   "(then random target rotations are used as augmentation).")
+@click.option("--time-limit", type=float, default=None, help="Wall minutes.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--no-progress", is_flag=True)
+@json_option
+@handle_errors
+def inverse(dataset_path, forward_path, out, g1_widths, g2_widths, epochs, batch_size, lr, patience, tau,
+            no_canonical, time_limit, seed, threads, no_progress, as_json) -> None:
+    """Train G1 and G2 jointly through the frozen forward model on the targets of DATASET."""
+    from graded.inverse.dataset import load_dataset
+    from graded.inverse.train import train_inverse
+    from graded.inverse.weights import WEIGHTS_DIR, load_forward, read_sidecar, save_weights
+
+    _threads(threads)
+    ds = load_dataset(dataset_path)
+    fwd = load_forward(forward_path)
+    fside = read_sidecar(forward_path or WEIGHTS_DIR / "forward", kind="forward")
+    limit = None if time_limit is None else 60.0 * time_limit
+    with ProgressBar("training G1+G2", enabled=not no_progress) as bar:
+        model, hist = train_inverse(ds, fwd, g1_widths=_widths(g1_widths), g2_widths=_widths(g2_widths),
+                                    canonical=not no_canonical, epochs=epochs, batch_size=batch_size, lr=lr,
+                                    patience=patience, tau=tau, seed=seed, time_limit=limit, progress=bar)
+    info = {"dataset": {"path": str(dataset_path), "n": len(ds), "seed": ds.meta.get("seed")},
+            "forward_sha256": fside["sha256"], "seed": seed, "tau": tau, "history": hist.to_dict()}
+    st, js = save_weights(model, out or WEIGHTS_DIR / "inverse", kind="inverse", config=model.config.to_dict(),
+                          info=info)
+    result = {"weights": str(st), "sidecar": str(js), "seconds": round(hist.seconds, 1), "epochs": hist.epochs,
+              "val_loss": min(hist.val_loss)}
+    if as_json:
+        echo_json(result)
+    else:
+        click.echo(json.dumps(result, indent=1))

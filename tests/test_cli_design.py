@@ -1,0 +1,112 @@
+"""``graded design``: targets as 21 constants, a 6x6 or a CSV row; table, --json, --plot;
+errors as one-line messages with exit code 2; warnings on stderr."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from graded.cli.main import cli
+from graded.elastic import from_21
+from graded.inverse.forward import ForwardConfig, ForwardModel
+from graded.inverse.inverse_model import InverseConfig, InverseModel
+from graded.inverse.scaling import MinMax
+from graded.inverse.weights import save_weights
+
+BONE_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "trabecular_bone_stiffness.csv"
+BONE_A = [0.573, 0.234, 0.219, -0.006, -0.015, 0.004, 0.64, 0.253, -0.005, -0.016, 0.006, 1.26,
+          -0.017, 0.023, -0.003, 0.317, -0.017, -0.002, 0.246, 0.052, 0.224]
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> str:
+    """Small untrained models saved like the shipped ones (the CLI machinery is under test)."""
+    d = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    f = ForwardModel(ForwardConfig(f1_widths=[16], f2_widths=[16],
+                                   f1_label=MinMax(np.full(9, 0.05), np.full(9, 0.5)),
+                                   f2_label=MinMax(np.full(21, -0.05), np.full(21, 0.4))))
+    g = InverseModel(InverseConfig(g1_widths=[16], g2_widths=[16]))
+    save_weights(f, d / "forward", kind="forward", config=f.config.to_dict())
+    save_weights(g, d / "inverse", kind="inverse", config=g.config.to_dict())
+    return str(d)
+
+
+def _run(*args):
+    return CliRunner().invoke(cli, ["design", *args])
+
+
+def test_21_constants_table_output(weights):
+    r = _run(*map(str, BONE_A), "--weights", weights, "--draws", "200", "--top", "3", "--cell-size", "5")
+    assert r.exit_code == 0, r.output
+    assert "NMSE FE" in r.output and "best design vs target (GPa; FE)" in r.output
+    lines = [ln for ln in r.output.splitlines() if ln[:3].strip() in ("1", "2", "3")]
+    assert len(lines) == 3
+
+
+def test_comma_separated_and_6x6_give_the_same_json(weights):
+    a = _run(",".join(map(str, BONE_A)), "--weights", weights, "--draws", "100", "--top", "2", "--no-verify",
+             "--json")
+    six = from_21(np.array(BONE_A)).ravel()
+    b = _run(*map(str, six), "--weights", weights, "--draws", "100", "--top", "2", "--no-verify", "--json")
+    assert a.exit_code == 0 and b.exit_code == 0, a.output + b.output
+    ja, jb = json.loads(a.stdout), json.loads(b.stdout)
+    assert ja["designs"] == jb["designs"]
+    assert ja["target"]["E_GPa"] == 114.0 and ja["designs"][0]["nmse_fe"] is None
+    assert ja["target"]["normalized"]["C33"] == pytest.approx(1.26 / 114)
+
+
+def test_csv_row_by_name_and_index_and_plot(weights, tmp_path):
+    png = tmp_path / "surf.png"
+    a = _run(str(BONE_CSV), "--row", "B", "--weights", weights, "--draws", "100", "--top", "2", "--json",
+             "--plot", str(png))
+    assert a.exit_code == 0, a.output
+    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    b = _run(str(BONE_CSV), "--row", "1", "--weights", weights, "--draws", "100", "--top", "2", "--json")
+    assert json.loads(a.stdout)["designs"] == json.loads(b.stdout)["designs"]
+    assert json.loads(a.stdout)["target"]["label"].endswith(":B")
+
+
+def test_csv_with_several_rows_needs_row(weights):
+    r = _run(str(BONE_CSV), "--weights", weights)
+    assert r.exit_code == 2 and "--row" in r.output and "'A'" in r.output
+
+
+def test_wrong_count_unit_mixup_and_inadmissible_are_usage_errors(weights):
+    r = _run("0.1", "0.2", "0.3", "--weights", weights)
+    assert r.exit_code == 2 and "target: has 3 values" in r.output
+    r = _run(*map(str, np.array(BONE_A) * 10), "--units", "normalized", "--weights", weights)
+    assert r.exit_code == 2 and "look like GPa" in r.output
+    bad = list(BONE_A)
+    bad[1] = 5.0  # C12 far above sqrt(C11 C22)
+    r = _run(*map(str, bad), "--weights", weights)
+    assert r.exit_code == 2 and "not positive definite" in r.output
+
+
+def test_out_of_reach_warning_goes_to_stderr_and_json(weights):
+    iso = np.zeros((6, 6))
+    iso[:3, :3] = 30.0
+    iso[[0, 1, 2], [0, 1, 2]] = 90.0
+    iso[[3, 4, 5], [3, 4, 5]] = 30.0
+    r = _run(*map(str, iso.ravel()), "--weights", weights, "--draws", "50", "--top", "1", "--no-verify", "--json")
+    assert r.exit_code == 0, r.output
+    assert "TargetOutOfReachWarning" in r.stderr
+    assert any("stiffer than any lattice" in w for w in json.loads(r.stdout)["warnings"])
+
+
+def test_tampered_weights_are_an_error_not_a_crash(weights, tmp_path):
+    import shutil
+
+    d = tmp_path / "w"
+    shutil.copytree(weights, d)
+    p = d / "forward.safetensors"
+    raw = bytearray(p.read_bytes())
+    raw[-3] ^= 0x55
+    p.write_bytes(bytes(raw))
+    r = _run(*map(str, BONE_A), "--weights", str(d))
+    assert r.exit_code == 2 and "SHA-256 does not match" in r.output
