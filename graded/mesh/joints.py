@@ -31,7 +31,7 @@ prints better than a sharp notch and is reported in the volume facts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.spatial import ConvexHull, cKDTree
@@ -40,9 +40,14 @@ from .tessellation import area_scale, segments_for_radius, unit_ball_points, uni
 
 __all__ = ["STUB_MARGIN", "CONTACT_GAP", "JointSurface", "build_joint_surface", "strut_frames", "segment_distance"]
 
-#: Relative extra distance of a stub ring beyond the strict separation bound. 5 % keeps the
+#: Relative extra distance of a stub ring beyond the strict separation bound. 2 % keeps the
 #: ring a clean hull facet (qhull's precision is ~1e-13 relative) while adding little fillet.
-STUB_MARGIN = 0.05
+STUB_MARGIN = 0.02
+#: A pair of struts at a node is "sharp" when its stubs would take more than this fraction of
+#: the shorter strut's length; the rest is left for the joint at the other end (at most
+#: ``cot(30 deg) R`` for lattices without sharp pairs). Sharp pairs are resolved before the
+#: exact fit test, which catches whatever still does not fit.
+SHARP_BUDGET = 0.65
 #: qhull runs tried per joint: first without pre-merging of coplanar facets ("Q0": the stub
 #: rings are exactly coplanar and merging them costs ~0.6 ms per node), then qhull's default
 #: (merged, triangulated) when the fast run does not give clean ring facets.
@@ -66,6 +71,10 @@ class JointSurface:
         Struts that must be drawn as full node-to-node cylinders and unioned.
     stub : ndarray (N,) float64
         Stub distance ``t`` per node (0 for nodes without struts), mm.
+    reasons : dict
+        Why parts went to the fallback: struts uncapped at sharp pairs / as too short,
+        nodes with a foreign joint too close, struts touching a foreign joint or tube,
+        nodes whose hull failed.
     joint_volume, tube_volume : float
         Volumes (mm^3) of the hull joints and of the stitched tubes; without fallback parts
         the solid's volume is exactly their sum.
@@ -78,6 +87,7 @@ class JointSurface:
     stub: np.ndarray
     joint_volume: float = 0.0
     tube_volume: float = 0.0
+    reasons: dict = field(default_factory=dict)
 
 
 def strut_frames(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -211,7 +221,7 @@ def _uncap_sharp_pairs(ptr, inc_strut, inc_dir, counts, length, r_tube) -> np.nd
     half = np.arccos(cos) / 2.0
     with np.errstate(divide="ignore"):
         need = (1.0 + STUB_MARGIN) * R[:, None, None] * np.where(half > 0, 1.0 / np.tan(half), np.inf)
-    budget = 0.5 * np.minimum(pad_len[:, :, None], pad_len[:, None, :]) / (1.0 + STUB_MARGIN)
+    budget = SHARP_BUDGET * np.minimum(pad_len[:, :, None], pad_len[:, None, :]) / (1.0 + STUB_MARGIN)
     bad = valid[:, :, None] & valid[:, None, :] & ~np.eye(dmax, dtype=bool)[None] & (need >= budget)
     for a in np.flatnonzero(bad.any(axis=(1, 2))):
         conflict = bad[a].copy()
@@ -265,6 +275,7 @@ def build_joint_surface(
     # caps (it becomes a full fallback cylinder); the stubs at its nodes are then recomputed
     # without it, which only shortens them, so the loop ends (usually after 1-3 rounds).
     capped = _uncap_sharp_pairs(ptr, inc_strut, inc_dir, counts, length, r_tube)
+    reasons = {"sharp_struts": int((~capped).sum())}
     while True:
         keep_inc = capped[inc_strut]
         kcounts = np.bincount(node_of_inc[keep_inc], minlength=n_nodes)
@@ -280,6 +291,7 @@ def build_joint_surface(
         if not short.any():
             break
         capped &= ~short
+    reasons["short_struts"] = int((~capped).sum()) - reasons["sharp_struts"]
 
     bad_node = counts == 0
     # bounding sphere of each joint: ball or the farthest stub-ring vertex
@@ -305,6 +317,7 @@ def build_joint_surface(
                 linked = np.isin(np.minimum(a, b) * n_nodes + np.maximum(a, b), key)
                 bad_node[a[~linked]] = True
                 bad_node[b[~linked]] = True
+    reasons["joint_contact_nodes"] = int(bad_node.sum() - (counts == 0).sum())
 
     tube = tube_ok()
     t0 = p + d * stub[struts[:, 0], None]
@@ -327,6 +340,7 @@ def build_joint_surface(
             dist = _point_segment_distance(nodes[ns], t0[ts], t1[ts])
             touch = dist <= rho[ns] + r_tube[ts] + CONTACT_GAP
             tube[ts[touch]] = False
+            reasons["joint_tube_contact_struts"] = int(len(np.unique(ts[touch])))
     # tube-tube contacts without a common node
     tidx = np.flatnonzero(tube)
     if len(tidx) > 1:
@@ -344,8 +358,12 @@ def build_joint_surface(
             if len(i):
                 dist = segment_distance(t0[i], t1[i], t0[j], t1[j])
                 touch = dist <= r_tube[i] + r_tube[j] + CONTACT_GAP
-                tube[i[touch]] = False
-                tube[j[touch]] = False
+                i, j = i[touch], j[touch]
+                # one strut of each touching pair suffices: take the one in more pairs
+                deg = np.bincount(np.concatenate([i, j]), minlength=m)
+                drop = np.where((deg[i] > deg[j]) | ((deg[i] == deg[j]) & (i > j)), i, j)
+                tube[drop] = False
+                reasons["tube_contact_struts"] = int(len(np.unique(drop)))
 
     # ---- hulls of the good joints -------------------------------------------------------
     verts: list[np.ndarray] = []
@@ -354,6 +372,7 @@ def build_joint_surface(
     ring_start = np.full((m, 2), -1, dtype=np.int64)
     offset = 0
     joint_volume = 0.0
+    hull_failed = 0
     for a in np.flatnonzero(~bad_node):
         sl = slice(ptr[a], ptr[a + 1])
         ss, ee = inc_strut[sl], inc_end[sl]
@@ -379,6 +398,7 @@ def build_joint_surface(
         found = _joint_triangles(pts, own, len(ball), ss * 2 + ee, segments[ss] - 2, 2 * m)
         if found is None:  # qhull precision trouble: let the boolean fallback draw this node
             bad_node[a] = True
+            hull_failed += 1
             continue
         simp, cap, vol = found
         joint_volume += vol
@@ -429,4 +449,7 @@ def build_joint_surface(
     h = np.maximum(length[tube] - stub[struts[tube, 0]] - stub[struts[tube, 1]], 0.0)
     poly = 0.5 * n * np.sin(2.0 * np.pi / n)
     tube_volume = float(np.sum(poly * h / 3.0 * (ra * ra + ra * rb + rb * rb)))
-    return JointSurface(vertices, triangles, fallback_nodes, fallback_struts, stub, joint_volume, tube_volume)
+    reasons["hull_failed_nodes"] = hull_failed
+    return JointSurface(
+        vertices, triangles, fallback_nodes, fallback_struts, stub, joint_volume, tube_volume, reasons
+    )
