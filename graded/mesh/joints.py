@@ -1,32 +1,38 @@
 """Boolean-free lattice surface: convex-hull joints stitched together by strut tubes.
 
-Every node becomes the convex hull of its ball and of a short stub of each strut that enters
-it (a ring of the strut polygon at distance ``t`` from the node centre). Each strut between
-two such joints is a tube whose end rings *are* the stub rings of its two joints, so the
-joints and tubes share vertices and form one closed surface with no boolean at all.
+Every node becomes the convex hull of its ball and of a short stub of each "capped" strut
+that enters it (a ring of the strut polygon at distance ``t`` from the node centre). Each
+strut between two such joints is a tube whose end rings *are* the stub rings of its two
+joints, so joints and tubes share vertices and form one closed surface with no boolean.
 
-Why this is a valid solid (and when it is not, what we do instead):
+Why this is a valid solid (and what goes to the boolean fallback when it is not):
 
-* The stub distance of a node is ``t = (1 + STUB_MARGIN) * max(R_ball, R cot(theta_min / 2))``
-  with ``R`` the largest strut (vertex) radius at the node and ``theta_min`` the smallest angle
-  between its struts. Then every stub ring lies strictly outside the ball and outside the
-  half-spaces of the other stubs, so it is a facet of the hull, and any two tubes leaving the
-  node lie on opposite sides of their bisector plane: tubes of one node never touch.
-* The hull of a node lies on the node side of each of its cap planes, the tube on the other
-  side; two joints on one strut are separated by the slab between their caps as long as
-  ``t_a + t_b < L``. A strut too short for that sends both its nodes to the fallback.
+* Stub distance of a node: ``t = (1 + STUB_MARGIN) * max(R_ball, R cot(theta_min / 2))``
+  with ``R`` the largest capped-strut (vertex) radius at the node and ``theta_min`` the
+  smallest angle between its capped struts. Then every stub ring lies strictly outside the
+  ball and outside the half-spaces of the other stubs, so it is a facet of the hull, and two
+  tubes leaving the node lie on opposite sides of their bisector plane: they never touch.
+* The hull of a node lies on the node side of each cap plane, the tube on the other side;
+  two joints on one strut are separated by the slab between their caps when
+  ``t_a + t_b < L``. Sharp pairs of struts (stubs longer than :data:`SHARP_BUDGET` of the
+  strut) are resolved per node by leaving the strut in most such pairs uncapped; struts that
+  still do not fit are uncapped too (stubs are recomputed without them, which only shortens
+  them). Uncapped struts are drawn as full node-to-node cylinders in the fallback.
 * Parts that are *not* neighbours (two tubes without a common node, a tube and a foreign
-  joint, two joints without a common strut) are checked for contact with conservative bounds
-  (capsules for tubes, the bounding sphere for a joint). Parts in contact go to the fallback.
+  joint, two joints without a common capped strut) are checked for contact with
+  conservative bounds (capsules for tubes, the bounding sphere for a joint). Of two touching
+  tubes one goes to the fallback; a tube touching a foreign joint goes; joints touching each
+  other send their nodes to the fallback (ball + full cylinders).
+* A hull whose stub rings do not come out as clean facets sends its node to the fallback.
 
-Fallback parts (balls of bad nodes, full node-to-node cylinders of struts that could not be
-tubes) are returned separately; :mod:`graded.mesh.solid` unions them with the stitched
-surface in one manifold3d batch boolean, which is exact and robust. On regular lattices the
-fallback set is empty and meshing costs one convex hull per node plus array work.
+Fallback parts are returned separately; :mod:`graded.mesh.solid` unions them with the
+stitched surface (manifold3d batch boolean, exact and robust). On single-topology lattices
+the fallback set is empty; on superposed topologies it holds the struts that genuinely
+overlap others (e.g. BCC diagonals passing 0.4 mm from octet struts).
 
 The joints are slightly fuller than "ball + cylinders": the hull fills the concave web
-between stubs (a fillet of at most the hull's bounding sphere ``sqrt(t^2 + R^2)``), which
-prints better than a sharp notch and is reported in the volume facts.
+between stubs (a fillet within the hull's bounding sphere ``sqrt(t^2 + R^2)``), which prints
+better than a sharp notch; its volume is accounted for exactly (``joint_volume``).
 """
 
 from __future__ import annotations
