@@ -5,5 +5,6 @@ Depends on nothing else of ``graded``: plain arrays and its own dataclasses.
 
 from .periodic_graph import PeriodicGraph
 from .homogenize import homogenize
+from .phase import PhaseField, solve_phase_fields
 
-__all__ = ["PeriodicGraph", "homogenize"]
+__all__ = ["PeriodicGraph", "homogenize", "PhaseField", "solve_phase_fields"]
