@@ -26,6 +26,7 @@ from importlib import resources
 from typing import Iterable, Sequence
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from .fem import PeriodicGraph
 from .tol import TOL
@@ -176,19 +177,20 @@ def _crossings(seg: np.ndarray, owner: np.ndarray) -> np.ndarray:
     nodes, so only pairs from different parts are tested; a bounding-box test prunes
     the pairs first. Closest distance below TOL.on_segment counts as a meeting.
     """
-    lo, hi = np.minimum(seg[:, 0], seg[:, 1]), np.maximum(seg[:, 0], seg[:, 1])
+    mid = seg.mean(axis=1)
+    half = np.linalg.norm(seg[:, 1] - seg[:, 0], axis=1) / 2.0
     ia_all, ib_all = [], []
     groups = [np.flatnonzero(owner == k) for k in np.unique(owner)]
     for x in range(len(groups)):
         for y in range(x + 1, len(groups)):
             a, b = groups[x], groups[y]
-            ok = np.all(
-                (lo[a][:, None] <= hi[b][None] + TOL.on_segment) & (lo[b][None] <= hi[a][:, None] + TOL.on_segment),
-                axis=2,
-            )
-            i, j = np.nonzero(ok)
-            ia_all.append(a[i])
-            ib_all.append(b[j])
+            # two segments can meet only if their midpoints are closer than the half-lengths
+            hits = cKDTree(mid[b]).query_ball_point(mid[a], half[a] + half[b].max() + TOL.on_segment)
+            counts = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(hits))
+            if counts.sum() == 0:
+                continue
+            ia_all.append(np.repeat(a, counts))
+            ib_all.append(b[np.concatenate([np.asarray(h, dtype=np.int64) for h in hits])])
     if not ia_all:
         return np.zeros((0, 3))
     ia, ib = np.concatenate(ia_all), np.concatenate(ib_all)
@@ -213,27 +215,30 @@ def _split(seg: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     """Split every segment at the points lying inside it. Returns (pieces (K, 2, 3), parent (K,))."""
     p, u = seg[:, 0], seg[:, 1] - seg[:, 0]
     L2 = np.sum(u**2, 1)
-    # parameter of every point on every segment, (S, Q)
-    t = np.einsum("sqk,sk->sq", points[None, :, :] - p[:, None, :], u) / L2[:, None]
-    eps = TOL.on_segment / np.sqrt(L2)[:, None]
+    # only points within half a length of a segment's midpoint can lie on it
+    hits = cKDTree(points).query_ball_point(p + u / 2.0, np.sqrt(L2) / 2.0 + TOL.on_segment)
+    counts = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(hits))
+    si = np.repeat(np.arange(len(seg)), counts)
+    qi = np.concatenate([np.asarray(h, dtype=np.int64) for h in hits]) if counts.sum() else np.zeros(0, np.int64)
+    t = np.einsum("nk,nk->n", points[qi] - p[si], u[si]) / L2[si]
+    eps = TOL.on_segment / np.sqrt(L2[si])
     cand = (t > eps) & (t < 1 - eps)
-    si, qi = np.nonzero(cand)
-    d = np.linalg.norm(p[si] + t[si, qi][:, None] * u[si] - points[qi], axis=1)
+    si, qi, t = si[cand], qi[cand], t[cand]
+    d = np.linalg.norm(p[si] + t[:, None] * u[si] - points[qi], axis=1)
     on = d < TOL.on_segment
-    si, ti = si[on], t[si[on], qi[on]]
-    pieces, parent = [], []
-    order = np.lexsort((ti, si))
-    si, ti = si[order], ti[order]
-    splits: dict[int, list[float]] = {}
-    for s_, t_ in zip(si.tolist(), ti.tolist()):
-        splits.setdefault(s_, []).append(t_)
-    for k in range(len(seg)):
-        ts = [0.0] + splits.get(k, []) + [1.0]
-        for a, b in zip(ts[:-1], ts[1:]):
-            if b - a > 1e-12:
-                pieces.append((p[k] + a * u[k], p[k] + b * u[k]))
-                parent.append(k)
-    return np.asarray(pieces, dtype=np.float64).reshape(-1, 2, 3), np.asarray(parent, dtype=np.int64)
+    si, ti = si[on], t[on]
+    # breakpoints of every segment: 0, the inner points, 1 -- consecutive ones make pieces
+    n = len(seg)
+    seg_id = np.concatenate([np.arange(n), si, np.arange(n)])
+    param = np.concatenate([np.zeros(n), ti, np.ones(n)])
+    order = np.lexsort((param, seg_id))
+    seg_id, param = seg_id[order], param[order]
+    same = seg_id[1:] == seg_id[:-1]
+    a, b, k = param[:-1][same], param[1:][same], seg_id[:-1][same]
+    keep = b - a > 1e-12
+    a, b, k = a[keep], b[keep], k[keep]
+    pieces = np.stack([p[k] + a[:, None] * u[k], p[k] + b[:, None] * u[k]], axis=1)
+    return pieces, k
 
 
 def _reduce(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
