@@ -270,3 +270,21 @@ def test_superposed_lattice_with_sharp_angles_and_distortion():
     union = mesh_graph(g, method="union").facts.volume
     # joints only add fillet material: a few percent to ~15 % over balls + cylinders here
     assert union * 0.99 < res.facts.volume < union * 1.2
+
+
+def test_polygon_width_respects_printer_minimum():
+    d = 0.3
+    g = LatticeGraph([[0, 0, 0], [0, 0, 3.0]], [[0, 1]], [d])
+    res = mesh_graph(g, min_diameter=d)
+    assert res.stats["min_polygon_width_mm"] >= d - 1e-12
+    # measured on the mesh: the mid-length cross-section's inscribed circle
+    section = res.mesh.section(plane_origin=[0, 0, 1.5], plane_normal=[0, 0, 1])
+    pts = section.vertices[:, :2]
+    ring = pts[np.argsort(np.arctan2(pts[:, 1], pts[:, 0]))]
+    edge = np.roll(ring, -1, axis=0) - ring
+    # distance from the axis to each polygon edge line
+    dist = np.abs(edge[:, 0] * ring[:, 1] - edge[:, 1] * ring[:, 0]) / np.linalg.norm(edge, axis=1)
+    assert 2 * dist.min() >= d - 1e-9
+    # without the minimum the equal-area polygon is a little narrower across the flats
+    plain = mesh_graph(g)
+    assert plain.stats["min_polygon_width_mm"] < d

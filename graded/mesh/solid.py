@@ -69,7 +69,8 @@ class SolidMesh:
         Struts removed as thinner than the printer minimum (``thin="drop"``).
     stats : dict
         ``method``, ``seconds``, ``fallback_nodes``, ``fallback_struts``, ``islands_dropped``,
-        ``chord_tol_mm``; for ``method="joints"`` also ``joint_volume_mm3`` and
+        ``chord_tol_mm``, ``min_polygon_width_mm`` (narrowest strut polygon across its flats;
+        not below ``min_diameter`` when one is given); for ``method="joints"`` also ``joint_volume_mm3`` and
         ``tube_volume_mm3``: without fallback parts and clipping, the solid's volume is their
         sum, and ``strut volume - tube volume`` is what the joints replace (the stubs), so
         ``joint volume - that`` is the node material beyond the node-to-node struts.
@@ -154,7 +155,8 @@ def mesh_graph(
     graph : LatticeGraph
         Nodes (N, 3) mm, struts (M, 2), diameters (M,) mm.
     min_diameter : float, optional
-        Printer minimum strut diameter, mm.
+        Printer minimum strut diameter, mm. Struts at or above it are drawn with polygons
+        whose width across the flats is at least ``min_diameter`` too.
     thin : {"raise", "drop"}
         What to do with struts thinner than ``min_diameter``: raise ValidationError
         (field ``diameters``) or leave them out.
@@ -226,6 +228,12 @@ def mesh_graph(
     radius = dia[kept] / 2.0
     segments = segments_for_radius(radius.max(axis=1), chord_tol)
     vradius = radius * area_scale(segments)[:, None]
+    if min_diameter is not None:
+        # the equal-area polygon's flats sit slightly inside the circle; keep every polygon's
+        # inscribed diameter at or above the printer minimum (at most +1.7 % radius, n >= 10)
+        floor = (min_diameter / 2.0) / np.cos(np.pi / segments)
+        vradius = np.maximum(vradius, floor[:, None])
+    min_width = float(np.min(2.0 * vradius.min(axis=1) * np.cos(np.pi / segments)))
     node_r = np.zeros(len(nodes))
     np.maximum.at(node_r, struts[:, 0], radius[:, 0])
     np.maximum.at(node_r, struts[:, 1], radius[:, 1])
@@ -294,6 +302,7 @@ def mesh_graph(
         "fallback_struts": int(len(fb_struts)),
         "islands_dropped": islands,
         "chord_tol_mm": float(chord_tol),
+        "min_polygon_width_mm": min_width,
         **accounting,
     }
     return SolidMesh(mesh=mesh, facts=facts, kept_struts=kept, dropped_struts=dropped, stats=stats)
