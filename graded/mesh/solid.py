@@ -9,16 +9,22 @@ area, so strut volumes equal ``pi r^2 L`` exactly (see :mod:`graded.mesh.tessell
 
 Speed: how the union is made
 ----------------------------
-Measured on this project's 2-core machine (BCC lattices, cell 2 mm, struts 0.3-0.5 mm):
+Measured on this project's 2-core machine, shared with other jobs (load average 3-7), whole
+``mesh_graph`` call including facts; BCC / octet lattices, cell 2 mm, struts 0.3-0.5 mm
+(``benchmarks/mesh.py``, figures in ``benchmarks/results/mesh.json``):
 
 * ``method="union"``: one manifold3d ``batch_boolean`` of all balls and cylinders:
-  about 450-500 struts/s, flat in size. Threads do not help on two shared cores, and
-  spatial tiling only reorders the same boolean work.
+  200-270 struts/s under that load (about 450-500 on a quiet machine), flat in size.
+* Threads do not help here: two threads running four 400-ball batch unions took 4.1 s
+  against 3.9 s serially, and qhull calls in two threads took as long as in one (the GIL
+  and two busy cores). Spatial tiling only reorders the same boolean work.
 * ``method="joints"`` (default): per-node convex hulls of ball + strut stubs, stitched by
   tubes that share the hulls' cap rings (:mod:`graded.mesh.joints`); no boolean at all where
-  the geometry is provably free of contacts, a single batch union of the few parts that are
-  not. It costs one qhull call (~0.1 ms) per node plus vectorised array work, and runs about
-  ten times faster than the union (figures in ``benchmarks/results/mesh.json``).
+  the geometry is provably free of contacts, one batch union of the few parts that are not.
+  One qhull call (~0.15 ms) per node plus vectorised array work: about 2,000-2,600
+  struts/s for 2k-20k-strut BCC and octet lattices (8-10x the union). Superposed topologies
+  (BCC + octet, with struts passing closer than their radii) send the overlapping struts to
+  the union and run at roughly 1,000 struts/s.
 
 The joints are convex hulls, so concave webs between struts at a node are filled (a small
 fillet). That adds a little volume over "balls + cylinders" and makes nodes slightly stiffer;
