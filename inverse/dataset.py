@@ -114,7 +114,7 @@ _FILE_MODE = 0o644
 
 _META = "meta.json"
 _CHUNK = "chunk_{:05d}.npz"
-#: Suffix of temporary files (graded.io.atomic names them ".tmp-*"); a killed run may leave some.
+#: Suffix of temporary files (graded.io.atomic names them ".tmp-*").
 _TMP_SUFFIX = ".partial"
 
 Progress = Callable[[int, int, str], None]
@@ -170,7 +170,8 @@ def chunk_designs(seed: int, index: int, size: int, bounds: Bounds = TABLE_S1) -
 
 
 def _is_temporary(path: Path) -> bool:
-    return path.name.startswith(".tmp-") and path.name.endswith(_TMP_SUFFIX)
+    """A temporary file of an atomic write (left behind only if the process was killed)."""
+    return path.name.startswith(".tmp-")
 
 
 def _compute_chunk(seed: int, index: int, size: int, chunk_size: int, bounds: dict) -> dict[str, np.ndarray]:
