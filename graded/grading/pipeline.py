@@ -1,0 +1,237 @@
+"""``build_graph(spec)``: the data flow of DESIGN §3 from a spec to a graded strut graph.
+
+spec -> body, one unit cell per control point (explicit, or by inverse design for a
+target) -> blended basis A(x) (SI Eq. 15) -> phase fields (SI Eq. 13) -> cells at the
+minima of tau' -> nodes through the inverse phase map -> blended diameters (SI Eq. 16)
+-> merge, drop, prune, clip -> :class:`graded.graph.LatticeGraph`.
+
+The lattice is anchored with a cell corner at the lower corner of the body's bounding
+box (``phi(lo) = 0``), so a box whose edges are multiples of the cell edge is filled with
+whole cells. The built cell edge is ``cell_size / mu``; cell diameters are computed for
+it, so each control point's relative density is kept.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..fem.phase import PhaseField, solve_phase_fields
+from ..graph import LatticeGraph
+from ..spec import ControlPoint, Spec, format_path, load_spec, parse_spec
+from ..topology import reference_graph
+from ..unitcell import UnitCell
+from ..validation import ValidationError
+from .assemble import AssemblyStats, assemble_graph, strut_membership
+from .body import Body, box_body, mesh_body
+from .field import GradingField
+from .placement import CellPlacement, locate_cells
+
+__all__ = ["build_graph", "resolve_cell", "make_body", "prepare", "Prepared", "MAX_PHASE_BOXES"]
+
+#: Upper bound on the number of small boxes of the phase mesh (six tetrahedra each;
+#: ~8 P2 dofs per box). 6,000 boxes factorise in a few seconds on one core; a finer
+#: requested spacing is coarsened to stay under it.
+MAX_PHASE_BOXES = 6000
+
+
+def _rebase(exc: ValidationError, spec: Spec, path: tuple) -> ValidationError:
+    """Prefix a ValidationError raised for a sub-object with its spec path and line."""
+    sub = exc.field
+    full = format_path(path) + ("." + sub if sub and sub not in ("spec",) else "")
+    line = spec.line_of(path + tuple(sub.split(".")) if sub else path)
+    where = f" (line {line})" if line else ""
+    return ValidationError(full, exc.problem + where, exc.hint)
+
+
+def resolve_cell(control_point: ControlPoint, spec: Spec, index: int = 0) -> UnitCell:
+    """The unit cell of a control point: the explicit ``cell``, or inverse design of ``target``.
+
+    For a target, :func:`graded.inverse.design` is imported lazily (it pulls in torch) and
+    its best FE-verified design is used.
+
+    Raises
+    ------
+    ValidationError
+        Bad cell parameters or target, with the spec path of the control point.
+    RuntimeError
+        Inverse design is not available in this installation.
+    """
+    path = ("control_points", index)
+    if control_point.cell is not None:
+        c = control_point.cell
+        try:
+            return UnitCell.from_dict(
+                {"topology": c.topology, "rho": c.rho, "U": c.U, "V": c.V, "R1": c.R1, "R2": c.R2}
+            )
+        except ValidationError as exc:
+            raise _rebase(exc, spec, path + ("cell",)) from None
+    t = control_point.target
+    try:
+        from ..inverse.design import design as run_design  # lazy: pulls in torch
+    except ImportError as exc:
+        raise RuntimeError(
+            f"{format_path(path)}.target: inverse design is not available ({exc}); "
+            "give an explicit cell for this control point instead"
+        ) from None
+    try:
+        results = run_design(
+            t.stiffness,
+            E=spec.material.E,
+            units=t.units,
+            cell_size=spec.cell_size / spec.mu,
+            seed=spec.seed,
+            verify=True,
+        )
+    except ValidationError as exc:
+        raise _rebase(exc, spec, path + ("target",)) from None
+    if not results:
+        raise RuntimeError(f"{format_path(path)}.target: inverse design returned no cell")
+    best = min(results, key=lambda r: r.nmse)
+    return best.cell
+
+
+def make_body(spec: Spec) -> Body:
+    """The spec's body: a box, or a closed STL/3MF relative to the spec."""
+    if spec.body.box is not None:
+        return box_body(spec.body.box.size, spec.body.box.origin)
+    try:
+        return mesh_body(spec.resolve(spec.body.file), field="body.file")
+    except ValidationError as exc:
+        line = spec.line_of(("body", "file"))
+        where = f" (line {line})" if line else ""
+        raise ValidationError(exc.field, exc.problem + where, exc.hint) from None
+
+
+@dataclass
+class Prepared:
+    """Everything up to the phase fields (useful for inspection and tests)."""
+
+    spec: Spec
+    body: Body
+    cells: list[UnitCell]
+    field: GradingField
+    phase: PhaseField
+    cell_edge: float
+    timings: dict
+
+
+def prepare(spec: Spec, progress=None) -> Prepared:
+    """Validate against the body, resolve cells, blend the basis, solve the phase fields."""
+    t0 = time.perf_counter()
+    timings: dict = {}
+    body = make_body(spec)
+    points = np.array([cp.position for cp in spec.control_points], dtype=np.float64)
+    inside = body.contains(points)
+    for i in np.flatnonzero(~inside):
+        p = ", ".join(f"{v:g}" for v in points[i])
+        lo = ", ".join(f"{v:.4g}" for v in body.lo)
+        hi = ", ".join(f"{v:.4g}" for v in body.hi)
+        raise spec.error(("control_points", int(i), "position"), f"({p}) mm is outside the body",
+                         f"move it inside the body (bounds [{lo}] to [{hi}] mm)")
+    cells = []
+    for i, cp in enumerate(spec.control_points):
+        if progress:
+            progress(0, 6, f"cell of control point {i}")
+        cells.append(resolve_cell(cp, spec, i))
+    timings["cells_s"] = time.perf_counter() - t0
+
+    L = spec.cell_size
+    edge = L / spec.mu
+    bases = np.stack([L * c.basis for c in cells])
+    grading = GradingField(points, bases, spec.zeta, length_scale=L)
+
+    # phase domain: the body's bounds padded by one (largest) cell so cells straddling
+    # the surface see the solved field rather than an extrapolation
+    pad = max(float(np.linalg.norm(b, 2)) for b in bases) / spec.mu
+    lo, hi = body.lo - pad, body.hi + pad
+    h = spec.phase.spacing * edge
+    n_boxes = np.prod(np.ceil((hi - lo) / h))
+    if n_boxes > MAX_PHASE_BOXES:
+        h *= (n_boxes / MAX_PHASE_BOXES) ** (1 / 3)
+    # check the blend before solving: where A(x) collapses nothing downstream makes sense
+    samples = _check_grid(lo, hi, min(h, edge))
+    try:
+        grading.check_nondegenerate(samples)
+    except ValidationError as exc:
+        line = spec.line_of(("control_points",))
+        raise ValidationError(exc.field, exc.problem + (f" (line {line})" if line else ""), exc.hint) from None
+    if progress:
+        progress(1, 6, "phase fields")
+    t1 = time.perf_counter()
+    phase = solve_phase_fields(grading.inverse_basis, lo, hi, h, order=spec.phase.order,
+                               anchor=body.lo, anchor_value=np.zeros(3))
+    timings["phase_s"] = time.perf_counter() - t1
+    timings["phase_dofs"] = int(phase.coeffs.shape[0])
+    timings["phase_spacing_mm"] = float(h)
+    return Prepared(spec=spec, body=body, cells=cells, field=grading, phase=phase, cell_edge=edge, timings=timings)
+
+
+def _check_grid(lo, hi, spacing):
+    n = np.clip(np.ceil((hi - lo) / spacing).astype(np.int64) + 1, 2, 60)
+    axes = [np.linspace(lo[a], hi[a], n[a]) for a in range(3)]
+    return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+
+
+def build_graph(spec, progress=None) -> LatticeGraph:
+    """Build the graded strut graph of a spec.
+
+    Parameters
+    ----------
+    spec : Spec, dict, or path to spec.yaml
+    progress : callable, optional
+        ``progress(done, total, message)``.
+
+    Returns
+    -------
+    LatticeGraph
+        Nodes and struts in mm; ``meta`` holds the cells, counts of every clean-up step
+        and timings.
+    """
+    if isinstance(spec, (str, Path)):
+        spec = load_spec(spec)
+    elif isinstance(spec, dict):
+        spec = parse_spec(spec)
+    t0 = time.perf_counter()
+    prep = prepare(spec, progress)
+    t1 = time.perf_counter()
+    cells = locate_cells(prep.phase, spec.mu, prep.body.lo, prep.body.hi)
+    if len(cells.index) == 0:
+        raise RuntimeError("no lattice cell could be placed in the body; check cell_size against the body size")
+    parts = tuple(dict.fromkeys(p for c in prep.cells for p in c.topology))
+    ref = reference_graph(parts)
+    member = strut_membership(ref.membership, ref.parts, [c.topology for c in prep.cells])
+    diam = np.array([c.diameter(cell_size=prep.cell_edge) for c in prep.cells])
+    graph, stats = assemble_graph(
+        prep.phase, spec.mu, cells, ref.nodes, ref.struts, member, prep.field.weights, diam,
+        prep.body.contains, cell_edge=prep.cell_edge, min_diameter=spec.min_strut_diameter, progress=progress,
+    )
+    if graph.n_struts == 0:
+        raise RuntimeError("every strut was dropped (thinner than min_strut_diameter or outside the body); "
+                           "lower min_strut_diameter or raise rho")
+    prep.timings["graph_s"] = time.perf_counter() - t1
+    prep.timings["total_s"] = time.perf_counter() - t0
+    graph.meta = {
+        "spec": spec.source,
+        "cell_size_mm": spec.cell_size,
+        "built_cell_edge_mm": prep.cell_edge,
+        "zeta": spec.zeta,
+        "mu": spec.mu,
+        "min_strut_diameter_mm": spec.min_strut_diameter,
+        "control_points": [
+            {"position": cp.position, "cell": c.to_dict(), "diameter_mm": float(d)}
+            for cp, c, d in zip(spec.control_points, prep.cells, diam)
+        ],
+        "stats": _stats_dict(stats),
+        "timings": prep.timings,
+    }
+    return graph
+
+
+def _stats_dict(stats: AssemblyStats) -> dict:
+    out = {k: v for k, v in vars(stats).items() if k != "extra"}
+    out.update(stats.extra)
+    return out
