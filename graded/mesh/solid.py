@@ -142,6 +142,57 @@ def _cylinders(p, q, radii, segments) -> list[mf.Manifold]:
     ]
 
 
+#: Joint layers: the struts a layer leaves to the fallback (sharp pairs, contacts) are meshed
+#: again as a lattice of their own, up to this many layers; what is left after the last
+#: becomes plain cylinders. Unioning a few stitched layers is cheaper than unioning thousands
+#: of cylinders (measured 1.5-2x on superposed topologies).
+MAX_JOINT_LAYERS = 3
+#: Balls of the joints in layers after the first are drawn this much smaller, so they never
+#: coincide with the first layer's balls (coincident faces make booleans slow).
+LAYER_BALL_SHRINK = 0.99
+
+
+def _joint_layers(nodes, struts, vradius, segments, ball_seg, ball_r):
+    """Stitched joint surfaces, layer by layer; returns (manifolds, ball nodes, cylinder struts, stats)."""
+    parts: list[mf.Manifold] = []
+    ball_nodes: list[np.ndarray] = []
+    sel = np.arange(len(struts))
+    layers = []
+    for layer in range(MAX_JOINT_LAYERS):
+        used, inv = np.unique(struts[sel], return_inverse=True)
+        shrink = 1.0 if layer == 0 else LAYER_BALL_SHRINK
+        surf = build_joint_surface(
+            nodes[used], inv.reshape(-1, 2), vradius[sel], segments[sel], ball_seg[used], ball_r[used] * shrink
+        )
+        progress_made = len(surf.fallback_struts) < len(sel)
+        if layer > 0 and not progress_made:
+            break  # nothing stitched: the cylinders below are all this layer would add
+        if len(surf.triangles):
+            core = mf.Manifold(
+                mf.Mesh64(
+                    vert_properties=np.ascontiguousarray(surf.vertices),
+                    tri_verts=np.ascontiguousarray(surf.triangles, dtype=np.uint64),
+                )
+            )
+            _check_solid(core, "joint surface")
+            parts.append(core)
+        ball_nodes.append(used[surf.fallback_nodes])
+        layers.append(
+            {
+                "struts": int(len(sel)),
+                "stitched_struts": int(len(sel) - len(surf.fallback_struts)),
+                "joint_volume_mm3": surf.joint_volume,
+                "tube_volume_mm3": surf.tube_volume,
+                "reasons": surf.reasons,
+            }
+        )
+        sel = sel[surf.fallback_struts]
+        if len(sel) == 0 or not progress_made:
+            break
+    fb_nodes = np.unique(np.concatenate(ball_nodes)) if ball_nodes else np.zeros(0, dtype=np.int64)
+    return parts, fb_nodes, sel, layers
+
+
 def mesh_graph(
     graph: LatticeGraph,
     *,
@@ -248,22 +299,12 @@ def mesh_graph(
     report(0, 3, "meshing struts")
 
     if method == "joints":
-        surf = build_joint_surface(nodes, struts, vradius, segments, ball_seg, ball_r)
-        parts = []
-        if len(surf.triangles):
-            core = mf.Manifold(
-                mf.Mesh64(
-                    vert_properties=np.ascontiguousarray(surf.vertices),
-                    tri_verts=np.ascontiguousarray(surf.triangles, dtype=np.uint64),
-                )
-            )
-            _check_solid(core, "joint surface")
-            parts.append(core)
-        fb_nodes, fb_struts = surf.fallback_nodes, surf.fallback_struts
+        parts, fb_nodes, fb_struts, layers = _joint_layers(nodes, struts, vradius, segments, ball_seg, ball_r)
         accounting = {
-            "joint_volume_mm3": surf.joint_volume,
-            "tube_volume_mm3": surf.tube_volume,
-            "fallback_reasons": surf.reasons,
+            "joint_volume_mm3": layers[0]["joint_volume_mm3"],
+            "tube_volume_mm3": layers[0]["tube_volume_mm3"],
+            "fallback_reasons": layers[0]["reasons"],
+            "layers": layers,
         }
     else:
         fb_nodes, fb_struts = np.arange(len(nodes)), np.arange(len(struts))
