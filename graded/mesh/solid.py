@@ -24,7 +24,8 @@ Measured on this project's 2-core machine, shared with other jobs (load average 
   One qhull call (~0.15 ms) per node plus vectorised array work: about 2,000-2,600
   struts/s for 2k-20k-strut BCC and octet lattices (8-10x the union). Superposed topologies
   (BCC + octet, with struts passing closer than their radii) send the overlapping struts to
-  the union and run at 600-800 struts/s (3x the union).
+  the union, which meshes them as a second stitched layer where it can
+  (:data:`MAX_JOINT_LAYERS`); about 1,000 struts/s there (3-4x the union).
 
 The joints are convex hulls, so concave webs between struts at a node are filled (a small
 fillet). That adds a little volume over "balls + cylinders" and makes nodes slightly stiffer;
