@@ -59,3 +59,28 @@ def test_dropped_struts_leave_the_beam_lattice_too(tmp_path):
     _, objs, _ = read_3mf(out.files["3mf_beams"])
     assert len(objs[1].beams) == len(out.solid.kept_struts) < g.n_struts
     assert objs[1].beam_radii.min() >= 0.15 - 1e-6
+
+
+def test_write_solid_outputs_reads_control_points_from_meta(tmp_path):
+    from graded.elastic import to_21
+    from graded.io import write_solid_outputs
+
+    g = bcc_graph((2, 1, 1), d_min=0.3, d_max=0.4)
+    C = np.diag([2.0, 2.0, 2.0, 1.0, 1.0, 1.0]) * 1e-2
+    g.meta = {
+        "min_strut_diameter_mm": 0.3,
+        "control_points": [
+            {"position": [0, 0, 0], "C_target_21": to_21(C).tolist(), "C_asbuilt_21": to_21(C * 1.1).tolist()},
+            {"position": [4, 0, 0], "C_target_21": to_21(C).tolist()},
+        ],
+    }
+    written = write_solid_outputs(tmp_path, g, ["stl", "report"])
+    assert set(written) >= {"stl", "report", "render", "summary", "surfaces_point 0"}
+    assert not (tmp_path / "part.3mf").exists() and not (tmp_path / "part_beams.3mf").exists()
+    doc = json.loads(written["report"].read_text())
+    pts = doc["control_points"]
+    assert pts[0]["nmse"] == pytest.approx(6 * 0.1**2)
+    assert "nmse" not in pts[1] and pts[1]["position_mm"] == [4.0, 0.0, 0.0]
+    assert doc["info"]["build"]["min_strut_diameter_mm"] == 0.3
+    with pytest.raises(ValidationError, match="outputs.files"):
+        write_solid_outputs(tmp_path, g, ["obj"])

@@ -8,7 +8,7 @@ from .graph_json import read_graph_csv, read_graph_json, write_graph_csv, write_
 from .stl import read_stl, write_stl
 from .threemf import ThreeMFObject, read_3mf, write_3mf
 from .vtu import read_vtu, write_vtu
-from .printable import PrintableOutputs, write_printable
+from .printable import SOLID_FILES, PrintableOutputs, control_point_data, write_printable, write_solid_outputs
 
 __all__ = [
     "atomic_path",
@@ -25,4 +25,7 @@ __all__ = [
     "read_graph_csv",
     "PrintableOutputs",
     "write_printable",
+    "write_solid_outputs",
+    "control_point_data",
+    "SOLID_FILES",
 ]

@@ -20,7 +20,7 @@ from .stl import write_stl
 from .threemf import write_3mf
 from .vtu import write_vtu
 
-__all__ = ["PrintableOutputs", "write_printable"]
+__all__ = ["PrintableOutputs", "write_printable", "write_solid_outputs", "control_point_data", "SOLID_FILES"]
 
 
 @dataclass
@@ -42,6 +42,7 @@ def write_printable(
     thin: str = "raise",
     body=None,
     drop_islands: bool | None = None,
+    formats: tuple = ("stl", "3mf"),
     beam_lattice: bool = True,
     graph_files: bool = True,
     report: bool = True,
@@ -63,6 +64,8 @@ def write_printable(
     min_diameter, thin, body : see :func:`graded.mesh.mesh_graph`
     drop_islands : bool, optional
         Keep only the largest solid; default: True when clipping to a body.
+    formats : tuple of {"stl", "3mf"}
+        Triangle-mesh files to write.
     beam_lattice : bool
         Also write ``<stem>_beams.3mf`` (3MF beam-lattice extension, with the triangle solid
         as representation mesh).
@@ -96,8 +99,10 @@ def write_printable(
     t0 = time.perf_counter()
     tell(1, 4, "writing STL / 3MF")
     v, f = solid.mesh.vertices, solid.mesh.faces
-    files["stl"] = write_stl(out / f"{stem}.stl", v, f)
-    files["3mf"] = write_3mf(out / f"{stem}.3mf", v, f, name=stem)
+    if "stl" in formats:
+        files["stl"] = write_stl(out / f"{stem}.stl", v, f)
+    if "3mf" in formats:
+        files["3mf"] = write_3mf(out / f"{stem}.3mf", v, f, name=stem)
     if beam_lattice:
         kept = graph if len(solid.dropped_struts) == 0 else _subgraph(graph, solid.kept_struts)
         files["3mf_beams"] = write_3mf(out / f"{stem}_beams.3mf", v, f, graph=kept, name=stem)
@@ -136,3 +141,94 @@ def write_printable(
 def _subgraph(graph: LatticeGraph, struts: np.ndarray) -> LatticeGraph:
     used, inv = np.unique(graph.struts[struts], return_inverse=True)
     return LatticeGraph(graph.nodes[used], inv.reshape(-1, 2), graph.diameters[struts], dict(graph.meta))
+
+
+#: Solid output keys of a build (``outputs.files``) -> file names.
+SOLID_FILES = {"stl": "part.stl", "3mf": "part.3mf", "beams": "part_beams.3mf", "report": "report.json"}
+
+
+def control_point_data(graph: LatticeGraph) -> tuple[dict, dict, dict]:
+    """Targets, as-built stiffnesses and positions per control point from ``graph.meta``.
+
+    Reads ``graph.meta["control_points"][i]`` entries with ``position`` and any of
+    ``C_target_21`` / ``C_target`` and ``C_asbuilt_21`` / ``C_asbuilt`` (normalised by E_s),
+    named by their ``name`` or ``"point <i>"``.
+    """
+    targets, as_built, positions = {}, {}, {}
+    for i, cp in enumerate(graph.meta.get("control_points", []) or []):
+        if not isinstance(cp, dict):
+            continue
+        name = str(cp.get("name", f"point {i}"))
+        if "position" in cp:
+            positions[name] = np.asarray(cp["position"], dtype=np.float64)
+        for key, dest in (("C_target_21", targets), ("C_target", targets),
+                          ("C_asbuilt_21", as_built), ("C_asbuilt", as_built)):
+            if cp.get(key) is not None and name not in dest:
+                dest[name] = np.asarray(cp[key], dtype=np.float64)
+    return targets, as_built, positions
+
+
+def write_solid_outputs(
+    out_dir,
+    graph: LatticeGraph,
+    files=tuple(SOLID_FILES),
+    *,
+    min_diameter: float | None = None,
+    body=None,
+    stem: str = "part",
+    info: Mapping | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> dict:
+    """The solid-mesh outputs of a build: ``part.stl``, ``part.3mf``, ``part_beams.3mf``, report.
+
+    Made for the build's staged output directory: meshes once (before writing anything),
+    writes the requested files into ``out_dir`` and returns ``key -> path`` (the report's
+    figures under ``render``, ``summary``, ``surfaces_<point>``). Control-point stiffnesses
+    for the report come from ``graph.meta`` (:func:`control_point_data`); the printer
+    minimum defaults to ``graph.meta["min_strut_diameter_mm"]``.
+
+    Parameters
+    ----------
+    out_dir : path-like
+    graph : LatticeGraph
+    files : iterable of {"stl", "3mf", "beams", "report"}
+    min_diameter : float, optional
+    body : trimesh.Trimesh, optional
+        Closed surface to clip the solid to (islands then dropped).
+    stem : str
+    info : mapping, optional
+        Extra report data; the graph's meta is added under ``"build"``.
+    progress : callable(done, total, message), optional
+    """
+    from ..validation import check_choice
+
+    files = [check_choice("outputs.files", f, SOLID_FILES) for f in files]
+    if not files:
+        return {}
+    if min_diameter is None:
+        md = graph.meta.get("min_strut_diameter_mm")
+        min_diameter = float(md) if md else None
+    targets, as_built, positions = control_point_data(graph)
+    extra = {"build": {k: v for k, v in graph.meta.items() if k != "control_points"}}
+    extra.update(info or {})
+    out = write_printable(
+        out_dir,
+        graph,
+        stem=stem,
+        min_diameter=min_diameter,
+        body=body,
+        formats=tuple(f for f in ("stl", "3mf") if f in files),
+        beam_lattice="beams" in files,
+        graph_files=False,
+        report="report" in files,
+        targets=targets,
+        as_built=as_built,
+        positions=positions,
+        info=extra,
+        progress=progress,
+    )
+    keep = {"stl": "stl", "3mf": "3mf", "beams": "3mf_beams"}
+    written = {k: out.files[v] for k, v in keep.items() if k in files}
+    if "report" in files:
+        written.update({k: p for k, p in out.files.items() if k not in ("stl", "3mf", "3mf_beams")})
+    return written
