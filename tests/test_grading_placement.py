@@ -108,3 +108,23 @@ def test_cell_centres_are_minima_of_tau_prime():
     inside = np.all((centres >= lo) & (centres <= hi), axis=1)
     found = {tuple(n) for n in cells.index.tolist()}
     assert all(tuple(n) in found for n in grid[inside].astype(int).tolist())
+
+
+@pytest.mark.parametrize("mu, order", [(2.0, 2), (1.0, 1)])
+def test_mu_refines_the_lattice_and_p1_phase_fields_work(mu, order):
+    # mu = 2 halves the built cell edge (diameter follows, so rho is kept); P1 phase
+    # fields reproduce the affine lattice just as well (the solution is linear)
+    spec = parse_spec({
+        "body": {"box": {"size": [6.0, 6.0, 6.0]}}, "cell_size": L, "mu": mu, "phase": {"order": order},
+        "control_points": [{"position": [3.0, 3.0, 3.0], "cell": CELLS["cubic"]}],
+    })
+    prep = prepare(spec)
+    g = build_graph(spec)
+    edge = L / mu
+    X = g.nodes / edge
+    per = reference_graph(TOPOLOGY).periodic
+    dist, _ = cKDTree(per.nodes).query(X - np.floor(X + 1e-7) + 0.0)
+    assert dist.max() < 1e-9
+    assert np.allclose(g.diameters, prep.cells[0].diameter(cell_size=edge), rtol=1e-12)
+    assert g.bounds() == pytest.approx(np.array([[0, 0, 0], [6, 6, 6]]), abs=1e-9)
+    assert len(np.unique(np.floor(X[np.all(X < 6 / edge - 1e-6, axis=1)] + 1e-7), axis=0)) == round(6 / edge) ** 3

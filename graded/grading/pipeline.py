@@ -41,7 +41,9 @@ MAX_PHASE_BOXES = 6000
 def _rebase(exc: ValidationError, spec: Spec, path: tuple) -> ValidationError:
     """Prefix a ValidationError raised for a sub-object with its spec path and line."""
     sub = exc.field
-    full = format_path(path) + ("." + sub if sub and sub not in ("spec",) else "")
+    if sub in ("spec", path[-1]):  # already names the sub-object itself
+        sub = ""
+    full = format_path(path) + ("." + sub if sub else "")
     line = spec.line_of(path + tuple(sub.split(".")) if sub else path)
     where = f" (line {line})" if line else ""
     return ValidationError(full, exc.problem + where, exc.hint)
