@@ -38,7 +38,7 @@ from pydantic import ValidationError as PydanticValidationError
 from .validation import ValidationError
 
 __all__ = ["Spec", "Body", "BoxBody", "ControlPoint", "CellSpec", "TargetSpec", "Material", "Outputs",
-           "PhaseOptions", "OUTPUT_FILES", "load_spec", "parse_spec"]
+           "PhaseOptions", "OUTPUT_FILES", "format_path", "load_spec", "parse_spec"]
 
 #: Files the graph writer can produce (``outputs.files``).
 OUTPUT_FILES = ("vtu", "json", "csv", "png")

@@ -36,6 +36,9 @@ __all__ = ["build_graph", "resolve_cell", "make_body", "prepare", "Prepared", "M
 #: ~8 P2 dofs per box). 6,000 boxes factorise in a few seconds on one core; a finer
 #: requested spacing is coarsened to stay under it.
 MAX_PHASE_BOXES = 6000
+#: FE stiffness entries below this fraction of the largest are round-off of exact zeros
+#: (they would dominate an NMSE, main Eq. 8, that divides by the target entries).
+ROUNDOFF_ZERO = 1e-9
 
 
 def _rebase(exc: ValidationError, spec: Spec, path: tuple) -> ValidationError:
@@ -215,6 +218,9 @@ def build_graph(spec, progress=None) -> LatticeGraph:
         raise RuntimeError("every strut was dropped (thinner than min_strut_diameter or outside the body); "
                            "lower min_strut_diameter or raise rho")
     prep.timings["graph_s"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    as_built = [_as_built(prep, i) for i in range(len(prep.cells))]
+    prep.timings["as_built_s"] = time.perf_counter() - t2
     prep.timings["total_s"] = time.perf_counter() - t0
     graph.meta = {
         "spec": spec.source,
@@ -224,13 +230,33 @@ def build_graph(spec, progress=None) -> LatticeGraph:
         "mu": spec.mu,
         "min_strut_diameter_mm": spec.min_strut_diameter,
         "control_points": [
-            {"position": cp.position, "cell": c.to_dict(), "diameter_mm": float(d)}
-            for cp, c, d in zip(spec.control_points, prep.cells, diam)
+            {"position": cp.position, "cell": c.to_dict(), "diameter_mm": float(d), **ab}
+            for cp, c, d, ab in zip(spec.control_points, prep.cells, diam, as_built)
         ],
         "stats": _stats_dict(stats),
         "timings": prep.timings,
     }
     return graph
+
+
+def _as_built(prep: Prepared, i: int) -> dict:
+    """FE stiffness of the as-built local cell at control point i against its own cell and target."""
+    from ..elastic import from_21, nmse, to_21
+    from .local import local_stiffness
+
+    cp = prep.spec.control_points[i]
+    nu = prep.spec.material.nu
+    local = local_stiffness(prep, cp.position, nu=nu)
+    own = prep.cells[i].stiffness(nu=nu)
+    own[np.abs(own) < ROUNDOFF_ZERO * np.abs(own).max()] = 0.0
+    out = {"C_as_built_21": to_21(local).tolist(), "nmse_as_built_vs_cell": float(nmse(own, local))}
+    if cp.target is not None:
+        C = np.array(cp.target.stiffness, dtype=np.float64)
+        C = C if C.shape == (6, 6) else from_21(C)
+        if cp.target.units == "GPa":
+            C = C / prep.spec.material.E
+        out["nmse_as_built_vs_target"] = float(nmse(C, local))
+    return out
 
 
 def _stats_dict(stats: AssemblyStats) -> dict:
