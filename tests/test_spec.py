@@ -7,6 +7,7 @@ import pytest
 import trimesh
 
 from graded.grading import build_graph
+from graded.io import write_3mf
 from graded.grading.body import mesh_body
 from graded.grading.pipeline import prepare
 from graded.spec import load_spec, parse_spec
@@ -146,14 +147,18 @@ def test_closed_stl_body_clips_the_lattice(tmp_path):
     assert r.min() < 1.0 and g.n_struts > 500
 
 
-def test_box_stl_gives_the_same_lattice_as_the_box(tmp_path):
+@pytest.mark.parametrize("suffix", [".stl", ".3mf"])
+def test_box_file_gives_the_same_lattice_as_the_box(tmp_path, suffix):
     # nodes on the faces of an axis-aligned STL box are kept (inside within tolerance),
     # so the lattice equals that of the analytic box body
     box = trimesh.creation.box(extents=[8, 6, 6])
     box.apply_translation([4, 3, 3])
-    _write(box, tmp_path / "box.stl")
+    if suffix == ".stl":
+        _write(box, tmp_path / "box.stl")
+    else:
+        write_3mf(tmp_path / "box.3mf", box.vertices, box.faces)
     cp = [{"position": [4, 3, 3], "cell": {"topology": "2x1+1x3+2x5", "rho": 0.05}}]
-    a = build_graph(parse_spec({"body": {"file": "box.stl"}, "cell_size": 2.0, "control_points": cp}, base_dir=tmp_path))
+    a = build_graph(parse_spec({"body": {"file": "box" + suffix}, "cell_size": 2.0, "control_points": cp}, base_dir=tmp_path))
     b = build_graph(parse_spec({"body": {"box": {"size": [8, 6, 6]}}, "cell_size": 2.0, "control_points": cp}))
     assert a.n_struts == b.n_struts and a.n_nodes == b.n_nodes
     assert np.allclose(np.sort(a.nodes, axis=0), np.sort(b.nodes, axis=0), atol=1e-9)

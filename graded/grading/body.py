@@ -146,6 +146,19 @@ def box_body(size, origin=(0.0, 0.0, 0.0)) -> Body:
     return Body(lo=lo, hi=lo + np.asarray(size, dtype=np.float64).reshape(3), mesh=None, name="box")
 
 
+def _load_3mf(path: Path):
+    """All triangle objects of a 3MF (lib3mf reader of graded.io), as one trimesh."""
+    import trimesh
+
+    from ..io import read_3mf
+
+    _, objects, _ = read_3mf(path)
+    parts = [trimesh.Trimesh(o.vertices, o.triangles, process=False) for o in objects if len(o.triangles)]
+    if not parts:
+        return trimesh.Trimesh()
+    return trimesh.util.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
 def mesh_body(path, *, field: str = "body.file") -> Body:
     """Load a closed STL or 3MF surface (mm) as a body.
 
@@ -161,8 +174,13 @@ def mesh_body(path, *, field: str = "body.file") -> Body:
     if not path.is_file():
         raise ValidationError(field, f"{path} does not exist", "give the path of an .stl or .3mf file, relative to the spec")
     try:
-        loaded = trimesh.load(str(path), force="mesh")
-    except Exception as exc:  # trimesh raises many kinds for unreadable files
+        if path.suffix.lower() == ".3mf":
+            loaded = _load_3mf(path)
+        else:
+            loaded = trimesh.load(str(path), force="mesh")
+    except ValidationError:
+        raise
+    except Exception as exc:  # readers raise many kinds for unreadable files
         raise ValidationError(field, f"cannot read {path.name}: {exc}", "give a binary/ASCII STL or a 3MF file") from None
     if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
         raise ValidationError(field, f"{path.name} holds no triangles", "give a closed triangle mesh")

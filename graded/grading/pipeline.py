@@ -36,6 +36,9 @@ __all__ = ["build_graph", "resolve_cell", "make_body", "prepare", "Prepared", "M
 #: ~8 P2 dofs per box). 6,000 boxes factorise in a few seconds on one core; a finer
 #: requested spacing is coarsened to stay under it.
 MAX_PHASE_BOXES = 6000
+#: A built cell volume below this fraction of the blended basis' volume means the phase
+#: map folds or squashes cells (see ``_check_phase_map``); 0.2 is a five-fold squash.
+FOLD_RATIO = 0.2
 #: FE stiffness entries below this fraction of the largest are round-off of exact zeros
 #: (they would dominate an NMSE, main Eq. 8, that divides by the target entries).
 ROUNDOFF_ZERO = 1e-9
@@ -170,9 +173,32 @@ def prepare(spec: Spec, progress=None) -> Prepared:
     phase = solve_phase_fields(grading.inverse_basis, lo, hi, h, order=spec.phase.order,
                                anchor=body.lo, anchor_value=np.zeros(3))
     timings["phase_s"] = time.perf_counter() - t1
+    _check_phase_map(spec, body, grading, phase, samples)
     timings["phase_dofs"] = int(phase.coeffs.shape[0])
     timings["phase_spacing_mm"] = float(h)
     return Prepared(spec=spec, body=body, cells=cells, field=grading, phase=phase, cell_edge=edge, timings=timings)
+
+
+def _check_phase_map(spec: Spec, body: Body, grading: GradingField, phase: PhaseField, samples: np.ndarray) -> None:
+    """Refuse phase fields that fold or squash cells inside the body.
+
+    The local cell volume of the built lattice is ``1 / det(mu grad phi)``; the wanted one
+    is ``det A(x) / mu^3``. Where their ratio drops under :data:`FOLD_RATIO` (or changes
+    sign: the map folds over) the blend asks for a lattice that no single phase map can
+    follow (strongly non-gradient K(x)), and cells would overlap or vanish.
+    """
+    x = samples[body.contains(samples)]
+    if len(x) == 0:
+        return
+    ratio = np.linalg.det(phase.gradient(x)) * np.linalg.det(grading.basis(x))
+    ratio *= np.sign(np.linalg.det(grading.bases[0]))
+    k = int(np.argmin(ratio))
+    if ratio[k] < FOLD_RATIO:
+        where = ", ".join(f"{v:.4g}" for v in x[k])
+        raise spec.error(("control_points",),
+                         f"the phase fields cannot follow the blended lattice at x = ({where}) mm "
+                         f"(local cell volume {ratio[k]:.3g} x the blended one; the map folds or squashes cells)",
+                         "blend cells that differ less in orientation, or add intermediate control points")
 
 
 def _check_grid(lo, hi, spacing):
