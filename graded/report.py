@@ -166,6 +166,7 @@ def write_report(
     facts=None,
     targets: Mapping[str, np.ndarray] | None = None,
     as_built: Mapping[str, np.ndarray] | None = None,
+    cells: Mapping[str, np.ndarray] | None = None,
     positions: Mapping[str, np.ndarray] | None = None,
     info: Mapping | None = None,
     outputs: Mapping[str, object] | None = None,
@@ -188,6 +189,10 @@ def write_report(
     targets, as_built : mapping of control-point name -> (6, 6) or (21,) stiffness
         Target and as-built (FE of the local cell) stiffness per control point, normalised
         by E_s. Points present in both get an NMSE and a surface figure.
+    cells : mapping of name -> (6, 6) or (21,), optional
+        Stiffness of the unit cell chosen for the point (explicit or by inverse design),
+        drawn with the others and compared with the as-built one (``nmse_cell``). A point
+        with a cell but no target uses the cell as its target.
     positions : mapping of name -> (3,) mm, optional
         Control-point positions, recorded in the JSON.
     info : mapping, optional
@@ -208,6 +213,7 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     targets = dict(targets or {})
     as_built = dict(as_built or {})
+    cells = dict(cells or {})
     positions = dict(positions or {})
     files: dict[str, Path] = {}
 
@@ -217,19 +223,29 @@ def write_report(
         facts = mesh_facts(mesh, min_strut_diameter=float(graph.diameters.min()) if graph.n_struts else math.nan)
 
     points = []
-    for name in list(dict.fromkeys([*targets, *as_built])):
+    for name in list(dict.fromkeys([*targets, *cells, *as_built])):
         entry: dict = {"name": str(name)}
         if name in positions:
             entry["position_mm"] = check_finite(f"positions[{name!r}]", positions[name]).reshape(3)
         Ct = _stiffness(f"targets[{name!r}]", targets[name]) if name in targets else None
+        Cc = _stiffness(f"cells[{name!r}]", cells[name]) if name in cells else None
         Ca = _stiffness(f"as_built[{name!r}]", as_built[name]) if name in as_built else None
+        if Ct is None and Cc is not None:
+            Ct, Cc = Cc, None
+            entry["target_is_cell"] = True
         if Ct is not None:
             entry["C_target_21"] = to_21(Ct)
+        if Cc is not None:
+            entry["C_cell_21"] = to_21(Cc)
         if Ca is not None:
             entry["C_asbuilt_21"] = to_21(Ca)
         if Ct is not None and Ca is not None:
             entry["nmse"] = float(nmse(Ct, Ca))
-        points.append((entry, Ct, Ca))
+        if Cc is not None and Ca is not None:
+            entry["nmse_cell"] = float(nmse(Cc, Ca))
+        if Ct is not None and Cc is not None:
+            entry["nmse_cell_vs_target"] = float(nmse(Ct, Cc))
+        points.append((entry, Ct, Ca, Cc))
 
     d = graph.diameters
     graph_doc = {
@@ -253,14 +269,18 @@ def write_report(
         plot = surface_plot
         if plot is None:
             from .plot import plot_elastic_surfaces as plot
-        for entry, Ct, Ca in points:
+        for entry, Ct, Ca, Cc in points:
             if Ct is None or Ca is None:
                 continue
             p = out / f"surfaces_{_slug(entry['name'])}.png"
-            plot({"target": Ct, "as built": Ca}, p, title=f"{entry['name']}: NMSE = {entry['nmse']:.3g}")
+            label = "cell" if entry.get("target_is_cell") else "target"
+            surfaces = {label: Ct, "as built": Ca}
+            if Cc is not None:
+                surfaces = {label: Ct, "designed cell": Cc, "as built": Ca}
+            plot(surfaces, p, title=f"{entry['name']}: NMSE as built vs {label} = {entry['nmse']:.3g}")
             entry["surface_png"] = p.name
             files[f"surfaces_{entry['name']}"] = p
-        files["summary"] = _summary(out / "summary.png", graph, facts, [e for e, _, _ in points])
+        files["summary"] = _summary(out / "summary.png", graph, facts, [p[0] for p in points])
 
     doc = {
         "format": REPORT_FORMAT,
@@ -268,7 +288,7 @@ def write_report(
         "units": {"length": "mm", "stiffness": "E_s (normalised)"},
         "graph": graph_doc,
         "mesh": mesh_doc,
-        "control_points": [e for e, _, _ in points],
+        "control_points": [p[0] for p in points],
         "outputs": {
             str(k): {"path": str(v), "bytes": Path(v).stat().st_size if Path(v).exists() else None}
             for k, v in (outputs or {}).items()

@@ -107,3 +107,26 @@ def test_report_rejects_bad_stiffness(tmp_path, part):
         write_report(tmp_path, g, targets={"p": bad}, as_built={"p": _ortho()}, figures=False)
     with pytest.raises(ValidationError, match="as_built"):
         write_report(tmp_path, g, targets={"p": _ortho()}, as_built={"p": np.ones(5)}, figures=False)
+
+
+def test_report_with_designed_cells(tmp_path, part):
+    g, res = part
+    calls = []
+    rep = write_report(
+        tmp_path,
+        g,
+        facts=res.facts,
+        targets={"t": _ortho()},
+        cells={"t": _ortho(1.1), "c": _ortho(2.0)},
+        as_built={"t": _ortho(1.2), "c": _ortho(1.9)},
+        surface_plot=_fake_plot(calls),
+    )
+    pts = {p["name"]: p for p in rep.data["control_points"]}
+    n = np.count_nonzero(_ortho())
+    assert pts["t"]["nmse"] == pytest.approx(n * 0.2**2)
+    assert pts["t"]["nmse_cell"] == pytest.approx(n * (0.1 / 1.1) ** 2)
+    assert pts["t"]["nmse_cell_vs_target"] == pytest.approx(n * 0.1**2)
+    # a point with only a cell compares the as-built stiffness with that cell
+    assert pts["c"]["target_is_cell"] is True and pts["c"]["nmse"] == pytest.approx(n * 0.05**2)
+    assert sorted(calls[0][0]) == ["as built", "designed cell", "target"]
+    assert sorted(calls[1][0]) == ["as built", "cell"]

@@ -48,6 +48,7 @@ def write_printable(
     report: bool = True,
     targets: Mapping[str, np.ndarray] | None = None,
     as_built: Mapping[str, np.ndarray] | None = None,
+    cells: Mapping[str, np.ndarray] | None = None,
     positions: Mapping[str, np.ndarray] | None = None,
     info: Mapping | None = None,
     surface_plot: Callable | None = None,
@@ -73,7 +74,7 @@ def write_printable(
         Write ``graph.vtu``, ``graph.json`` and ``graph.csv``.
     report : bool
         Write ``report.json`` and the PNG figures (see :func:`graded.report.write_report`).
-    targets, as_built, positions, info, surface_plot : passed to the report.
+    targets, as_built, cells, positions, info, surface_plot : passed to the report.
     progress : callable(done, total, message), optional
 
     Returns
@@ -127,6 +128,7 @@ def write_printable(
             facts=solid.facts,
             targets=targets,
             as_built=as_built,
+            cells=cells,
             positions=positions,
             info=extra,
             outputs=files,
@@ -147,25 +149,41 @@ def _subgraph(graph: LatticeGraph, struts: np.ndarray) -> LatticeGraph:
 SOLID_FILES = {"stl": "part.stl", "3mf": "part.3mf", "beams": "part_beams.3mf", "report": "report.json"}
 
 
-def control_point_data(graph: LatticeGraph) -> tuple[dict, dict, dict]:
-    """Targets, as-built stiffnesses and positions per control point from ``graph.meta``.
+def control_point_data(graph: LatticeGraph, nu: float | None = None) -> tuple[dict, dict, dict, dict]:
+    """Targets, cell and as-built stiffnesses and positions per control point from ``graph.meta``.
 
-    Reads ``graph.meta["control_points"][i]`` entries with ``position`` and any of
-    ``C_target_21`` / ``C_target`` and ``C_asbuilt_21`` / ``C_asbuilt`` (normalised by E_s),
-    named by their ``name`` or ``"point <i>"``.
+    Reads ``graph.meta["control_points"][i]``: ``position``; ``C_target_21`` (normalised
+    target); ``C_cell_21``, or else ``cell`` (a unit-cell dict, homogenized here with
+    Poisson's ratio ``nu``, default ``graph.meta["nu"]`` or 0.3); ``C_as_built_21`` (or
+    ``C_asbuilt_21``). Points are named by ``name`` or ``"point <i>"``.
+
+    Returns
+    -------
+    targets, cells, as_built, positions : dict name -> array
     """
-    targets, as_built, positions = {}, {}, {}
+    targets, cells, as_built, positions = {}, {}, {}, {}
+    if nu is None:
+        nu = float(graph.meta.get("nu", 0.3))
     for i, cp in enumerate(graph.meta.get("control_points", []) or []):
         if not isinstance(cp, dict):
             continue
         name = str(cp.get("name", f"point {i}"))
         if "position" in cp:
             positions[name] = np.asarray(cp["position"], dtype=np.float64)
-        for key, dest in (("C_target_21", targets), ("C_target", targets),
-                          ("C_asbuilt_21", as_built), ("C_asbuilt", as_built)):
-            if cp.get(key) is not None and name not in dest:
-                dest[name] = np.asarray(cp[key], dtype=np.float64)
-    return targets, as_built, positions
+        for keys, dest in ((("C_target_21", "C_target"), targets),
+                           (("C_cell_21", "C_cell"), cells),
+                           (("C_as_built_21", "C_asbuilt_21", "C_as_built", "C_asbuilt"), as_built)):
+            for key in keys:
+                if cp.get(key) is not None:
+                    dest[name] = np.asarray(cp[key], dtype=np.float64)
+                    break
+        if name not in cells and isinstance(cp.get("cell"), dict):
+            from ..unitcell import UnitCell
+
+            C = UnitCell.from_dict(cp["cell"], strict=False).stiffness(nu=nu)
+            C[np.abs(C) < 1e-12 * np.abs(C).max()] = 0.0  # FE round-off off the orthotropic pattern
+            cells[name] = C
+    return targets, cells, as_built, positions
 
 
 def write_solid_outputs(
@@ -208,7 +226,7 @@ def write_solid_outputs(
     if min_diameter is None:
         md = graph.meta.get("min_strut_diameter_mm")
         min_diameter = float(md) if md else None
-    targets, as_built, positions = control_point_data(graph)
+    targets, cells, as_built, positions = control_point_data(graph)
     extra = {"build": {k: v for k, v in graph.meta.items() if k != "control_points"}}
     extra.update(info or {})
     out = write_printable(
@@ -223,6 +241,7 @@ def write_solid_outputs(
         report="report" in files,
         targets=targets,
         as_built=as_built,
+        cells=cells,
         positions=positions,
         info=extra,
         progress=progress,
