@@ -28,16 +28,28 @@ condensation is a batched Cholesky solve.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 from scipy import sparse
+from scipy.sparse.linalg import splu
 from scipy.linalg.lapack import dpotrf as potrf, dpotrs as potrs
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from .periodic_graph import PeriodicGraph
 
 __all__ = ["homogenize", "beam_stiffness", "strain_operator", "shear_correction"]
+
+_THREADPOOLS: list[ThreadpoolController] = []
+
+
+def _single_threaded_blas():
+    """Context limiting BLAS to one thread (the controller is built once: it scans libraries)."""
+    if not _THREADPOOLS:
+        _THREADPOOLS.append(ThreadpoolController())
+    return _THREADPOOLS[0].limit(limits=1, user_api="blas")
+
 
 #: Cells per dense block, chosen so a block's matrices stay under ~256 MB.
 _BLOCK_BYTES = 256 * 2**20
@@ -128,25 +140,49 @@ def beam_stiffness(d: np.ndarray, radius: np.ndarray, E: float = 1.0, nu: float 
     return K
 
 
+#: Above this many free dofs a cell is factorised sparse (SuperLU, minimum-degree
+#: ordering); below it dense Cholesky is faster (measured crossover ~300 dofs).
+DENSE_MAX_DOFS = 300
+
+
+@dataclass(frozen=True)
+class _Assembly:
+    """Fixed scatter pattern of one graph: element matrix entries -> free-dof matrix."""
+
+    pd: np.ndarray  # (M, 12) position of each element dof among the free dofs, -1 if pinned
+    nf: int  # number of free dofs
+    op: sparse.csr_matrix  # (nf*nf or nnz, M*144) summation operator
+    indices: np.ndarray | None = None  # CSC pattern when sparse
+    indptr: np.ndarray | None = None
+
+    @property
+    def sparse(self) -> bool:
+        return self.indices is not None
+
+
 @lru_cache(maxsize=256)
-def _scatter(graph_id: int, n_nodes: int, bonds_bytes: bytes, free_bytes: bytes):
-    """Sparse operator taking flattened element matrices (M*144) to the free-dof block of K."""
+def _assembly(n_nodes: int, bonds_bytes: bytes, free_bytes: bytes) -> _Assembly:
     bonds = np.frombuffer(bonds_bytes, dtype=np.int64).reshape(-1, 2)
     free = np.frombuffer(free_bytes, dtype=np.int64)
-    M = len(bonds)
-    ndof = 6 * n_nodes
+    M, nf = len(bonds), len(free)
     dofs = np.concatenate([6 * bonds[:, :1] + np.arange(6), 6 * bonds[:, 1:] + np.arange(6)], axis=1)  # (M, 12)
-    pos = np.full(ndof, -1, dtype=np.int64)
-    pos[free] = np.arange(len(free))
+    pos = np.full(6 * n_nodes, -1, dtype=np.int64)
+    pos[free] = np.arange(nf)
     pd = pos[dofs]
-    rows = (pd[:, :, None] * len(free) + pd[:, None, :]).reshape(-1)
-    cols = np.arange(M * 144)
-    keep = (pd[:, :, None] >= 0) & (pd[:, None, :] >= 0)
-    keep = keep.reshape(-1)
-    S = sparse.csr_matrix(
-        (np.ones(int(keep.sum())), (rows[keep], cols[keep])), shape=(len(free) ** 2, M * 144)
-    )
-    return S, pd
+    r = np.broadcast_to(pd[:, :, None], (M, 12, 12)).reshape(-1)
+    c = np.broadcast_to(pd[:, None, :], (M, 12, 12)).reshape(-1)
+    keep = (r >= 0) & (c >= 0)
+    cols = np.arange(M * 144)[keep]
+    r, c = r[keep], c[keep]
+    if nf <= DENSE_MAX_DOFS:
+        op = sparse.csr_matrix((np.ones(len(r)), (r * nf + c, cols)), shape=(nf * nf, M * 144))
+        return _Assembly(pd, nf, op)
+    key = c * nf + r  # column-major: CSC order
+    ukey, slot = np.unique(key, return_inverse=True)
+    op = sparse.csr_matrix((np.ones(len(r)), (slot.reshape(-1), cols)), shape=(len(ukey), M * 144))
+    indices = (ukey % nf).astype(np.int32)
+    indptr = np.searchsorted(ukey // nf, np.arange(nf + 1)).astype(np.int32)
+    return _Assembly(pd, nf, op, indices, indptr)
 
 
 def _free_dofs(graph: PeriodicGraph) -> np.ndarray:
@@ -196,18 +232,18 @@ def homogenize(
         raise ValueError("diameters: must be > 0")
 
     free = _free_dofs(graph)
-    nf = len(free)
-    S, pd = _scatter(id(graph), graph.n_nodes, graph.bonds.tobytes(), free.tobytes())
-    per_cell = 8 * (M * 144 + nf * nf * 2 + nf * 6)
+    asm = _assembly(graph.n_nodes, graph.bonds.tobytes(), free.tobytes())
+    nf = asm.nf
+    per_cell = 8 * (M * 144 * 2 + (asm.op.shape[0] if asm.sparse else nf * nf) * 2 + nf * 12)
     block = max(1, int(_BLOCK_BYTES // per_cell))
     out = np.empty((B, 6, 6))
     # Cell matrices are small (hundreds of dofs): threaded BLAS only adds contention here,
     # by a factor of ~10 on a loaded 2-core machine. Parallelism belongs to the caller
     # (one process per core), so BLAS runs single-threaded inside.
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _single_threaded_blas():
         for lo in range(0, B, block):
             hi = min(B, lo + block)
-            out[lo:hi] = _condense(graph, F[lo:hi], dia[lo:hi], vol[lo:hi], E, nu, S, pd, nf)
+            out[lo:hi] = _condense(graph, F[lo:hi], dia[lo:hi], vol[lo:hi], E, nu, asm)
     return out[0] if single else out
 
 
@@ -225,13 +261,27 @@ def _solve_spd(A: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     return out
 
 
-def _condense(graph, F, dia, vol, E, nu, S, pd, nf):
-    b = len(F)
+def _solve_sparse(asm: _Assembly, data: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """``A^-1 rhs`` per cell for SPD matrices given as CSC data (nnz, b) on one fixed pattern."""
+    out = np.empty_like(rhs)
+    data = np.ascontiguousarray(data.T)  # (b, nnz): one contiguous row per cell
+    for k in range(rhs.shape[0]):
+        A = sparse.csc_matrix((data[k], asm.indices, asm.indptr), shape=(asm.nf, asm.nf))
+        try:
+            lu = splu(A, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+        except RuntimeError as exc:  # "Factor is exactly singular"
+            raise RuntimeError(
+                "the cell stiffness is singular: the lattice has a mechanism that even rigid joints cannot stop"
+            ) from exc
+        out[k] = lu.solve(rhs[k])
+    return out
+
+
+def _condense(graph, F, dia, vol, E, nu, asm: _Assembly):
+    b, nf, pd = len(F), asm.nf, asm.pd
     d = graph.bond_vectors(F)  # (b, M, 3)
     Ke = beam_stiffness(d, dia / 2.0, E, nu)  # (b, M, 12, 12)
     Bd = strain_operator(d)  # (b, M, 3, 6)
-    # K_ff: scatter of all element blocks (one sparse-dense product for the batch)
-    Kff = (S @ Ke.reshape(b, -1).T).T.reshape(b, nf, nf)
     # coupling with strain: only the second end carries E d
     KeB = np.einsum("bmij,bmjk->bmik", Ke[..., 6:9], Bd)  # (b, M, 12, 6)
     Kfe = np.zeros((b, nf + 1, 6))
@@ -239,6 +289,12 @@ def _condense(graph, F, dia, vol, E, nu, S, pd, nf):
     np.add.at(Kfe, (slice(None), idx.reshape(-1)), KeB.reshape(b, -1, 6))
     Kfe = Kfe[:, :nf]
     Kee = np.einsum("bmji,bmjk->bik", Bd, KeB[..., 6:9, :])
-    C = Kee - np.einsum("bki,bkj->bij", Kfe, _solve_spd(Kff, Kfe))
+    # K_ff: one sparse-matrix product scatters the element blocks of the whole batch
+    assembled = asm.op @ Ke.reshape(b, -1).T
+    if asm.sparse:
+        X = _solve_sparse(asm, assembled, Kfe)
+    else:
+        X = _solve_spd(np.ascontiguousarray(assembled.T).reshape(b, nf, nf), Kfe)
+    C = Kee - np.einsum("bki,bkj->bij", Kfe, X)
     C = 0.5 * (C + np.swapaxes(C, -1, -2))
     return C / vol[:, None, None]
