@@ -46,6 +46,8 @@ NEWTON_MAXITER = 30
 #: Distinct reference nodes are >= 1e-3 apart (multiples of 1/12 at worst); 2^-26 ~ 1.5e-8
 #: absorbs round-off of ``n + xi`` without merging anything distinct.
 KEY_RESOLUTION = 2.0**-26
+#: Sample points evaluated at once while locating cells (bounds memory to ~100 MB).
+SAMPLE_BLOCK = 500_000
 
 
 def tau_prime(mu_phi: np.ndarray) -> np.ndarray:
@@ -147,11 +149,25 @@ def locate_cells(phase, mu: float, lo, hi, *, spacing: float | None = None) -> C
         J = mu * phase.gradient(probe)
         width = 1.0 / np.linalg.norm(J, axis=2).max()  # narrowest layer: 1 / |mu grad phi_j|
         spacing = 0.5 * width
-    samples = _grid(lo, hi, spacing)
-    phi, J = phase.evaluate(samples)
-    q = mu * phi
-    cell = np.floor(q).astype(np.int64)
-    found, rep = np.unique(cell, axis=0, return_index=True)
+    # the sample grid is walked in slabs so its size is not bounded by memory
+    n = np.maximum(2, np.ceil((hi - lo) / spacing).astype(np.int64) + 1)
+    axes = [np.linspace(lo[a], hi[a], n[a]) for a in range(3)]
+    slab = max(1, SAMPLE_BLOCK // int(n[1] * n[2]))
+    found_cells, found_x, found_q, found_J = [], [], [], []
+    for i0 in range(0, int(n[0]), slab):
+        samples = np.stack(np.meshgrid(axes[0][i0 : i0 + slab], axes[1], axes[2], indexing="ij"), -1).reshape(-1, 3)
+        phi, J = phase.evaluate(samples)
+        q = mu * phi
+        c, rep = np.unique(np.floor(q).astype(np.int64), axis=0, return_index=True)
+        found_cells.append(c)
+        found_x.append(samples[rep])
+        found_q.append(q[rep])
+        found_J.append(J[rep])
+    found, rep = np.unique(np.concatenate(found_cells), axis=0, return_index=True)
+    samples = np.concatenate(found_x)[rep]
+    q = np.concatenate(found_q)[rep]
+    J = np.concatenate(found_J)[rep]
+    rep = np.arange(len(found))
     offsets = np.array([[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], dtype=np.int64)
     cand = (found[:, None, :] + offsets[None]).reshape(-1, 3)
     src = np.repeat(rep, len(offsets))
