@@ -55,9 +55,13 @@ def test_build_writes_every_graph_file(spec_file, tmp_path):
 
 
 def test_outdir_option_and_plain_output(spec_file, tmp_path):
-    res = CliRunner().invoke(cli, ["build", str(spec_file), "-o", str(tmp_path / "elsewhere"), "--no-progress"])
+    res = CliRunner().invoke(cli, ["build", str(spec_file), "-o", str(tmp_path / "elsewhere")])  # with progress
     assert res.exit_code == 0, res.output
     assert "struts" in res.output and (tmp_path / "elsewhere" / "graph.vtu").is_file()
+    (tmp_path / "afile").write_text("x")
+    spec_file.write_text(SPEC.replace("directory: result", "directory: afile"))
+    res = CliRunner().invoke(cli, ["build", str(spec_file), "--no-progress"])
+    assert res.exit_code == 2 and "outputs.directory" in res.output and "is not a directory" in res.output
 
 
 def test_failure_halfway_writes_nothing(spec_file, tmp_path, monkeypatch):

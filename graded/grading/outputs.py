@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from ..graph import LatticeGraph
-from ..validation import check_choice
+from ..validation import ValidationError, check_choice
 
 __all__ = ["GRAPH_FILES", "write_graph_outputs", "staged_directory"]
 
@@ -39,7 +39,8 @@ class staged_directory:
 
     def __enter__(self) -> Path:
         if self.out_dir.exists() and not self.out_dir.is_dir():
-            raise NotADirectoryError(f"outputs.directory: {self.out_dir} exists and is not a directory")
+            raise ValidationError("outputs.directory", f"{self.out_dir} exists and is not a directory",
+                                  "give a directory path (it is created if missing)")
         self.out_dir.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{self.out_dir.name}-", dir=self.out_dir.parent))
         return self.tmp
