@@ -8,6 +8,20 @@ runs it all from a spec, ``outputs`` writes the beam graph.
 
 from .body import Body, box_body, mesh_body
 from .field import GradingField, rbf_weights
+from .local import local_cell, local_stiffness
+from .outputs import write_graph_outputs
 from .pipeline import build_graph, prepare, resolve_cell
 
-__all__ = ["Body", "box_body", "mesh_body", "GradingField", "rbf_weights", "build_graph", "prepare", "resolve_cell"]
+__all__ = [
+    "Body",
+    "box_body",
+    "mesh_body",
+    "GradingField",
+    "rbf_weights",
+    "build_graph",
+    "prepare",
+    "resolve_cell",
+    "local_cell",
+    "local_stiffness",
+    "write_graph_outputs",
+]
