@@ -275,6 +275,8 @@ def assemble_graph(
     # 6. dissolve collinear degree-2 nodes left by dropped crossing struts
     lost = np.flatnonzero(_degree(struts, len(nodes)) < full_degree)
     struts, d, stats.nodes_dissolved = _dissolve(nodes, struts, d, lost)
+    keep = _dedupe(struts)  # safety: a joined chain never duplicates a strut, but be sure
+    struts, d = struts[keep], d[keep]
 
     used = np.unique(struts)
     remap = np.full(len(nodes), -1, dtype=np.int64)
