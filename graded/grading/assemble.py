@@ -39,9 +39,10 @@ __all__ = ["assemble_graph", "AssemblyStats", "MERGE_FRACTION", "NEGLIGIBLE", "C
 #: of a cell apart, so 1e-3 merges only near-coincident nodes (SI section 5).
 MERGE_FRACTION = 1e-3
 #: Struts whose blended diameter is below this fraction of the largest diameter they have
-#: at any control point only exist in the tails of the Gaussian weights: dropped even
-#: without a printable minimum.
-NEGLIGIBLE = 1e-3
+#: at any control point only exist in the tails of the Gaussian weights (their axial
+#: stiffness, ~d^2, is below 1e-4 of the full strut's): dropped even without a printable
+#: minimum.
+NEGLIGIBLE = 1e-2
 #: Two struts at a dissolvable node are collinear if the cosine of the angle between
 #: them is below -COLLINEAR_COS (about 1.8 degrees off straight).
 COLLINEAR_COS = 0.9995
