@@ -291,3 +291,19 @@ def test_polygon_width_respects_printer_minimum():
     # without the minimum the equal-area polygon is a little narrower across the flats
     plain = mesh_graph(g)
     assert plain.stats["min_polygon_width_mm"] < d
+
+
+@pytest.mark.parametrize("method", ["joints", "union"])
+def test_boolean_slivers_are_welded_for_float32_export(tmp_path, method):
+    # booleans leave sliver edges far below float32 resolution; after welding, the STL read
+    # back (float32, coincident vertices merged) is still watertight
+    from graded.io import write_stl
+    from graded.mesh import superpose
+
+    g = superpose(bcc_graph((2, 2, 2)), octet_graph((2, 2, 2)))
+    g = LatticeGraph(g.nodes + 20.0, g.struts, g.diameters)  # coordinates ~20-24 mm
+    res = mesh_graph(g, method=method)
+    path = write_stl(tmp_path / "part.stl", res.mesh.vertices, res.mesh.faces)
+    back = trimesh.load(path, file_type="stl")
+    assert back.is_watertight and back.is_volume and back.body_count == 1
+    assert back.volume == pytest.approx(res.facts.volume, rel=1e-5)

@@ -92,8 +92,9 @@ class SolidMesh:
 
 def to_manifold(mesh: trimesh.Trimesh, field_name: str = "body") -> mf.Manifold:
     """trimesh -> manifold3d, raising ValidationError if it is not a closed 2-manifold."""
-    verts = np.ascontiguousarray(mesh.vertices, dtype=np.float64)
-    faces = np.ascontiguousarray(mesh.faces, dtype=np.uint64)
+    # plain C-ordered copies: trimesh's tracked array views are not accepted by manifold3d
+    verts = np.array(np.asarray(mesh.vertices), dtype=np.float64, order="C")
+    faces = np.array(np.asarray(mesh.faces), dtype=np.uint64, order="C")
     out = mf.Manifold(mf.Mesh64(vert_properties=verts, tri_verts=faces))
     if out.status() != mf.Error.NoError or out.is_empty():
         fail(
@@ -120,20 +121,90 @@ def _check_solid(solid: mf.Manifold, what: str) -> None:
         raise RuntimeError(f"mesh: manifold3d {what} produced an empty solid (status {status.name})")
 
 
+#: Smallest edge the exported mesh may keep, relative to float32 resolution: STL stores
+#: float32 coordinates (ulp 4e-6 mm at 40 mm), and booleans leave sliver edges down to
+#: 1e-10 mm whose ends would fuse on export and break watertightness. Welding collapses
+#: such edges (at least 1e-5 mm: 10 nm, thousands of times below any printer's resolution).
+WELD_ULPS = 4.0
+WELD_MIN = 1e-5
+#: Welding rounds, the tolerance growing tenfold each time (at most 1e-3 mm by default).
+WELD_TRIES = 3
+
+
+def _closed_in_float32(v: np.ndarray, tris: np.ndarray) -> bool:
+    """Is the mesh still closed and 2-manifold (edge-wise) once vertices are stored as float32
+    and coincident ones merged, as an STL reader does?"""
+    v32 = np.ascontiguousarray(v, dtype=np.float32)
+    _, inv = np.unique(v32, axis=0, return_inverse=True)
+    if len(_) == len(v32):
+        return True
+    t = inv.reshape(-1)[np.asarray(tris, dtype=np.int64)]
+    if np.any((t[:, 0] == t[:, 1]) | (t[:, 1] == t[:, 2]) | (t[:, 2] == t[:, 0])):
+        return False
+    n = np.int64(len(_))
+    a = np.concatenate([t[:, 0], t[:, 1], t[:, 2]])
+    b = np.concatenate([t[:, 1], t[:, 2], t[:, 0]])
+    fwd = a * n + b
+    if len(np.unique(fwd)) != len(fwd):
+        return False  # an edge used twice in the same direction: four sheets meet
+    return bool(np.all(np.isin(b * n + a, fwd)))
+
+
+def _weld_for_export(solid: mf.Manifold) -> tuple[mf.Manifold, bool]:
+    """Make the solid survive float32 storage (STL/3MF) closed; returns (solid, welded?)."""
+    m = solid.to_mesh64()
+    v = np.asarray(m.vert_properties, dtype=np.float64)[:, :3]
+    tris = np.array(m.tri_verts, dtype=np.uint64, order="C")
+    if _closed_in_float32(v, tris):
+        return solid, False
+    scale = float(np.abs(v).max()) if len(v) else 1.0
+    tol = max(WELD_MIN, WELD_ULPS * float(np.spacing(np.float32(scale))))
+    for _ in range(WELD_TRIES):
+        welded = mf.Manifold(
+            mf.Mesh64(
+                vert_properties=np.array(v.astype(np.float32), dtype=np.float64, order="C"),
+                tri_verts=tris,
+                tolerance=tol,
+            )
+        ).simplify(tol)
+        _check_solid(welded, "welding for float32 export")
+        m = welded.to_mesh64()
+        v = np.asarray(m.vert_properties, dtype=np.float64)[:, :3]
+        tris = np.array(m.tri_verts, dtype=np.uint64, order="C")
+        if _closed_in_float32(v, tris):
+            return welded, True
+        tol *= 10.0
+    raise RuntimeError(
+        f"mesh: the solid does not stay closed in float32 (STL/3MF precision) even after welding "
+        f"edges up to {tol / 10:.1e} mm; it has near-touching features"
+    )
+
+
 def _ball(centre, radius, n) -> mf.Manifold:
     return mf.Manifold.hull_points(unit_ball_points(int(n)) * radius + centre)
 
 
-def _cylinders(p, q, radii, segments) -> list[mf.Manifold]:
+def _cylinders(p, q, radii, segments, inset=None) -> list[mf.Manifold]:
     """Node-to-node (tapered) prisms: manifold3d cylinders mapped onto the strut frames.
 
-    The local x, y, z axes go to ``e1, e2, d``, so the polygon corners are exactly the stub
-    rings of :mod:`graded.mesh.joints` (manifold3d puts corner k at angle 2 pi k / n).
+    The local x, y, z axes go to the strut frame ``e1, e2, d`` turned about ``d`` by a
+    per-strut fraction of a segment.
+    ``inset`` (k, 2) moves the end caps this far from the node centres into the strut (mm),
+    which keeps the caps of collinear struts from coinciding.
     """
     vec = q - p
     length = np.linalg.norm(vec, axis=1)
     d = vec / length[:, None]
+    if inset is not None:
+        p = p + d * inset[:, :1]
+        length = length - inset[:, 0] - inset[:, 1]
     e1, e2 = strut_frames(d)
+    # turn each polygon by its own fraction of a segment (golden-ratio sequence): equal
+    # struts meeting at a node (e.g. two perpendicular edges of a cubic cell) then never
+    # have exactly coincident polygon edges where their surfaces touch
+    phase = (2.0 * np.pi / segments) * ((np.arange(len(p)) * 0.6180339887498949) % 1.0)
+    c, s_ = np.cos(phase)[:, None], np.sin(phase)[:, None]
+    e1, e2 = c * e1 + s_ * e2, c * e2 - s_ * e1
     frames = np.stack([e1, e2, d, p], axis=2)  # (k, 3, 4) affine maps
     return [
         mf.Manifold.cylinder(float(length[i]), float(radii[i, 0]), float(radii[i, 1]), int(segments[i])).transform(
@@ -143,6 +214,10 @@ def _cylinders(p, q, radii, segments) -> list[mf.Manifold]:
     ]
 
 
+#: Balls are drawn this much (relative, at most half the chord tolerance) larger than the
+#: largest strut at the node, so strut surfaces cross the ball instead of touching it
+#: tangentially (tangent surfaces make booleans leave sliver triangles).
+BALL_MARGIN = 0.02
 #: Joint layers: the struts a layer leaves to the fallback (sharp pairs, contacts) are meshed
 #: again as a lattice of their own, up to this many layers; what is left after the last
 #: becomes plain cylinders. Unioning a few stitched layers is cheaper than unioning thousands
@@ -296,7 +371,7 @@ def mesh_graph(
     np.maximum.at(node_r, struts[:, 0], radius[:, 0])
     np.maximum.at(node_r, struts[:, 1], radius[:, 1])
     ball_seg = segments_for_radius(node_r, chord_tol)
-    ball_r = node_r * area_scale(ball_seg)
+    ball_r = node_r * area_scale(ball_seg) + np.minimum(BALL_MARGIN * node_r, chord_tol / 2.0)
     report(0, 3, "meshing struts")
 
     if method == "joints":
@@ -312,7 +387,11 @@ def mesh_graph(
         parts = []
         accounting = {}
     extra = [_ball(nodes[i], ball_r[i], ball_seg[i]) for i in fb_nodes]
-    extra += _cylinders(nodes[struts[fb_struts, 0]], nodes[struts[fb_struts, 1]], vradius[fb_struts], segments[fb_struts])
+    # cylinder caps end inside the balls, halfway between centre and sphere, never at the
+    # centre plane where the caps of collinear struts would coincide
+    fs = struts[fb_struts]
+    inset = 0.5 * np.sqrt(np.maximum(ball_r[fs] ** 2 - vradius[fb_struts] ** 2, 0.0))
+    extra += _cylinders(nodes[fs[:, 0]], nodes[fs[:, 1]], vradius[fb_struts], segments[fb_struts], inset)
     report(1, 3, "union")
     # the small fallback parts are unioned among themselves first and then with the big
     # stitched surface in one boolean (measured 30 % faster than one batch of everything)
@@ -336,6 +415,7 @@ def mesh_graph(
             solid = comps[int(np.argmax(vols))]
             islands = len(comps) - 1
     report(2, 3, "facts")
+    solid, welded = _weld_for_export(solid)
     mesh = to_trimesh(solid)
     facts = mesh_facts(mesh, min_strut_diameter=float(thinnest[kept].min()), reference_volume=reference)
     if not facts.watertight or facts.volume <= 0:
@@ -349,6 +429,7 @@ def mesh_graph(
         "fallback_nodes": int(len(fb_nodes)),
         "fallback_struts": int(len(fb_struts)),
         "islands_dropped": islands,
+        "welded_for_float32": welded,
         "chord_tol_mm": float(chord_tol),
         "min_polygon_width_mm": min_width,
         **accounting,
