@@ -1,7 +1,7 @@
 """Printable solids from lattice graphs: meshing (manifold3d), mesh facts, demo lattices."""
 
 from .facts import MeshFacts, mesh_facts
-from .lattices import bcc_graph, graded_diameters, octet_graph, superpose
+from .lattices import bcc_graph, graded_diameters, octet_graph, superpose, tile_cell
 from .solid import SolidMesh, mesh_graph, to_manifold, to_trimesh
 from .tessellation import CHORD_TOL, area_scale, segments_for_radius
 
@@ -16,6 +16,7 @@ __all__ = [
     "octet_graph",
     "graded_diameters",
     "superpose",
+    "tile_cell",
     "CHORD_TOL",
     "area_scale",
     "segments_for_radius",

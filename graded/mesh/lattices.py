@@ -6,7 +6,7 @@ import numpy as np
 
 from ..graph import LatticeGraph
 
-__all__ = ["bcc_graph", "octet_graph", "graded_diameters", "superpose"]
+__all__ = ["bcc_graph", "octet_graph", "graded_diameters", "superpose", "tile_cell"]
 
 
 def _grid(shape, cell):
@@ -80,3 +80,29 @@ def superpose(*graphs: LatticeGraph, tol: float = 1e-6) -> LatticeGraph:
     struts, keep = np.unique(struts, axis=0, return_index=True)
     diameters = np.concatenate([g.diameters for g in graphs])[keep]
     return LatticeGraph(nodes[first], struts, diameters, {"lattice": "+".join(str(g.meta.get("lattice")) for g in graphs)})
+
+
+def tile_cell(cell, shape=(2, 2, 2), cell_size: float = 4.0) -> LatticeGraph:
+    """A block of ``shape`` identical cells of a :class:`graded.unitcell.UnitCell` (mm).
+
+    Bonds of the cell's periodic graph that leave the block are dropped; nodes shared by
+    neighbouring cells are fused (:func:`superpose`). All struts get the cell's diameter for
+    ``cell_size``. Useful to mesh real design-space cells without the grading pipeline.
+    """
+    from ..topology import reference_graph
+
+    pg = reference_graph(cell.topology).periodic
+    basis = cell.basis * float(cell_size)
+    shape = np.asarray(shape, dtype=np.int64)
+    idx = np.stack(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), -1).reshape(-1, 3)
+    n = pg.n_nodes
+    nodes = ((idx[:, None, :] + pg.nodes[None]).reshape(-1, 3)) @ basis.T
+    target = idx[:, None, :] + pg.offsets[None]  # (cells, bonds, 3)
+    inside = np.all((target >= 0) & (target < shape), axis=2)
+    flat = lambda c: (c[..., 0] * shape[1] + c[..., 1]) * shape[2] + c[..., 2]  # noqa: E731
+    src = flat(idx)[:, None] * n + pg.bonds[None, :, 0]
+    dst = flat(target) * n + pg.bonds[None, :, 1]
+    struts = np.stack([src[inside], dst[inside]], axis=1)
+    d = float(cell.diameter(cell_size))
+    g = LatticeGraph(nodes, struts, np.full(len(struts), d), {"lattice": cell.topology_string})
+    return superpose(g)
