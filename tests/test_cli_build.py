@@ -115,3 +115,22 @@ def test_target_control_point_goes_through_the_inverse_design_hook(spec_file, mo
     g = build(spec_file)
     assert calls["E"] == 114.0 and calls["units"] == "GPa" and np.shape(calls["target"]) == (6, 6)
     assert g.meta["control_points"][1]["cell"]["topology"] == "1x1+2x4+1x6"
+
+
+@pytest.mark.parametrize("field, exit_code, text", [
+    ("target", 2, "control_points[1].target: is not positive definite"),
+    ("weights inverse.json", 1, "control_points[1].target: inverse design is not available"),
+])
+def test_inverse_design_errors_are_attributed(spec_file, monkeypatch, field, exit_code, text):
+    import graded.inverse.design as inv
+    from graded.validation import ValidationError
+
+    def failing_design(target, **kw):
+        raise ValidationError(field, "is not positive definite" if field == "target" else "not found")
+
+    monkeypatch.setattr(inv, "design", failing_design)
+    spec_file.write_text(SPEC.replace('cell: {topology: "1x1+2x4+1x6", rho: 0.06}',
+                                      "target: {stiffness: " + str((np.eye(6)).tolist()) + ", units: normalized}"))
+    res = CliRunner().invoke(cli, ["build", str(spec_file), "--no-progress"])
+    assert res.exit_code == exit_code, res.output
+    assert text in res.output

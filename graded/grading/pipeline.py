@@ -96,7 +96,11 @@ def resolve_cell(control_point: ControlPoint, spec: Spec, index: int = 0) -> Uni
             verify=True,
         )
     except ValidationError as exc:
-        raise _rebase(exc, spec, path + ("target",)) from None
+        if exc.field.split(".")[0] in ("target", "stiffness", "units", "E"):
+            raise _rebase(exc, spec, path + ("target",)) from None
+        # anything else (e.g. no trained weights installed) is not the spec's fault
+        raise RuntimeError(f"{format_path(path)}.target: inverse design is not available ({exc}); "
+                           "give an explicit cell for this control point instead") from None
     if not results:
         raise RuntimeError(f"{format_path(path)}.target: inverse design returned no cell")
     best = min(results, key=lambda r: r.nmse)
