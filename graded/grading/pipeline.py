@@ -28,7 +28,7 @@ from ..validation import ValidationError
 from .assemble import AssemblyStats, assemble_graph, strut_membership
 from .body import Body, box_body, mesh_body
 from .field import GradingField
-from .placement import CellPlacement, locate_cells
+from .placement import locate_cells
 
 __all__ = ["build_graph", "resolve_cell", "make_body", "prepare", "Prepared", "MAX_PHASE_BOXES"]
 
