@@ -173,3 +173,9 @@ def test_blend_the_phase_fields_cannot_follow_is_refused():
                                           {"position": [24, 4, 4], "cell": {**cell, "R2": [2.3, 0, 0]}}]})
     with pytest.raises(ValidationError, match=r"control_points: the phase fields cannot follow .* at x = \(12, "):
         build_graph(spec)
+
+
+def test_printable_minimum_above_every_strut_is_refused():
+    text = GOOD.replace("min_strut_diameter: 0.05", "min_strut_diameter: 5")
+    with pytest.raises(ValidationError, match=r"min_strut_diameter: 5 mm drops every strut .*\(line 13\)"):
+        build_graph(parse_spec(text))

@@ -248,8 +248,10 @@ def build_graph(spec, progress=None) -> LatticeGraph:
         prep.body.contains, cell_edge=prep.cell_edge, min_diameter=spec.min_strut_diameter, progress=progress,
     )
     if graph.n_struts == 0:
-        raise RuntimeError("every strut was dropped (thinner than min_strut_diameter or outside the body); "
-                           "lower min_strut_diameter or raise rho")
+        raise spec.error(("min_strut_diameter",),
+                         f"{spec.min_strut_diameter:g} mm drops every strut (the cells' diameters are "
+                         + ", ".join(f"{d:.3g}" for d in diam) + " mm)",
+                         "lower min_strut_diameter, raise rho or use a larger cell_size")
     prep.timings["graph_s"] = time.perf_counter() - t1
     t2 = time.perf_counter()
     as_built = [_as_built(prep, i) for i in range(len(prep.cells))]
