@@ -247,6 +247,9 @@ def build_graph(spec, progress=None) -> LatticeGraph:
         prep.phase, spec.mu, cells, ref.nodes, ref.struts, member, prep.field.weights, diam,
         prep.body.contains, cell_edge=prep.cell_edge, min_diameter=spec.min_strut_diameter, progress=progress,
     )
+    if stats.struts_in_body == 0:
+        raise spec.error(("cell_size",), f"{spec.cell_size:g} mm: no strut fits inside the body",
+                         "use a smaller cell_size (or a larger mu) for this body")
     if graph.n_struts == 0:
         raise spec.error(("min_strut_diameter",),
                          f"{spec.min_strut_diameter:g} mm drops every strut (the cells' diameters are "
