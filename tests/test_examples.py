@@ -55,7 +55,6 @@ def test_stl_stem_example(tmp_path):
 
 
 def test_bone_example_targets_are_the_bundled_csv_rows():
-
     from graded.spec import load_spec
 
     spec = load_spec(EXAMPLES / "bone_implant.yaml")
