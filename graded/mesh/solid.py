@@ -21,11 +21,11 @@ Measured on this project's 2-core machine, shared with other jobs (load average 
 * ``method="joints"`` (default): per-node convex hulls of ball + strut stubs, stitched by
   tubes that share the hulls' cap rings (:mod:`graded.mesh.joints`); no boolean at all where
   the geometry is provably free of contacts, one batch union of the few parts that are not.
-  One qhull call (~0.15 ms) per node plus vectorised array work: about 2,000-2,600
-  struts/s for 2k-20k-strut BCC and octet lattices (8-10x the union). Superposed topologies
+  One qhull call (~0.15 ms) per node plus vectorised array work: 2,700-3,400 struts/s
+  for 2k-20k-strut BCC and octet lattices (8-10x the union, 250-360 struts/s in the same run). Superposed topologies
   (BCC + octet, with struts passing closer than their radii) send the overlapping struts to
   the union, which meshes them as a second stitched layer where it can
-  (:data:`MAX_JOINT_LAYERS`); about 1,000 struts/s there (3-4x the union).
+  (:data:`MAX_JOINT_LAYERS`); 1,100-1,350 struts/s there (4-5x the union).
 
 The joints are convex hulls, so concave webs between struts at a node are filled (a small
 fillet). That adds a little volume over "balls + cylinders" and makes nodes slightly stiffer;
