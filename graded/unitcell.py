@@ -131,7 +131,7 @@ class UnitCell:
     --------
     >>> cell = UnitCell("1x2", rho=0.01)
     >>> round(cell.diameter(cell_size=1.0), 6)
-    0.046065
+    0.027391
     """
 
     topology: Topology
