@@ -28,8 +28,14 @@ GRAPH_FILES = {"vtu": "graph.vtu", "json": "graph.json", "csv": "graph.csv", "pn
 class staged_directory:
     """Context manager: a temporary sibling of ``out_dir``; on success its files move in.
 
-    >>> with staged_directory(out) as tmp:      # doctest: +SKIP
-    ...     (tmp / "a.txt").write_text("...")   # nothing in ``out`` yet
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "out"
+    >>> with staged_directory(out) as tmp:
+    ...     _ = (tmp / "a.txt").write_text("...")
+    ...     out.exists()                      # nothing in ``out`` yet
+    False
+    >>> sorted(p.name for p in out.iterdir())
+    ['a.txt']
     """
 
     def __init__(self, out_dir):
