@@ -39,7 +39,6 @@ def save_figure(fig, path: str | os.PathLike) -> Path:
     path = check_suffix(path, (".png",))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
-        os.chmod(tmp, 0o644)  # the temporary file is private; a figure is for sharing
     return path
 
 

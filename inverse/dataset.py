@@ -109,9 +109,6 @@ FIELDS: dict[str, tuple[tuple[int, ...], type]] = {
 #: BLAS threads only add contention (on a loaded 2-core machine they made it ~10x slower).
 _WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
-#: Files are readable by everyone (mkstemp would leave them private, 0o600).
-_FILE_MODE = 0o644
-
 _META = "meta.json"
 _CHUNK = "chunk_{:05d}.npz"
 #: Suffix of temporary files (graded.io.atomic names them ".tmp-*").
@@ -189,7 +186,6 @@ def _write_chunk(directory: Path, index: int, arrays: dict[str, np.ndarray]) -> 
             np.savez(fh, **arrays)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, _FILE_MODE)
 
 
 def _run_chunk(directory: str, seed: int, index: int, size: int, chunk_size: int, bounds: dict) -> int:
@@ -475,7 +471,6 @@ def _environment(values: dict[str, str]):
 def _write_json(path: Path, obj: Any) -> None:
     with atomic_path(path, suffix=_TMP_SUFFIX) as tmp:
         tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-        os.chmod(tmp, _FILE_MODE)
 
 
 @dataclass(frozen=True, eq=False)

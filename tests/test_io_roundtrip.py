@@ -140,3 +140,18 @@ def test_foreign_json_is_rejected(tmp_path):
     p.write_text('{"format": "something-else"}')
     with pytest.raises(ValidationError, match="path"):
         read_graph_json(p)
+
+
+def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
+    import os
+    import stat
+
+    from graded.io.atomic import atomic_path
+
+    mask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "a.txt") as tmp:
+            tmp.write_text("x")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644

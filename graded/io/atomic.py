@@ -21,11 +21,19 @@ def check_suffix(path, suffixes: tuple[str, ...], field: str = "path") -> Path:
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path in the target's directory; on success move it onto ``path``.
 
     Readers never see a half-written file, and a failed write leaves the old file intact.
+    The file gets the ordinary permissions of a new file (0666 less the umask), not the
+    owner-only mode of ``mkstemp``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,6 +42,7 @@ def atomic_path(path, suffix: str = "") -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
