@@ -46,12 +46,14 @@ def train() -> None:
 @click.option("--time-limit", type=float, default=None, help="Wall minutes per sub-network.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-augment", is_flag=True, help="No cube-rotation augmentation of F2.")
+@click.option("--no-push", is_flag=True, help="F2 without the push-forward feature / residual.")
+@click.option("--no-design-features", is_flag=True, help="F2 without the topology, rho and U features.")
 @click.option("--threads", type=int, default=2, show_default=True, help="torch threads.")
 @click.option("--no-progress", is_flag=True)
 @json_option
 @handle_errors
 def forward(dataset_path, out, f1_widths, f2_widths, epochs, batch_size, lr, patience, time_limit, seed,
-            no_augment, threads, no_progress, as_json) -> None:
+            no_augment, no_push, no_design_features, threads, no_progress, as_json) -> None:
     """Train F1 and F2 on the FE dataset DATASET (a directory written by `graded dataset`)."""
     from graded.inverse.dataset import load_dataset
     from graded.inverse.train import train_forward
@@ -63,7 +65,8 @@ def forward(dataset_path, out, f1_widths, f2_widths, epochs, batch_size, lr, pat
     with ProgressBar("training F1, F2", enabled=not no_progress) as bar:
         model, hist = train_forward(ds, f1_widths=_widths(f1_widths), f2_widths=_widths(f2_widths), epochs=tuple(epochs),
                                     batch_size=batch_size, lr=lr, patience=patience, seed=seed,
-                                    augment=not no_augment, time_limit=limit, progress=bar)
+                                    augment=not no_augment, f2_push=not no_push, f2_design=not no_design_features,
+                                    time_limit=limit, progress=bar)
     info = {"dataset": {"path": str(dataset_path), "n": len(ds), "seed": ds.meta.get("seed")},
             "seed": seed, "history": {k: h.to_dict() for k, h in hist.items()}}
     st, js = save_weights(model, out or WEIGHTS_DIR / "forward", kind="forward", config=model.config.to_dict(),

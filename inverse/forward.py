@@ -60,6 +60,7 @@ __all__ = [
     "onehot_to_topology",
     "presence",
     "mlp",
+    "push_forward",
     "ForwardConfig",
     "ForwardModel",
     "CUBE_ROTATIONS",
@@ -110,6 +111,34 @@ def onehot_to_topology(z: torch.Tensor | np.ndarray) -> np.ndarray:
 def presence(z: torch.Tensor) -> torch.Tensor:
     """Part-presence vector ``1 - prod_k (1 - z_k)`` of one-hot blocks (..., 3, 14) -> (..., 14)."""
     return 1.0 - torch.prod(1.0 - z, dim=-2)
+
+
+#: Voigt index I -> tensor indices (i, j).
+_VOIGT_PAIRS = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+_TRIU_I, _TRIU_J = np.triu_indices(6)
+
+
+def push_forward(c21, V):
+    """Affine push-forward of stiffnesses by the stretch ``diag(V)``, divided by ``det V``.
+
+    ``P_ijkl = V_i V_j V_k V_l C_ijkl / (V_1 V_2 V_3)`` (no sum): the stiffness a
+    stretching-dominated lattice would have if its struts were carried along by the
+    stretch. It explains most of the change of shape of the stiffness under V, so F2
+    learns only the remainder.
+
+    Parameters
+    ----------
+    c21 : tensor (..., 21)
+    V : tensor (..., 3)
+
+    Returns
+    -------
+    tensor (..., 21)
+    """
+    f = torch.stack([V[..., i] * V[..., j] for i, j in _VOIGT_PAIRS], -1)  # (..., 6)
+    fI = f[..., torch.as_tensor(_TRIU_I)]
+    fJ = f[..., torch.as_tensor(_TRIU_J)]
+    return c21 * fI * fJ / V.prod(-1)[..., None]
 
 
 def mlp(n_in: int, widths: list[int], n_out: int, slope: float = 0.01) -> nn.Sequential:
@@ -167,7 +196,13 @@ class ForwardConfig:
     f1_label : MinMax
         Scaler of ``C_ort / rho`` (9 components).
     f2_label : MinMax
-        Scaler of ``C_hat / s`` (21 components).
+        Scaler of F2's label (21 components): ``C_hat / s``, minus the normalised
+        push-forward ``P(V) C_tilde / s_P`` if ``f2_push``.
+    f2_push : bool
+        Give F2 the push-forward of ``C_tilde`` by the stretch V (see
+        :func:`push_forward`) as a feature and learn only the residual to it.
+    f2_design : bool
+        Give F2 the design features of F1 (topology presence, rho, U) as well.
     slope : float
         Leaky-ReLU slope (SI Eq. 11).
     """
@@ -176,6 +211,8 @@ class ForwardConfig:
     f2_widths: list[int] = field(default_factory=lambda: [512, 512, 512])
     f1_label: MinMax = field(default_factory=lambda: MinMax(np.zeros(9), np.ones(9)))
     f2_label: MinMax = field(default_factory=lambda: MinMax(np.full(21, -1.0), np.ones(21)))
+    f2_push: bool = True
+    f2_design: bool = True
     slope: float = 0.01
 
     def to_dict(self) -> dict[str, Any]:
@@ -194,6 +231,8 @@ class ForwardConfig:
                 f2_widths=[int(w) for w in data["f2_widths"]],
                 f1_label=MinMax.from_dict(data["f1_label"]),
                 f2_label=MinMax.from_dict(data["f2_label"]),
+                f2_push=bool(data["f2_push"]),
+                f2_design=bool(data["f2_design"]),
                 slope=float(data.get("slope", 0.01)),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -208,14 +247,14 @@ class ForwardModel(nn.Module):
     """
 
     F1_IN = N_PARTS + 1 + 1 + 3
-    F2_IN = 21 + 1 + 3
 
     def __init__(self, config: ForwardConfig | None = None):
         super().__init__()
         self.config = config or ForwardConfig()
         c = self.config
         self.f1 = mlp(self.F1_IN, c.f1_widths, 9, c.slope)
-        self.f2 = mlp(self.F2_IN, c.f2_widths, 21, c.slope)
+        self.f2_in = 21 + 1 + 3 + (21 if c.f2_push else 0) + (self.F1_IN if c.f2_design else 0)
+        self.f2 = mlp(self.f2_in, c.f2_widths, 21, c.slope)
         self.register_buffer("f1_lo", torch.as_tensor(c.f1_label.lo, dtype=torch.float32))
         self.register_buffer("f1_span", torch.as_tensor(c.f1_label.span, dtype=torch.float32))
         self.register_buffer("f2_lo", torch.as_tensor(c.f2_label.lo, dtype=torch.float32))
@@ -240,24 +279,44 @@ class ForwardModel(nn.Module):
         return (0.5 * (y + 1.0) * self.f1_span + self.f1_lo) * rho[..., None]
 
     # ---- F2 ---------------------------------------------------------------------------
-    def f2_features(self, c_tilde21: torch.Tensor, V: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Features (..., 25) of F2 and the magnitude ``s`` (...,) of ``C_tilde``."""
-        s = stiffness_scale(c_tilde21)
-        x = torch.cat([c_tilde21 / s[..., None], log_scale_feature(s)[..., None], scale_unit(V, *STRETCH_RANGE)], -1)
-        return x, s
+    def f2_features(self, c_tilde21: torch.Tensor, V: torch.Tensor, design: torch.Tensor | None = None):
+        """Features of F2, the magnitude ``s`` (...,) of ``C_tilde`` and the normalised
+        push-forward (..., 21) (None without ``f2_push``).
 
-    def c_hat21(self, c_tilde21: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+        ``design`` are F1's features (..., 19), used if ``f2_design``.
+        """
+        s = stiffness_scale(c_tilde21)
+        feats = [c_tilde21 / s[..., None], log_scale_feature(s)[..., None], scale_unit(V, *STRETCH_RANGE)]
+        push = None
+        if self.config.f2_push:
+            p = push_forward(c_tilde21, V)
+            push = p / stiffness_scale(p)[..., None]
+            feats.append(push)
+        if self.config.f2_design:
+            if design is None:
+                fail("design", "F2 of this model needs the design features", "pass z, rho, U through stages()")
+            feats.append(design)
+        return torch.cat(feats, -1), s, push
+
+    def f2_raw(self, c_tilde21, V, design=None) -> torch.Tensor:
+        """Scaled F2 output (what F2 is trained on)."""
+        return self.f2(self.f2_features(c_tilde21, V, design)[0])
+
+    def c_hat21(self, c_tilde21: torch.Tensor, V: torch.Tensor, design: torch.Tensor | None = None) -> torch.Tensor:
         """Sheared stiffness ``C_hat`` (..., 21) from the rotated ``C_tilde`` (..., 21) and ``V``."""
-        x, s = self.f2_features(c_tilde21, V)
-        y = self.f2(x)
-        return (0.5 * (y + 1.0) * self.f2_span + self.f2_lo) * s[..., None]
+        x, s, push = self.f2_features(c_tilde21, V, design)
+        y = 0.5 * (self.f2(x) + 1.0) * self.f2_span + self.f2_lo
+        if push is not None:
+            y = y + push
+        return y * s[..., None]
 
     # ---- composition ------------------------------------------------------------------
     def stages(self, z, rho, U, V, R1, R2) -> dict[str, torch.Tensor]:
         """Every intermediate of F: ``c_ort`` (..., 9), ``C_tilde``, ``C_hat``, ``C`` (..., 6, 6)."""
-        c_ort = self.c_ort(z, rho, U)
+        design = self.f1_features(z, rho, U)
+        c_ort = (0.5 * (self.f1(design) + 1.0) * self.f1_span + self.f1_lo) * rho[..., None]
         C_tilde = et.rotate_voigt(et.from_9(c_ort), R1)
-        C_hat = et.from_21(self.c_hat21(et.to_21(C_tilde), V))
+        C_hat = et.from_21(self.c_hat21(et.to_21(C_tilde), V, design if self.config.f2_design else None))
         C = et.rotate_voigt(C_hat, R2)
         return {"c_ort": c_ort, "C_tilde": C_tilde, "C_hat": C_hat, "C": C}
 

@@ -262,8 +262,11 @@ class InverseModel(nn.Module):
         return rho, U, V, R1, R2
 
     def scaled_features(self, C: torch.Tensor):
-        x, Q, Cc, s = self.raw_features(C, self.config.canonical)
-        return (2.0 * (x - self.feat_lo) / self.feat_span - 1.0), Q, Cc, s
+        """Scaled features (..., 22), frame Q, canonical target and magnitude, in the model's dtype."""
+        dt = self.feat_lo.dtype
+        x, Q, Cc, s = self.raw_features(C.double(), self.config.canonical)
+        x = 2.0 * (x - self.feat_lo.double()) / self.feat_span.double() - 1.0
+        return x.to(dt), Q.to(dt), Cc.to(dt), s.to(dt)
 
     def forward(
         self,

@@ -39,9 +39,9 @@ from graded.elastic import from_9, rotate_voigt, to_21
 from graded.elastic import torch as et
 from graded.validation import check_range, fail
 
-from .forward import CUBE_ROTATIONS, ForwardConfig, ForwardModel, topology_onehot
+from .forward import CUBE_ROTATIONS, ForwardConfig, ForwardModel, part_index, push_forward, topology_onehot
 from .inverse_model import InverseConfig, InverseModel, gumbel_softmax_st
-from .scaling import MinMax, density_label, stiffness_scale
+from .scaling import RHO_RANGE, STRETCH_RANGE, MinMax, density_label, stiffness_scale
 
 __all__ = [
     "MANDEL_W21",
@@ -132,14 +132,27 @@ def random_rotations_torch(n: int, generator: torch.Generator, dtype=torch.float
 # ---------------------------------------------------------------------------
 
 
-def forward_config_from_data(dataset, f1_widths=(256, 256, 256), f2_widths=(512, 512, 512)) -> ForwardConfig:
-    """Fit the label scalers of F1 (``C_ort / rho``) and F2 (``C_hat / s``) on a dataset."""
-    s = stiffness_scale(to_21(from_9(dataset.C_ort)))
+def _f2_label(dataset, push: bool) -> np.ndarray:
+    """F2's label on a dataset: ``C_hat / s`` minus the normalised push-forward if ``push``."""
+    ct = to_21(rotate_voigt(from_9(dataset.C_ort), dataset.R1))
+    s = stiffness_scale(ct)
+    y = dataset.C_hat / s[:, None]
+    if push:
+        p = push_forward(torch.as_tensor(ct), torch.as_tensor(np.asarray(dataset.V, dtype=np.float64))).numpy()
+        y = y - p / stiffness_scale(p)[:, None]
+    return y
+
+
+def forward_config_from_data(dataset, f1_widths=(256, 256, 256), f2_widths=(512, 512, 512), *,
+                             f2_push: bool = True, f2_design: bool = True) -> ForwardConfig:
+    """Fit the label scalers of F1 (``C_ort / rho``) and F2 on a dataset."""
     return ForwardConfig(
         f1_widths=list(f1_widths),
         f2_widths=list(f2_widths),
         f1_label=MinMax.fit(density_label(dataset.C_ort, dataset.rho)),
-        f2_label=MinMax.fit(dataset.C_hat / s[:, None]),
+        f2_label=MinMax.fit(_f2_label(dataset, f2_push)),
+        f2_push=f2_push,
+        f2_design=f2_design,
     )
 
 
@@ -190,6 +203,8 @@ def _fit(
     label: str,
     time_limit: float | None,
     min_lr: float = 1e-6,
+    on_epoch: Callable[[int], None] | None = None,
+    clip: float = 1.0,
 ) -> TrainHistory:
     """Adam + ReduceLROnPlateau; keeps the best validation state of ``modules``."""
     opt = torch.optim.Adam(params, lr=lr)
@@ -198,7 +213,10 @@ def _fit(
     best = math.inf
     best_state = [copy.deepcopy(m.state_dict()) for m in modules]
     t0 = time.perf_counter()
+    params = list(params)
     for epoch in range(epochs):
+        if on_epoch is not None:
+            on_epoch(epoch)
         for m in modules:
             m.train()
         perm = torch.randperm(n_train, generator=generator)
@@ -208,6 +226,7 @@ def _fit(
             loss = step(idx, True)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, clip)  # a stray huge batch cannot wreck the weights
             opt.step()
             total += float(loss.detach()) * len(idx)
             count += len(idx)
@@ -256,6 +275,8 @@ def train_forward(
     model: ForwardModel | None = None,
     f1_widths=(256, 256, 256),
     f2_widths=(512, 512, 512),
+    f2_push: bool = True,
+    f2_design: bool = True,
     parts: tuple[str, ...] = ("f1", "f2"),
     epochs: tuple[int, int] | int = (60, 60),
     batch_size: int = 1024,
@@ -306,7 +327,8 @@ def train_forward(
     t1, t2 = (time_limit, time_limit) if not isinstance(time_limit, tuple) else time_limit
     gen = torch.Generator().manual_seed(int(seed))
     if model is None:
-        model = ForwardModel(forward_config_from_data(dataset, f1_widths, f2_widths))
+        model = ForwardModel(forward_config_from_data(dataset, f1_widths, f2_widths, f2_push=f2_push,
+                                                      f2_design=f2_design))
         _init(model, gen)
     model = model.float()
     n = len(dataset)
@@ -333,6 +355,12 @@ def train_forward(
         KP = et.bond_matrix(P)
         perms = torch.as_tensor(np.abs(CUBE_ROTATIONS).argmax(-1))  # V'_i = V[perm_i]
         s_all = stiffness_scale(et.to_21(Ct))
+        design = None
+        if model.config.f2_design:
+            with torch.no_grad():
+                design = model.f1_features(topology_onehot(dataset.topology, f32),
+                                           torch.as_tensor(dataset.rho, dtype=f32),
+                                           torch.as_tensor(dataset.U, dtype=f32))
 
         def step2(idx, training):
             ct, ch, v = Ct[idx], Ch[idx], V[idx]
@@ -342,14 +370,15 @@ def train_forward(
                 ct = K @ ct @ K.transpose(-1, -2)
                 ch = K @ ch @ K.transpose(-1, -2)
                 v = torch.gather(v, 1, perms[k])
-            pred = model.c_hat21(et.to_21(ct).to(f32), v.to(f32))
+            pred = model.c_hat21(et.to_21(ct).to(f32), v.to(f32), None if design is None else design[idx])
             return mandel_loss(pred, et.to_21(ch).to(f32), s_all[idx].to(f32))
 
         hist["f2"] = _fit_idx(model.f2, step2, tr, va, e2, batch_size, lr, patience, gen, progress, "F2", t2)
     return model.eval(), hist
 
 
-def _fit_idx(module, step, tr, va, epochs, batch_size, lr, patience, gen, progress, label, time_limit):
+def _fit_idx(module, step, tr, va, epochs, batch_size, lr, patience, gen, progress, label, time_limit,
+             on_epoch=None):
     """:func:`_fit` over index tensors ``tr`` (train) and ``va`` (validation)."""
 
     def step_tr(local_idx, training):
@@ -357,7 +386,7 @@ def _fit_idx(module, step, tr, va, epochs, batch_size, lr, patience, gen, progre
 
     return _fit(list(module.parameters()), [module], step_tr, len(tr), _batches(va, 8192),
                 epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, generator=gen,
-                progress=progress, label=label, time_limit=time_limit)
+                progress=progress, label=label, time_limit=time_limit, on_epoch=on_epoch)
 
 
 # ---------------------------------------------------------------------------
@@ -380,6 +409,7 @@ def train_inverse(
     tau: float = 1.0,
     val_fraction: float = 0.02,
     augment: bool = True,
+    warmup_epochs: int = 2,
     seed: int = 0,
     time_limit: float | None = None,
     progress: Progress | None = None,
@@ -404,6 +434,13 @@ def train_inverse(
         Gumbel-softmax temperature during training (the paper uses 1).
     augment : bool
         Random target rotations when ``canonical`` is False (exact, module docstring).
+    warmup_epochs : int
+        Epochs (canonical frame only) during which a supervised term pulls G1 and G2
+        towards the dataset's own design of each target (cross-entropy on the parts, squared
+        error on the scaled rho, U, V and on R_I, R_II in the canonical frame), with a
+        weight falling linearly to zero. It only gives the networks a physical starting
+        point -- without it the sigmoids of G2 can saturate in the first steps (measured:
+        rho stuck at its lower bound) -- the loss afterwards is the reconstruction alone.
     Other parameters as in :func:`train_forward`.
 
     Returns
@@ -427,6 +464,33 @@ def train_inverse(
     n = len(dataset)
     tr, va = _split(n, val_fraction, gen)
     noise = torch.Generator().manual_seed(int(seed) + 1)
+    sup = None
+    if canon and warmup_epochs > 0:
+        _, Q_all, _, _ = model.scaled_features(C)
+        lo_s, hi_s = STRETCH_RANGE
+        sup = {
+            "parts": torch.as_tensor(part_index(dataset.topology)),
+            "z": topology_onehot(dataset.topology, f32),
+            "geom": torch.as_tensor(np.concatenate([
+                ((np.asarray(dataset.rho) - RHO_RANGE[0]) / (RHO_RANGE[1] - RHO_RANGE[0]))[:, None],
+                (np.asarray(dataset.U) - lo_s) / (hi_s - lo_s), (np.asarray(dataset.V) - lo_s) / (hi_s - lo_s)], 1),
+                dtype=f32),
+            "R1": torch.as_tensor(np.asarray(dataset.R1), dtype=f32),
+            "R2c": (Q_all.double().transpose(-1, -2) @ torch.as_tensor(np.asarray(dataset.R2))).to(f32),
+        }
+    weight = {"w": 0.0}
+
+    def on_epoch(epoch: int) -> None:
+        weight["w"] = max(0.0, 1.0 - epoch / warmup_epochs) if sup is not None else 0.0
+
+    def supervised(idx, x, logits):
+        ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), sup["parts"][idx].reshape(-1))
+        rho, U, V, R1, R2 = model.geometry(x, sup["z"][idx])
+        lo_s, hi_s = STRETCH_RANGE
+        g = torch.cat([((rho - RHO_RANGE[0]) / (RHO_RANGE[1] - RHO_RANGE[0]))[:, None],
+                       (U - lo_s) / (hi_s - lo_s), (V - lo_s) / (hi_s - lo_s)], 1)
+        rot = (R1 - sup["R1"][idx]).square().mean() + (R2 - sup["R2c"][idx]).square().mean()
+        return ce + (g - sup["geom"][idx]).square().mean() + rot
 
     def step(idx, training):
         if canon:
@@ -441,9 +505,13 @@ def train_inverse(
         zz = gumbel_softmax_st(logits, tau, generator=noise)
         rho, U, V, R1, R2 = model.geometry(x, zz)
         pred = et.to_21(forward(zz, rho, U, V, R1, R2))
-        return mandel_loss(pred, target, s)
+        loss = mandel_loss(pred, target, s)
+        if training and weight["w"] > 0:
+            loss = loss + weight["w"] * supervised(idx, x, logits)
+        return loss
 
-    hist = _fit_idx(model, step, tr, va, epochs, batch_size, lr, patience, gen, progress, "G", time_limit)
+    hist = _fit_idx(model, step, tr, va, epochs, batch_size, lr, patience, gen, progress, "G", time_limit,
+                    on_epoch=on_epoch)
     for p in forward.parameters():
         p.requires_grad_(True)
     return model.eval(), hist
