@@ -1,8 +1,8 @@
 """Regenerate ``implant_stem.stl``: an implant-like body for the bone example (mm).
 
-A tapered stem with elliptical cross-sections, 40 mm long: 16 x 12 mm at the distal end
-(z = 0) widening to 24 x 16 mm at the proximal end (z = 40), the convex hull of the two
-end ellipses (64 segments each). Run from the repository root:
+A tapered stem with elliptical cross-sections, 60 mm long: 24 x 18 mm at the distal end
+(z = 0) widening to 36 x 24 mm at the proximal end (z = 60), the convex hull of the two
+end ellipses (64 segments each), axis at x = 18, y = 12. Run from the repository root:
 
     python examples/data/make_implant_stem.py
 """
@@ -19,9 +19,9 @@ from graded.mesh import to_trimesh
 def stem(n: int = 64) -> mf.Manifold:
     phi = 2 * np.pi * np.arange(n) / n
     rings = []
-    for z, (a, b) in ((0.0, (8.0, 6.0)), (40.0, (12.0, 8.0))):
+    for z, (a, b) in ((0.0, (12.0, 9.0)), (60.0, (18.0, 12.0))):
         rings.append(np.stack([a * np.cos(phi), b * np.sin(phi), np.full(n, z)], axis=1))
-    return mf.Manifold.hull_points(np.concatenate(rings)).translate([12.0, 8.0, 0.0])
+    return mf.Manifold.hull_points(np.concatenate(rings)).translate([18.0, 12.0, 0.0])
 
 
 if __name__ == "__main__":
