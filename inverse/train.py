@@ -71,11 +71,16 @@ def _mandel_w21() -> np.ndarray:
 MANDEL_W21 = _mandel_w21()
 
 
-def mandel_loss(pred21: torch.Tensor, true21: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of ``||M(pred) - M(true)||_F^2 / s^2`` (21 constants in)."""
+def mandel_loss(pred21: torch.Tensor, true21: torch.Tensor, s: torch.Tensor,
+                sample_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over the batch of ``||M(pred) - M(true)||_F^2 / s^2`` (21 constants in),
+    optionally weighted per sample."""
     w = torch.as_tensor(MANDEL_W21, dtype=pred21.dtype)
     e = (pred21 - true21) / s[..., None]
-    return (e.square() * w).sum(-1).mean() / float(w.sum())
+    per = (e.square() * w).sum(-1) / float(w.sum())
+    if sample_weight is not None:
+        per = per * sample_weight
+    return per.mean()
 
 
 @dataclass
@@ -410,6 +415,7 @@ def train_inverse(
     val_fraction: float = 0.02,
     augment: bool = True,
     warmup_epochs: int = 2,
+    size_weight: float = 0.0,
     seed: int = 0,
     time_limit: float | None = None,
     progress: Progress | None = None,
@@ -441,6 +447,10 @@ def train_inverse(
         weight falling linearly to zero. It only gives the networks a physical starting
         point -- without it the sigmoids of G2 can saturate in the first steps (measured:
         rho stuck at its lower bound) -- the loss afterwards is the reconstruction alone.
+    size_weight : float
+        Exponent beta of a per-target weight ``(s / mean s)^beta``: 0 weighs every target's
+        relative error equally; 1 leans towards the stiff targets, which dominate the
+        per-component R^2 of raw stiffness.
     Other parameters as in :func:`train_forward`.
 
     Returns
@@ -479,6 +489,7 @@ def train_inverse(
             "R2c": (Q_all.double().transpose(-1, -2) @ torch.as_tensor(np.asarray(dataset.R2))).to(f32),
         }
     weight = {"w": 0.0}
+    s_mean = float(stiffness_scale(np.asarray(dataset.C)).mean())
 
     def on_epoch(epoch: int) -> None:
         weight["w"] = max(0.0, 1.0 - epoch / warmup_epochs) if sup is not None else 0.0
@@ -505,7 +516,8 @@ def train_inverse(
         zz = gumbel_softmax_st(logits, tau, generator=noise)
         rho, U, V, R1, R2 = model.geometry(x, zz)
         pred = et.to_21(forward(zz, rho, U, V, R1, R2))
-        loss = mandel_loss(pred, target, s)
+        sw = None if size_weight == 0 else (s / s_mean) ** size_weight
+        loss = mandel_loss(pred, target, s, sw)
         if training and weight["w"] > 0:
             loss = loss + weight["w"] * supervised(idx, x, logits)
         return loss
