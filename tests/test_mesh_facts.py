@@ -38,3 +38,14 @@ def test_open_mesh_is_not_watertight():
     open_box = trimesh.Trimesh(box.vertices, box.faces[:-1], process=False)
     f = mesh_facts(open_box)
     assert not f.watertight and not f.is_volume and not f.printable
+
+
+def test_enclosed_void_is_a_void_not_a_body():
+    outer = trimesh.creation.box(extents=[4, 4, 4])
+    inner = trimesh.creation.box(extents=[1, 1, 1])
+    inner.invert()  # inward-facing shell: a cavity
+    hollow = trimesh.util.concatenate([outer, inner])
+    f = mesh_facts(hollow)
+    assert (f.bodies, f.voids) == (1, 1)
+    assert f.volume == pytest.approx(64.0 - 1.0)
+    assert f.printable
