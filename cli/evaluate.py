@@ -48,13 +48,15 @@ def forward(dataset_path, weights, plots, threads, as_json) -> None:
 @click.option("--top-k", type=int, default=3, show_default=True, help="Best draws (by predicted NMSE) verified by FE.")
 @click.option("--tau", type=float, default=1.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--rank-by", type=click.Choice(["nmse", "mandel"]), default="nmse", show_default=True,
+              help="Ranking of the draws: NMSE (main Eq. 8) or relative Mandel-norm error.")
 @click.option("--plots", type=click.Path(file_okay=False), default=None, help="Directory for parity plots (PNG).")
 @click.option("--threads", type=int, default=2, show_default=True)
 @click.option("--no-progress", is_flag=True)
 @json_option
 @handle_errors
-def inverse(dataset_path, inverse_path, forward_path, targets, draws, top_k, tau, seed, plots, threads, no_progress,
-            as_json) -> None:
+def inverse(dataset_path, inverse_path, forward_path, targets, draws, top_k, tau, seed, rank_by, plots, threads,
+            no_progress, as_json) -> None:
     """Inverse-design the targets of TESTSET and homogenize the designs by FE.
 
     Reports R^2 per component for one draw (by FE and by the forward model) and for the
@@ -70,7 +72,8 @@ def inverse(dataset_path, inverse_path, forward_path, targets, draws, top_k, tau
     torch.set_num_threads(threads)
     with ProgressBar("FE verification", enabled=not no_progress) as bar:
         rep = evaluate_inverse(load_inverse(inverse_path), load_forward(forward_path), load_dataset(dataset_path),
-                               n_targets=targets, n_draws=draws, top_k=top_k, tau=tau, seed=seed, plot_dir=plots,
+                               n_targets=targets, n_draws=draws, top_k=top_k, tau=tau, seed=seed, rank_by=rank_by,
+                               plot_dir=plots,
                                progress=bar)
     if as_json:
         echo_json(rep.to_dict())
