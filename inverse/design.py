@@ -340,11 +340,14 @@ def refine_designs(
     *,
     steps: int = 200,
     lr: float = 0.02,
+    loss: str = "nmse",
 ) -> dict[str, np.ndarray]:
     """Gradient descent on the continuous parameters of designs (topology fixed).
 
-    Minimises the NMSE (main Eq. 8) predicted by ``forward`` over rho, U, V (through
-    a sigmoid into the Table S1 ranges) and R_I, R_II (6D representation).
+    Minimises the NMSE (main Eq. 8) -- or with ``loss="mandel"`` the squared relative
+    Mandel-norm error -- predicted by ``forward`` over rho, U, V (through a sigmoid into
+    the Table S1 ranges) and R_I, R_II (6D representation). ``target`` may be one (6, 6)
+    matrix or one per design (k, 6, 6).
 
     Parameters
     ----------
@@ -381,7 +384,13 @@ def refine_designs(
         V = lo_s + (hi_s - lo_s) * torch.sigmoid(p_V)
         return rho, U, V, et.rotation_from_6d(p_R1), et.rotation_from_6d(p_R2)
 
+    mw = torch.tensor([1.0, 1, 1, 2 ** 0.5, 2 ** 0.5, 2 ** 0.5], dtype=f64)
+    mw = mw[:, None] * mw[None, :]
+    tnorm = (tgt * mw).square().sum((-2, -1))
+
     def loss_of(C):
+        if loss == "mandel":
+            return ((C - tgt) * mw).square().sum((-2, -1)) / tnorm
         return torch.where(nz, (C - tgt).square() / denom, torch.zeros_like(C)).sum((-2, -1))
 
     for _ in range(steps):
@@ -402,7 +411,7 @@ def refine_designs(
             "R2": R2.numpy().copy(),
             "C_pred": C.numpy().copy(),
         }
-    best["nmse"] = nmse(np.asarray(target)[None], best["C_pred"])
+    best["nmse"] = nmse(np.broadcast_to(np.asarray(target), best["C_pred"].shape), best["C_pred"])
     return best
 
 
