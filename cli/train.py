@@ -92,6 +92,11 @@ def forward(dataset_path, out, f1_widths, f2_widths, epochs, batch_size, lr, pat
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--patience", type=int, default=4, show_default=True)
 @click.option("--tau", type=float, default=1.0, show_default=True, help="Gumbel-softmax temperature.")
+@click.option("--warmup-epochs", type=int, default=2, show_default=True,
+              help="Epochs with the supervised warm-start term (0 to disable).")
+@click.option("--size-weight", type=float, default=0.0, show_default=True,
+              help="Exponent of the per-target weight (s / mean s); 1 favours stiff targets.")
+@click.option("--init", "init_path", default=None, help="Continue training this inverse model NAME.")
 @click.option("--no-canonical", is_flag=True, help="Do not rotate targets into their canonical frame "
                                                    "(then random target rotations are used as augmentation).")
 @click.option("--time-limit", type=float, default=None, help="Wall minutes.")
@@ -101,11 +106,12 @@ def forward(dataset_path, out, f1_widths, f2_widths, epochs, batch_size, lr, pat
 @json_option
 @handle_errors
 def inverse(dataset_path, forward_path, out, g1_widths, g2_widths, epochs, batch_size, lr, patience, tau,
-            no_canonical, time_limit, seed, threads, no_progress, as_json) -> None:
+            warmup_epochs, size_weight, init_path, no_canonical, time_limit, seed, threads, no_progress,
+            as_json) -> None:
     """Train G1 and G2 jointly through the frozen forward model on the targets of DATASET."""
     from graded.inverse.dataset import load_dataset
     from graded.inverse.train import train_inverse
-    from graded.inverse.weights import WEIGHTS_DIR, load_forward, read_sidecar, save_weights
+    from graded.inverse.weights import WEIGHTS_DIR, load_forward, load_inverse, read_sidecar, save_weights
 
     _threads(threads)
     ds = load_dataset(dataset_path)
@@ -113,7 +119,9 @@ def inverse(dataset_path, forward_path, out, g1_widths, g2_widths, epochs, batch
     fside = read_sidecar(forward_path or WEIGHTS_DIR / "forward", kind="forward")
     limit = None if time_limit is None else 60.0 * time_limit
     with ProgressBar("training G1+G2", enabled=not no_progress) as bar:
-        model, hist = train_inverse(ds, fwd, g1_widths=_widths(g1_widths), g2_widths=_widths(g2_widths),
+        model, hist = train_inverse(ds, fwd, model=load_inverse(init_path) if init_path else None,
+                                    g1_widths=_widths(g1_widths), g2_widths=_widths(g2_widths),
+                                    warmup_epochs=warmup_epochs, size_weight=size_weight,
                                     canonical=not no_canonical, epochs=epochs, batch_size=batch_size, lr=lr,
                                     patience=patience, tau=tau, seed=seed, time_limit=limit, progress=bar)
     info = {"dataset": {"path": str(dataset_path), "n": len(ds), "seed": ds.meta.get("seed")},
