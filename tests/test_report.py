@@ -61,6 +61,7 @@ def test_report_json_numbers(tmp_path, part):
     nonzero = np.count_nonzero(_ortho())  # 12 non-zero Voigt entries
     # NMSE (main Eq. 8) of a uniformly scaled tensor: (number of non-zero entries) * (1 - s)^2
     assert pts["proximal"]["nmse"] == pytest.approx(nonzero * 0.05**2, rel=1e-12)
+    assert pts["proximal"]["rel_error"] == pytest.approx(0.05, rel=1e-12)
     assert pts["distal"]["nmse"] == pytest.approx(nonzero * 0.1**2, rel=1e-12)
     np.testing.assert_allclose(from_21(pts["distal"]["C_target_21"]), _ortho(2.0))
     assert pts["distal"]["position_mm"] == [2.0, 2.0, 4.0]

@@ -153,7 +153,7 @@ def control_point_data(graph: LatticeGraph, nu: float | None = None) -> tuple[di
     """Targets, cell and as-built stiffnesses and positions per control point from ``graph.meta``.
 
     Reads ``graph.meta["control_points"][i]``: ``position``; ``C_target_21`` (normalised
-    target); ``C_cell_21``, or else ``cell`` (a unit-cell dict, homogenized here with
+    target; else the target of the spec file ``graph.meta["spec"]``, divided by E for GPa); ``C_cell_21``, or else ``cell`` (a unit-cell dict, homogenized here with
     Poisson's ratio ``nu``, default ``graph.meta["nu"]`` or 0.3); ``C_as_built_21`` (or
     ``C_asbuilt_21``). Points are named by ``name`` or ``"point <i>"``.
 
@@ -161,9 +161,19 @@ def control_point_data(graph: LatticeGraph, nu: float | None = None) -> tuple[di
     -------
     targets, cells, as_built, positions : dict name -> array
     """
+    from ..elastic import from_21
+
     targets, cells, as_built, positions = {}, {}, {}, {}
+    spec = None
+    if graph.meta.get("spec") and Path(str(graph.meta["spec"])).is_file():
+        try:  # targets are not in the meta: read them from the spec the graph was built from
+            from ..spec import load_spec
+
+            spec = load_spec(graph.meta["spec"])
+        except Exception:
+            spec = None
     if nu is None:
-        nu = float(graph.meta.get("nu", 0.3))
+        nu = float(graph.meta.get("nu", spec.material.nu if spec is not None else 0.3))
     for i, cp in enumerate(graph.meta.get("control_points", []) or []):
         if not isinstance(cp, dict):
             continue
@@ -177,6 +187,12 @@ def control_point_data(graph: LatticeGraph, nu: float | None = None) -> tuple[di
                 if cp.get(key) is not None:
                     dest[name] = np.asarray(cp[key], dtype=np.float64)
                     break
+        if name not in targets and spec is not None and i < len(spec.control_points):
+            target = spec.control_points[i].target
+            if target is not None:
+                C = np.asarray(target.stiffness, dtype=np.float64)
+                C = C if C.shape == (6, 6) else from_21(C)
+                targets[name] = C / spec.material.E if target.units == "GPa" else C
         if name not in cells and isinstance(cp.get("cell"), dict):
             from ..unitcell import UnitCell
 
