@@ -7,7 +7,7 @@ from pathlib import Path
 from .graph import LatticeGraph
 from .spec import Spec, load_spec, parse_spec
 
-__all__ = ["build"]
+__all__ = ["build", "write_outputs"]
 
 
 def build(spec_or_path, progress=None, *, output_dir=None, write: bool = False) -> LatticeGraph:
@@ -48,7 +48,34 @@ def build(spec_or_path, progress=None, *, output_dir=None, write: bool = False) 
     graph = build_graph(spec, progress=progress)
     if output_dir is not None or write:
         out = Path(output_dir) if output_dir is not None else spec.resolve(spec.outputs.directory)
-        title = f"{Path(spec.source).name if spec.source else 'graded lattice'}: {graph.n_struts} struts"
-        written = write_graph_outputs(out, graph, spec.outputs.files, title=title)
-        graph.meta["outputs"] = {k: str(v) for k, v in written.items()}
+        graph.meta["outputs"] = {k: str(v) for k, v in write_outputs(spec, graph, out, progress=progress).items()}
     return graph
+
+
+def write_outputs(spec: Spec, graph: LatticeGraph, out_dir, progress=None) -> dict:
+    """Write every file the spec asks for into ``out_dir``, all or nothing.
+
+    The solid is meshed first (the slow, fallible step), then the part files, the report
+    and the graph files are written into a staging directory next to ``out_dir`` and
+    moved in together, so a failure leaves what was there untouched.
+
+    Returns
+    -------
+    dict
+        Output key -> final path (report figures included).
+    """
+    from .grading.outputs import GRAPH_FILES, staged_directory, write_graph_files
+    from .grading.pipeline import make_body
+    from .io.printable import SOLID_FILES, write_solid_outputs
+
+    files = list(dict.fromkeys(spec.outputs.files))
+    solid = [f for f in files if f in SOLID_FILES]
+    graph_keys = [f for f in files if f in GRAPH_FILES]
+    title = f"{Path(spec.source).name if spec.source else 'graded lattice'}: {graph.n_struts} struts"
+    body = make_body(spec).mesh if solid else None
+    with staged_directory(out_dir) as tmp:
+        written = {}
+        if solid:
+            written.update(write_solid_outputs(tmp, graph, solid, body=body, progress=progress))
+        written.update(write_graph_files(tmp, graph, graph_keys, title=title))
+    return {k: Path(out_dir) / Path(p).relative_to(tmp) for k, p in written.items()}

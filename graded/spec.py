@@ -19,7 +19,7 @@ YAML document (``control_points[1].cell.rho``) and whose message gives the YAML 
     mu: 1                          # phase frequency: the built cell edge is cell_size / mu
     min_strut_diameter: 0.2        # mm; thinner struts are dropped
     seed: 0                        # seeds inverse design
-    outputs: {directory: out, files: [vtu, json, csv, png]}
+    outputs: {directory: out, files: [stl, 3mf, beams, report, vtu, json, csv, png]}
     phase: {order: 2, spacing: 2.0}   # optional: P1/P2, mesh spacing in built cells
 
 Paths (``body.file``, ``outputs.directory``) are relative to the spec file.
@@ -41,7 +41,7 @@ __all__ = ["Spec", "Body", "BoxBody", "ControlPoint", "CellSpec", "TargetSpec", 
            "PhaseOptions", "OUTPUT_FILES", "format_path", "load_spec", "parse_spec"]
 
 #: Files the graph writer can produce (``outputs.files``).
-OUTPUT_FILES = ("vtu", "json", "csv", "png")
+OUTPUT_FILES = ("stl", "3mf", "beams", "report", "vtu", "json", "csv", "png")
 
 
 class _Strict(BaseModel):
@@ -151,7 +151,7 @@ class Outputs(_Strict):
     """Where and what to write."""
 
     directory: str = "out"
-    files: list[Literal["vtu", "json", "csv", "png"]] = Field(default_factory=lambda: list(OUTPUT_FILES))
+    files: list[Literal["stl", "3mf", "beams", "report", "vtu", "json", "csv", "png"]] = Field(default_factory=lambda: list(OUTPUT_FILES))
 
 
 class PhaseOptions(_Strict):

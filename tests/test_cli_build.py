@@ -5,6 +5,7 @@ import textwrap
 
 import meshio
 import numpy as np
+import trimesh
 import pytest
 from click.testing import CliRunner
 
@@ -37,12 +38,17 @@ def spec_file(tmp_path):
     return p
 
 
-def test_build_writes_every_graph_file(spec_file, tmp_path):
+def test_build_writes_every_output_file(spec_file, tmp_path):
     res = CliRunner().invoke(cli, ["build", str(spec_file), "--no-progress", "--json"])
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output)
     out = tmp_path / "result"
-    assert sorted(p.name for p in out.iterdir()) == ["graph.csv", "graph.json", "graph.png", "graph.vtu"]
+    names = sorted(p.name for p in out.iterdir())
+    for want in ("graph.csv", "graph.json", "graph.png", "graph.vtu", "part.stl", "part.3mf",
+                 "part_beams.3mf", "report.json", "render.png", "summary.png"):
+        assert want in names, names
+    solid = trimesh.load(out / "part.stl")
+    assert solid.is_watertight and solid.is_volume and solid.volume > 0
     g = read_graph_json(out / "graph.json")
     assert g.n_struts == summary["struts"] and g.n_nodes == summary["nodes"]
     vtu = meshio.read(out / "graph.vtu")

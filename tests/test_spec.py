@@ -43,7 +43,7 @@ def test_good_spec_parses_with_defaults(tmp_path):
     assert s.line_of(("control_points", 1, "cell", "rho")) == 10
     minimal = parse_spec({"body": {"box": {"size": [4, 4, 4]}}, "cell_size": 1,
                           "control_points": [{"position": [1, 1, 1], "cell": {"topology": "1x1+1x2+1x3", "rho": 0.01}}]})
-    assert minimal.zeta == 0.5 and minimal.mu == 1 and minimal.outputs.files == ["vtu", "json", "csv", "png"]
+    assert minimal.zeta == 0.5 and minimal.mu == 1 and minimal.outputs.files == ["stl", "3mf", "beams", "report", "vtu", "json", "csv", "png"]
 
 
 @pytest.mark.parametrize(
@@ -58,7 +58,7 @@ def test_good_spec_parses_with_defaults(tmp_path):
          r"control_points\[0\]\.cell\.shape: unknown field \(line 8\)", 8),
         ("box: {size: [8, 8, 8], origin: [0, 0, 0]}", "box: {size: [8, 0, 8]}", r"body\.box\.size: .*> 0", 3),
         ("units: mm", "units: inch", r"units: .*\(line 1\)", 1),
-        ("files: [vtu, json]", "files: [vtu, stl]", r"outputs\.files\[1\]", 16),
+        ("files: [vtu, json]", "files: [vtu, obj]", r"outputs\.files\[1\]", 16),
     ],
 )
 def test_bad_fields_are_named_with_their_line(old, new, field, line):

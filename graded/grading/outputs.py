@@ -19,7 +19,7 @@ from pathlib import Path
 from ..graph import LatticeGraph
 from ..validation import ValidationError, check_choice
 
-__all__ = ["GRAPH_FILES", "write_graph_outputs", "staged_directory"]
+__all__ = ["GRAPH_FILES", "write_graph_outputs", "write_graph_files", "staged_directory"]
 
 #: output key -> file name
 GRAPH_FILES = {"vtu": "graph.vtu", "json": "graph.json", "csv": "graph.csv", "png": "graph.png"}
@@ -81,21 +81,27 @@ def write_graph_outputs(out_dir, graph: LatticeGraph, files=tuple(GRAPH_FILES), 
     dict
         Output key -> final path.
     """
+    files = [check_choice("outputs.files", f, GRAPH_FILES) for f in files]
+    with staged_directory(out_dir) as tmp:
+        written = write_graph_files(tmp, graph, files, title=title)
+    return {k: Path(out_dir) / p.name for k, p in written.items()}
+
+
+def write_graph_files(directory, graph: LatticeGraph, files=tuple(GRAPH_FILES), *, title: str | None = None) -> dict:
+    """Write the beam graph files into an existing (staging) directory; key -> path."""
     from ..io import write_graph_csv, write_graph_json, write_vtu
     from ..report import render_graph
 
-    files = [check_choice("outputs.files", f, GRAPH_FILES) for f in files]
     written = {}
-    with staged_directory(out_dir) as tmp:
-        for key in files:
-            path = tmp / GRAPH_FILES[key]
-            if key == "vtu":
-                write_vtu(path, graph)
-            elif key == "json":
-                write_graph_json(path, graph)
-            elif key == "csv":
-                write_graph_csv(path, graph)
-            elif key == "png":
-                render_graph(graph, path, title=title)
-            written[key] = Path(out_dir) / GRAPH_FILES[key]
+    for key in files:
+        path = Path(directory) / GRAPH_FILES[check_choice("outputs.files", key, GRAPH_FILES)]
+        if key == "vtu":
+            write_vtu(path, graph)
+        elif key == "json":
+            write_graph_json(path, graph)
+        elif key == "csv":
+            write_graph_csv(path, graph)
+        elif key == "png":
+            render_graph(graph, path, title=title)
+        written[key] = path
     return written
