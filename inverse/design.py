@@ -22,8 +22,10 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import sys
+import types
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -597,7 +599,7 @@ def _check_reach(C: np.ndarray, inverse, E: float | None) -> None:
         "the designs returned are the closest available, not a match"), stacklevel=3)
 
 
-class _CallableModule(__import__("types").ModuleType):
+class _CallableModule(types.ModuleType):
     """Lets ``graded.inverse.design(...)`` call :func:`design` even after the submodule
     ``graded.inverse.design`` has been imported (the package attribute is then the module)."""
 
@@ -605,4 +607,4 @@ class _CallableModule(__import__("types").ModuleType):
         return design(*args, **kwargs)
 
 
-__import__("sys").modules[__name__].__class__ = _CallableModule
+sys.modules[__name__].__class__ = _CallableModule

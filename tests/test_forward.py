@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from graded.elastic import bond_matrix, from_9, from_21, rotate_voigt, to_21
+from graded.elastic import from_9, from_21, rotate_voigt, to_21
 from graded.elastic import torch as et
 from graded.inverse.forward import (
     CUBE_ROTATIONS,
