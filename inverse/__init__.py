@@ -20,6 +20,8 @@ _LAZY = {
     "load_dataset": "dataset",
     "split_indices": "dataset",
     "shipped_test_set": "dataset",
+    "design": "design",
+    "DesignResult": "design",
 }
 
 __all__ = sorted(_LAZY)
