@@ -50,6 +50,11 @@ def local_cell(prepared, x, *, min_diameter: float | None = None):
     d = blended_diameters(w, member, diam)
     dmax = (member * diam[None, :]).max(axis=1)
     keep = (d >= mind) & (d >= NEGLIGIBLE * dmax) & (d > 0)
+    if not keep.any():
+        raise RuntimeError(
+            f"no strut of the lattice at {np.round(x[0], 3).tolist()} mm is printable "
+            f"(all blended diameters < min_strut_diameter = {mind:g} mm): there is no local cell to homogenize"
+        )
     used = np.unique(per.bonds[keep])
     remap = np.full(per.n_nodes, -1, dtype=np.int64)
     remap[used] = np.arange(len(used))
