@@ -156,7 +156,8 @@ def design(target, row, units, E, draws, tau, top, no_verify, refine, cell_size,
         if len(results) > 1 and results[1].distinct:
             r = results[1]
             surfaces[f"design 2 ({r.topology})"] = (r.C_fe if r.C_fe is not None else r.C_pred) * scale
-        plot_elastic_surfaces(surfaces, plot, title=f"target {label} vs designs ({unit})")
+        plot_elastic_surfaces(surfaces, plot, title=f"target {label} vs designs ({unit})",
+                              unit="GPa" if E is not None else "E_s")
     if as_json:
         echo_json({
             "target": {"label": label, "units": units, "E_GPa": E, "normalized": dict(zip(NAMES_21, to_21(C_t).tolist()))},

@@ -75,7 +75,8 @@ def homogenize(cell, rho, U, V, R1, R2, cell_size, E, nu, no_strict, plot, as_js
     if plot:
         from graded.plot import plot_elastic_surfaces
 
-        plot_elastic_surfaces({uc.topology_string: C * scale}, plot, title=f"{uc.topology_string}, rho = {uc.rho:.4g}")
+        plot_elastic_surfaces({uc.topology_string: C * scale}, plot, title=f"{uc.topology_string}, rho = {uc.rho:.4g}",
+                              unit="E_s" if E is None else "GPa")
     if as_json:
         echo_json({
             "cell": uc.to_dict(),

@@ -54,6 +54,7 @@ def plot_elastic_surfaces(
     path: str | os.PathLike,
     title: str | None = None,
     resolution: int = 48,
+    unit: str = "E_s",
 ) -> Path:
     """Elastic surfaces E(d) (SI Eq. 1) of one or more stiffnesses, e.g. target vs design.
 
@@ -73,6 +74,8 @@ def plot_elastic_surfaces(
         Figure title.
     resolution : int
         Grid points per half great circle (>= 8).
+    unit : str
+        Unit of the stiffnesses for the colour-bar label: ``"E_s"`` (normalised) or e.g. ``"GPa"``.
 
     Returns
     -------
@@ -126,7 +129,7 @@ def plot_elastic_surfaces(
         ax.set_title(k, fontsize=10)
     sm = ScalarMappable(norm=norm, cmap=cmap)
     cax = fig.add_axes((0.93, 0.58, 0.012, 0.3))
-    fig.colorbar(sm, cax=cax).set_label("E(d) / E_s", fontsize=8)
+    fig.colorbar(sm, cax=cax).set_label("E(d) / E_s" if unit == "E_s" else f"E(d) [{unit}]", fontsize=8)
     cax.tick_params(labelsize=7)
 
     colours = [f"C{i}" for i in range(len(Cs))]
