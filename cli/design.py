@@ -118,7 +118,7 @@ def design(target, row, units, E, draws, tau, top, no_verify, refine, cell_size,
     36 numbers of a 6x6 matrix, or a CSV file with --row, e.g.
 
     \b
-        graded design ../shared/data/trabecular_bone_stiffness.csv --row A --plot boneA.png
+        graded design examples/data/trabecular_bone_stiffness.csv --row A --plot boneA.png
     """
     import torch
 
