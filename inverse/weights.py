@@ -20,12 +20,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
+from graded.io.atomic import atomic_path
 from graded.validation import ValidationError
 
 __all__ = [
@@ -68,20 +68,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; weights are package data, readable by all
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_weights(
     model: torch.nn.Module, stem: str | os.PathLike, *, kind: str, config: dict[str, Any], info: dict | None = None
 ) -> tuple[Path, Path]:
@@ -109,7 +95,8 @@ def save_weights(
 
     st_path, js_path = _paths(stem)
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    _atomic_write(st_path, lambda tmp: save_file(tensors, tmp, metadata={"format": FORMAT, "kind": kind}))
+    with atomic_path(st_path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": FORMAT, "kind": kind})
     side = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -119,12 +106,8 @@ def save_weights(
         "info": info or {},
     }
 
-    def write_json(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            json.dump(side, f, indent=1)
-            f.write("\n")
-
-    _atomic_write(js_path, write_json)
+    with atomic_path(js_path) as tmp:
+        tmp.write_text(json.dumps(side, indent=1) + "\n")
     return st_path, js_path
 
 
@@ -182,31 +165,27 @@ def load_weights(model: torch.nn.Module, stem: str | os.PathLike, side: dict[str
     return model
 
 
-def load_forward(stem: str | os.PathLike | None = None):
-    """Load a :class:`~graded.inverse.forward.ForwardModel` (default: the shipped one), in eval mode."""
-    from .forward import ForwardConfig, ForwardModel
-
-    stem = WEIGHTS_DIR / "forward" if stem is None else stem
-    side = read_sidecar(stem, kind="forward")
+def _load_model(stem, kind: str, config_cls, model_cls):
+    stem = WEIGHTS_DIR / kind if stem is None else stem
+    side = read_sidecar(stem, kind=kind)
     try:
-        model = ForwardModel(ForwardConfig.from_dict(side["config"]))
+        model = model_cls(config_cls.from_dict(side["config"]))
     except ValidationError as exc:
         raise WeightsError(_paths(stem)[1], f"config cannot build a model ({exc})") from None
     load_weights(model, stem, side)
     model.info = side.get("info", {})
     return model.eval()
+
+
+def load_forward(stem: str | os.PathLike | None = None):
+    """Load a :class:`~graded.inverse.forward.ForwardModel` (default: the shipped one), in eval mode."""
+    from .forward import ForwardConfig, ForwardModel
+
+    return _load_model(stem, "forward", ForwardConfig, ForwardModel)
 
 
 def load_inverse(stem: str | os.PathLike | None = None):
     """Load an :class:`~graded.inverse.inverse_model.InverseModel` (default: the shipped one), in eval mode."""
     from .inverse_model import InverseConfig, InverseModel
 
-    stem = WEIGHTS_DIR / "inverse" if stem is None else stem
-    side = read_sidecar(stem, kind="inverse")
-    try:
-        model = InverseModel(InverseConfig.from_dict(side["config"]))
-    except ValidationError as exc:
-        raise WeightsError(_paths(stem)[1], f"config cannot build a model ({exc})") from None
-    load_weights(model, stem, side)
-    model.info = side.get("info", {})
-    return model.eval()
+    return _load_model(stem, "inverse", InverseConfig, InverseModel)
