@@ -203,6 +203,11 @@ class ForwardConfig:
         :func:`push_forward`) as a feature and learn only the residual to it.
     f2_design : bool
         Give F2 the design features of F1 (topology presence, rho, U) as well.
+    f2_rotation : bool
+        Give F2 the rotation ``R_I`` (9 entries) as well. ``C_tilde`` alone does not fix
+        how the struts lie before the stretch V (a nearly isotropic ``C_ort`` hides
+        ``R_I`` entirely), yet the stretched cell depends on it; with ``R_I`` the
+        inputs of F2 determine the cell ``V R_I U X`` completely.
     slope : float
         Leaky-ReLU slope (SI Eq. 11).
     """
@@ -213,6 +218,7 @@ class ForwardConfig:
     f2_label: MinMax = field(default_factory=lambda: MinMax(np.full(21, -1.0), np.ones(21)))
     f2_push: bool = True
     f2_design: bool = True
+    f2_rotation: bool = False
     slope: float = 0.01
 
     def to_dict(self) -> dict[str, Any]:
@@ -233,6 +239,7 @@ class ForwardConfig:
                 f2_label=MinMax.from_dict(data["f2_label"]),
                 f2_push=bool(data["f2_push"]),
                 f2_design=bool(data["f2_design"]),
+                f2_rotation=bool(data.get("f2_rotation", False)),
                 slope=float(data.get("slope", 0.01)),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -253,7 +260,8 @@ class ForwardModel(nn.Module):
         self.config = config or ForwardConfig()
         c = self.config
         self.f1 = mlp(self.F1_IN, c.f1_widths, 9, c.slope)
-        self.f2_in = 21 + 1 + 3 + (21 if c.f2_push else 0) + (self.F1_IN if c.f2_design else 0)
+        self.f2_in = (21 + 1 + 3 + (21 if c.f2_push else 0) + (self.F1_IN if c.f2_design else 0)
+                      + (9 if c.f2_rotation else 0))
         self.f2 = mlp(self.f2_in, c.f2_widths, 21, c.slope)
         self.register_buffer("f1_lo", torch.as_tensor(c.f1_label.lo, dtype=torch.float32))
         self.register_buffer("f1_span", torch.as_tensor(c.f1_label.span, dtype=torch.float32))
@@ -279,11 +287,13 @@ class ForwardModel(nn.Module):
         return (0.5 * (y + 1.0) * self.f1_span + self.f1_lo) * rho[..., None]
 
     # ---- F2 ---------------------------------------------------------------------------
-    def f2_features(self, c_tilde21: torch.Tensor, V: torch.Tensor, design: torch.Tensor | None = None):
+    def f2_features(self, c_tilde21: torch.Tensor, V: torch.Tensor, design: torch.Tensor | None = None,
+                    R1: torch.Tensor | None = None):
         """Features of F2, the magnitude ``s`` (...,) of ``C_tilde`` and the normalised
         push-forward (..., 21) (None without ``f2_push``).
 
-        ``design`` are F1's features (..., 19), used if ``f2_design``.
+        ``design`` are F1's features (..., 19), used if ``f2_design``; ``R1`` (..., 3, 3)
+        is used if ``f2_rotation``.
         """
         s = stiffness_scale(c_tilde21)
         feats = [c_tilde21 / s[..., None], log_scale_feature(s)[..., None], scale_unit(V, *STRETCH_RANGE)]
@@ -296,15 +306,21 @@ class ForwardModel(nn.Module):
             if design is None:
                 fail("design", "F2 of this model needs the design features", "pass z, rho, U through stages()")
             feats.append(design)
+        if self.config.f2_rotation:
+            if R1 is None:
+                fail("R1", "F2 of this model needs the rotation R_I", "pass R1 (or use stages())")
+            feats.append(R1.flatten(-2))
         return torch.cat(feats, -1), s, push
 
-    def f2_raw(self, c_tilde21, V, design=None) -> torch.Tensor:
+    def f2_raw(self, c_tilde21, V, design=None, R1=None) -> torch.Tensor:
         """Scaled F2 output (what F2 is trained on)."""
-        return self.f2(self.f2_features(c_tilde21, V, design)[0])
+        return self.f2(self.f2_features(c_tilde21, V, design, R1)[0])
 
-    def c_hat21(self, c_tilde21: torch.Tensor, V: torch.Tensor, design: torch.Tensor | None = None) -> torch.Tensor:
-        """Sheared stiffness ``C_hat`` (..., 21) from the rotated ``C_tilde`` (..., 21) and ``V``."""
-        x, s, push = self.f2_features(c_tilde21, V, design)
+    def c_hat21(self, c_tilde21: torch.Tensor, V: torch.Tensor, design: torch.Tensor | None = None,
+                R1: torch.Tensor | None = None) -> torch.Tensor:
+        """Sheared stiffness ``C_hat`` (..., 21) from the rotated ``C_tilde`` (..., 21) and ``V``
+        (and the design features and ``R_I`` where the config asks for them)."""
+        x, s, push = self.f2_features(c_tilde21, V, design, R1)
         y = 0.5 * (self.f2(x) + 1.0) * self.f2_span + self.f2_lo
         if push is not None:
             y = y + push
@@ -316,7 +332,7 @@ class ForwardModel(nn.Module):
         design = self.f1_features(z, rho, U)
         c_ort = (0.5 * (self.f1(design) + 1.0) * self.f1_span + self.f1_lo) * rho[..., None]
         C_tilde = et.rotate_voigt(et.from_9(c_ort), R1)
-        C_hat = et.from_21(self.c_hat21(et.to_21(C_tilde), V, design if self.config.f2_design else None))
+        C_hat = et.from_21(self.c_hat21(et.to_21(C_tilde), V, design if self.config.f2_design else None, R1))
         C = et.rotate_voigt(C_hat, R2)
         return {"c_ort": c_ort, "C_tilde": C_tilde, "C_hat": C_hat, "C": C}
 

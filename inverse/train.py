@@ -149,7 +149,8 @@ def _f2_label(dataset, push: bool) -> np.ndarray:
 
 
 def forward_config_from_data(dataset, f1_widths=(256, 256, 256), f2_widths=(512, 512, 512), *,
-                             f2_push: bool = True, f2_design: bool = True) -> ForwardConfig:
+                             f2_push: bool = True, f2_design: bool = True,
+                             f2_rotation: bool = True) -> ForwardConfig:
     """Fit the label scalers of F1 (``C_ort / rho``) and F2 on a dataset."""
     return ForwardConfig(
         f1_widths=list(f1_widths),
@@ -158,6 +159,7 @@ def forward_config_from_data(dataset, f1_widths=(256, 256, 256), f2_widths=(512,
         f2_label=MinMax.fit(_f2_label(dataset, f2_push)),
         f2_push=f2_push,
         f2_design=f2_design,
+        f2_rotation=f2_rotation,
     )
 
 
@@ -282,6 +284,7 @@ def train_forward(
     f2_widths=(512, 512, 512),
     f2_push: bool = True,
     f2_design: bool = True,
+    f2_rotation: bool = True,
     parts: tuple[str, ...] = ("f1", "f2"),
     epochs: tuple[int, int] | int = (60, 60),
     batch_size: int = 1024,
@@ -333,7 +336,7 @@ def train_forward(
     gen = torch.Generator().manual_seed(int(seed))
     if model is None:
         model = ForwardModel(forward_config_from_data(dataset, f1_widths, f2_widths, f2_push=f2_push,
-                                                      f2_design=f2_design))
+                                                      f2_design=f2_design, f2_rotation=f2_rotation))
         _init(model, gen)
     model = model.float()
     n = len(dataset)
@@ -356,6 +359,7 @@ def train_forward(
         Ct = torch.as_tensor(rotate_voigt(from_9(dataset.C_ort), dataset.R1), dtype=torch.float64)
         Ch = et.from_21(torch.as_tensor(dataset.C_hat, dtype=torch.float64))
         V = torch.as_tensor(dataset.V, dtype=torch.float64)
+        R1 = torch.as_tensor(np.asarray(dataset.R1), dtype=torch.float64)
         P = torch.as_tensor(CUBE_ROTATIONS, dtype=torch.float64)
         KP = et.bond_matrix(P)
         perms = torch.as_tensor(np.abs(CUBE_ROTATIONS).argmax(-1))  # V'_i = V[perm_i]
@@ -368,14 +372,16 @@ def train_forward(
                                            torch.as_tensor(dataset.U, dtype=f32))
 
         def step2(idx, training):
-            ct, ch, v = Ct[idx], Ch[idx], V[idx]
+            ct, ch, v, r1 = Ct[idx], Ch[idx], V[idx], R1[idx]
             if training and augment:
                 k = torch.randint(0, len(P), (len(idx),), generator=gen)
                 K = KP[k]
                 ct = K @ ct @ K.transpose(-1, -2)
                 ch = K @ ch @ K.transpose(-1, -2)
                 v = torch.gather(v, 1, perms[k])
-            pred = model.c_hat21(et.to_21(ct).to(f32), v.to(f32), None if design is None else design[idx])
+                r1 = P[k] @ r1  # P V R_I U X = V' (P R_I) U X for a cube rotation P
+            pred = model.c_hat21(et.to_21(ct).to(f32), v.to(f32), None if design is None else design[idx],
+                                 r1.to(f32))
             return mandel_loss(pred, et.to_21(ch).to(f32), s_all[idx].to(f32))
 
         hist["f2"] = _fit_idx(model.f2, step2, tr, va, e2, batch_size, lr, patience, gen, progress, "F2", t2)

@@ -101,7 +101,7 @@ def test_indefinite_target_is_refused_with_the_reason():
 
 def test_invalid_options_are_refused(models):
     for kw, field in (({"n_draws": 0}, "n_draws"), ({"top_k": 1.5}, "top_k"), ({"tau": -1.0}, "tau"),
-                      ({"cell_size": -2.0}, "cell_size")):
+                      ({"cell_size": -2.0}, "cell_size"), ({"n_library": -1}, "n_library")):
         with pytest.raises(ValidationError, match=field):
             design(BONE_A, E=114, units="GPa", verify=False, models=models, **kw)
 
@@ -139,7 +139,8 @@ def test_fixed_seed_gives_identical_designs(models):
 
 def test_ranking_distinct_topologies_first_and_fe_verification(models):
     res = _quiet(target=BONE_A, E=114, units="GPa", n_draws=400, top_k=4, tau=20.0, cell_size=5.0, seed=1,
-                 models=models)
+                 refine=False, models=models)
+    assert [r.source for r in res].count("library") == 2  # n_library=5, at most half of top_k
     assert [r.rank for r in res] == list(range(len(res)))
     flags = [r.distinct for r in res]
     assert flags == sorted(flags, reverse=True)  # all distinct ones come first
@@ -181,13 +182,13 @@ def test_rotated_target_gives_rotated_draws(models):
 
 
 def test_refinement_never_makes_a_design_worse(models):
-    from graded.inverse.design import _rel_error
+    from graded.inverse.polish import relative_error
 
     kw = dict(target=BONE_A, E=114, units="GPa", n_draws=100, top_k=2, seed=2, models=models)
-    plain = _quiet(verify=True, **kw)
-    refined = _quiet(verify=True, refine=True, **kw)
+    plain = _quiet(verify=True, refine=False, n_library=0, **kw)
+    refined = _quiet(verify=True, refine=True, n_library=0, **kw)
     t = parse_target(BONE_A, E=114, units="GPa")
-    assert min(_rel_error(t, r.C_fe) for r in refined) <= min(_rel_error(t, r.C_fe) for r in plain) + 1e-12
+    assert min(relative_error(t, r.C_fe) for r in refined) <= min(relative_error(t, r.C_fe) for r in plain) + 1e-12
     assert to_21(refined[0].C_fe).shape == (21,)
 
 
@@ -195,12 +196,16 @@ def test_shipped_models_design_bone_target_quickly():
     """Bone A with the shipped weights: the FE-verified design is within 20 % of the target
     in the rotation-invariant Mandel norm (measured 12 %); Eq. 8's NMSE is far larger
     because it divides by near-zero entries such as C46 = -0.002 GPa."""
-    from graded.inverse.design import _rel_error
+    from graded.inverse.polish import relative_error
 
-    res = _quiet(target=BONE_A, E=114, units="GPa", n_draws=2000, top_k=3, verify=True)
+    res = _quiet(target=BONE_A, E=114, units="GPa", n_draws=2000, top_k=3, verify=True, refine=False, n_library=0)
     assert len(res) == 3
     target = parse_target(BONE_A, E=114, units="GPa")
-    assert float(_rel_error(target, res[0].C_fe)) < 0.2
-    # refinement (relative Mandel error through the forward model) never makes it worse by FE
-    ref = _quiet(target=BONE_A, E=114, units="GPa", n_draws=2000, top_k=3, verify=True, refine=True)
-    assert min(float(_rel_error(target, r.C_fe)) for r in ref) <= float(_rel_error(target, res[0].C_fe)) + 1e-12
+    assert float(relative_error(target, res[0].C_fe)) < 0.2
+    # refinement (surrogate, then FE polish) never makes it worse by FE; with the library
+    # neighbours it reaches 8 % (measured), the model draws alone 10-11 %
+    ref = _quiet(target=BONE_A, E=114, units="GPa", n_draws=2000, top_k=4, verify=True)
+    errs = [float(relative_error(target, r.C_fe)) for r in ref]
+    assert min(errs) <= float(relative_error(target, res[0].C_fe)) + 1e-12
+    assert min(errs) < 0.12
+    assert {r.source for r in ref} == {"model", "library"}
