@@ -45,18 +45,23 @@ def forward(dataset_path, weights, plots, threads, as_json) -> None:
 @click.option("--forward", "forward_path", default=None, help="Forward model NAME [default: shipped].")
 @click.option("--targets", type=int, default=1000, show_default=True, help="Number of targets (the first ones).")
 @click.option("--draws", type=int, default=100, show_default=True, help="Draws per target for the best-of figure.")
-@click.option("--top-k", type=int, default=3, show_default=True, help="Best draws (by predicted NMSE) verified by FE.")
+@click.option("--top-k", type=int, default=3, show_default=True,
+              help="Best draws (distinct topologies first, by --rank-by) verified by FE.")
 @click.option("--tau", type=float, default=1.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--rank-by", type=click.Choice(["nmse", "mandel"]), default="nmse", show_default=True,
               help="Ranking of the draws: NMSE (main Eq. 8) or relative Mandel-norm error.")
+@click.option("--refine", is_flag=True,
+              help="Refine the verified draws as `graded design` does (surrogate, then FE polish).")
+@click.option("--library", "n_library", type=int, default=0, show_default=True,
+              help="Also verify this many nearest neighbours from the design library (reported separately).")
 @click.option("--plots", type=click.Path(file_okay=False), default=None, help="Directory for parity plots (PNG).")
 @click.option("--threads", type=int, default=2, show_default=True)
 @click.option("--no-progress", is_flag=True)
 @json_option
 @handle_errors
-def inverse(dataset_path, inverse_path, forward_path, targets, draws, top_k, tau, seed, rank_by, plots, threads,
-            no_progress, as_json) -> None:
+def inverse(dataset_path, inverse_path, forward_path, targets, draws, top_k, tau, seed, rank_by, refine, n_library,
+            plots, threads, no_progress, as_json) -> None:
     """Inverse-design the targets of TESTSET and homogenize the designs by FE.
 
     Reports R^2 per component for one draw (by FE and by the forward model) and for the
@@ -73,8 +78,7 @@ def inverse(dataset_path, inverse_path, forward_path, targets, draws, top_k, tau
     with ProgressBar("FE verification", enabled=not no_progress) as bar:
         rep = evaluate_inverse(load_inverse(inverse_path), load_forward(forward_path), load_dataset(dataset_path),
                                n_targets=targets, n_draws=draws, top_k=top_k, tau=tau, seed=seed, rank_by=rank_by,
-                               plot_dir=plots,
-                               progress=bar)
+                               refine=refine, n_library=n_library, plot_dir=plots, progress=bar)
     if as_json:
         echo_json(rep.to_dict())
     else:

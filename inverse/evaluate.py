@@ -196,6 +196,11 @@ class InverseReport:
         Fraction of single draws whose topology equals the target's.
     settings : dict
     seconds : dict
+    err_single_fe, err_best_fe : (n,)
+        Relative Mandel-norm errors of those designs by FE.
+    r2_best_library, nmse_best_library, err_best_library : optional
+        The same for the best of the model's designs *and* the design library's nearest
+        neighbours (``n_library > 0``).
     """
 
     n: int
@@ -207,6 +212,11 @@ class InverseReport:
     same_topology: float
     settings: dict
     seconds: dict
+    err_single_fe: np.ndarray | None = None
+    err_best_fe: np.ndarray | None = None
+    r2_best_library: np.ndarray | None = None
+    nmse_best_library: np.ndarray | None = None
+    err_best_library: np.ndarray | None = None
     plots: list[str] = field(default_factory=list)
 
     @staticmethod
@@ -214,7 +224,14 @@ class InverseReport:
         return {"median": float(np.median(x)), "p90": float(np.percentile(x, 90)), "mean": float(np.mean(x))}
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        extra: dict[str, Any] = {}
+        for name in ("err_single_fe", "err_best_fe", "nmse_best_library", "err_best_library"):
+            if getattr(self, name) is not None:
+                extra[name] = self._pct(getattr(self, name))
+        if self.r2_best_library is not None:
+            extra["r2_best_library"] = dict(zip(NAMES_21, map(float, self.r2_best_library)))
+            extra["min_r2_best_library"] = float(self.r2_best_library.min())
+        return extra | {
             "n": self.n,
             "settings": self.settings,
             "r2_single_fe": dict(zip(NAMES_21, map(float, self.r2_single_fe))),
@@ -231,13 +248,25 @@ class InverseReport:
         }
 
     def table(self) -> str:
-        t = format_r2_table(NAMES_21, {"1 draw, FE": self.r2_single_fe, "1 draw, surr.": self.r2_single_surrogate,
-                                       f"best/{self.settings['n_draws']}, FE": self.r2_best_fe})
-        a, b = self._pct(self.nmse_single_fe), self._pct(self.nmse_best_fe)
-        return (f"inverse model on {self.n} held-out FE targets\n{t}\n"
-                f"NMSE 1 draw (FE):   median {a['median']:.4g}  p90 {a['p90']:.4g}\n"
-                f"NMSE best   (FE):   median {b['median']:.4g}  p90 {b['p90']:.4g}\n"
-                f"same topology as the target's: {100 * self.same_topology:.1f} %")
+        cols = {"1 draw, FE": self.r2_single_fe, "1 draw, surr.": self.r2_single_surrogate,
+                f"best/{self.settings['n_draws']}, FE": self.r2_best_fe}
+        if self.r2_best_library is not None:
+            cols["+ library, FE"] = self.r2_best_library
+        t = format_r2_table(NAMES_21, cols)
+        lines = [f"inverse model on {self.n} held-out FE targets", t]
+        rows = [("1 draw", self.nmse_single_fe, self.err_single_fe), ("best", self.nmse_best_fe, self.err_best_fe),
+                ("+ library", self.nmse_best_library, self.err_best_library)]
+        for name, nm, er in rows:
+            if nm is None:
+                continue
+            a = self._pct(nm)
+            line = f"{name:10s} (FE): NMSE median {a['median']:.4g}  p90 {a['p90']:.4g}"
+            if er is not None:
+                b = self._pct(er)
+                line += f" | relative error median {100 * b['median']:.2f} %  p90 {100 * b['p90']:.2f} %"
+            lines.append(line)
+        lines.append(f"same topology as the target's: {100 * self.same_topology:.1f} %")
+        return "\n".join(lines)
 
 
 def evaluate_inverse(
@@ -252,6 +281,8 @@ def evaluate_inverse(
     seed: int = 0,
     rank_by: str = "nmse",
     refine: bool = False,
+    n_library: int = 0,
+    library=None,
     plot_dir: str | os.PathLike | None = None,
     progress: Progress | None = None,
 ) -> InverseReport:
@@ -284,6 +315,12 @@ def evaluate_inverse(
         Also refine the ``top_k`` draws as ``design(refine=True)`` does (gradient descent
         through the forward model, then Levenberg-Marquardt on the FE misfit); the best
         by FE of the original and refined designs counts.
+    n_library : int
+        Also verify (and with ``refine`` polish) this many nearest neighbours of each target
+        from the design library (:mod:`graded.inverse.library`), reported separately as
+        ``*_best_library``: the best of the model's designs and the neighbours.
+    library : DesignLibrary, optional
+        Default: the shipped library.
     """
     from graded.validation import check_choice
 
@@ -333,9 +370,36 @@ def evaluate_inverse(
         pol = polish_designs(tg, start, iterations=POLISH_ITERATIONS, progress=progress)
         C_top = np.concatenate([C_top, pol["C_fe"].reshape(n, top_k, 6, 6)], axis=1)
         timings["refine_and_fe"] = time.perf_counter() - t0
-    e_top = nmse(targets[:, None], C_top)
-    best = np.argmin(e_top if rank_by == "nmse" else relative_error(targets[:, None], C_top), axis=1)
-    C_best = C_top[np.arange(n), best]
+    def best_of(C_all):
+        e = nmse(targets[:, None], C_all)
+        r = relative_error(targets[:, None], C_all)
+        b = np.argmin(e if rank_by == "nmse" else r, axis=1)
+        i = np.arange(n)
+        return C_all[i, b], e[i, b], r[i, b]
+
+    C_best, nmse_best, err_best = best_of(C_top)
+    lib_fields = {}
+    Cb = None
+    if n_library > 0:
+        from .library import shipped_library
+
+        t0 = time.perf_counter()
+        lib = library if library is not None else shipped_library()
+        nb = lib.nearest(targets, int(n_library))
+        m = nb["rho"].shape[1]
+        nbf = {k: nb[k].reshape((-1,) + nb[k].shape[2:]) for k in ("topology", "rho", "U", "V", "R1", "R2")}
+        if refine:
+            from .design import POLISH_ITERATIONS
+            from .polish import polish_designs
+
+            C_lib = polish_designs(np.repeat(targets, m, axis=0), nbf, iterations=POLISH_ITERATIONS,
+                                   progress=progress)["C_fe"]
+        else:
+            C_lib = fe_stiffness(*(nbf[k] for k in ("topology", "rho", "U", "V", "R1", "R2")))
+        timings["library"] = time.perf_counter() - t0
+        Cb, nb_best, eb = best_of(np.concatenate([C_top, C_lib.reshape(n, m, 6, 6)], axis=1))
+        lib_fields = {"r2_best_library": r2_score(ds.C, to_21(Cb)), "nmse_best_library": nb_best,
+                      "err_best_library": eb}
     same = np.mean(np.all(_topology_keys(single["topology"][:, 0]) == _topology_keys(ds.topology), axis=1))
     rep = InverseReport(
         n=n,
@@ -343,18 +407,24 @@ def evaluate_inverse(
         r2_single_surrogate=r2_score(ds.C, to_21(single["C_pred"][:, 0])),
         r2_best_fe=r2_score(ds.C, to_21(C_best)),
         nmse_single_fe=nmse(targets, C_single),
-        nmse_best_fe=e_top[np.arange(n), best],
+        nmse_best_fe=nmse_best,
         same_topology=float(same),
         settings={"n_draws": n_draws, "top_k": top_k, "tau": tau, "seed": seed, "rank_by": rank_by,
-                  "refine": refine},
+                  "refine": refine, "n_library": n_library},
         seconds=timings,
+        err_single_fe=relative_error(targets, C_single),
+        err_best_fe=err_best,
+        **lib_fields,
     )
     if plot_dir is not None:
         from graded.plot import plot_parity
 
         d = Path(plot_dir)
         d.mkdir(parents=True, exist_ok=True)
-        for name, pred in (("inverse_single_fe", C_single), (f"inverse_best{n_draws}_{rank_by}_fe", C_best)):
+        figs = [("inverse_single_fe", C_single), (f"inverse_best{n_draws}_{rank_by}_fe", C_best)]
+        if Cb is not None:
+            figs.append((f"inverse_best{n_draws}_library{n_library}_fe", Cb))
+        for name, pred in figs:
             p = d / f"{name}.png"
             plot_parity(ds.C, to_21(pred), p, labels=list(NAMES_21), title=f"target vs FE of design ({name})",
                         r2_target=0.95)

@@ -1,0 +1,37 @@
+"""evaluate_inverse: the report's figures are computed from FE of the designs it picks."""
+
+import numpy as np
+import pytest
+import torch
+
+from graded.inverse.dataset import shipped_test_set
+from graded.inverse.evaluate import evaluate_inverse
+from graded.inverse.forward import ForwardConfig, ForwardModel
+from graded.inverse.inverse_model import InverseConfig, InverseModel
+from graded.inverse.library import build_library
+from graded.inverse.scaling import MinMax
+
+
+@pytest.fixture(scope="module")
+def models():
+    torch.manual_seed(0)
+    f = ForwardModel(ForwardConfig(f1_widths=[16], f2_widths=[16],
+                                   f1_label=MinMax(np.full(9, 0.05), np.full(9, 0.5)),
+                                   f2_label=MinMax(np.full(21, -0.05), np.full(21, 0.4)))).eval()
+    g = InverseModel(InverseConfig(g1_widths=[16], g2_widths=[16])).eval()
+    return g, f
+
+
+def test_library_neighbours_can_only_improve_the_best_design(models, tmp_path):
+    ds = shipped_test_set()
+    lib = build_library(ds.subset(slice(100, 600)))  # disjoint from the 6 targets
+    inv, fwd = models
+    rep = evaluate_inverse(inv, fwd, ds, n_targets=6, n_draws=4, top_k=2, rank_by="mandel", refine=True,
+                           n_library=2, library=lib, plot_dir=tmp_path)
+    assert rep.r2_single_fe.shape == rep.r2_best_fe.shape == rep.r2_best_library.shape == (21,)
+    assert np.all(rep.err_best_library <= rep.err_best_fe + 1e-12)
+    assert np.all(rep.err_best_fe >= 0) and np.all(rep.err_single_fe >= 0)
+    d = rep.to_dict()
+    assert d["settings"]["n_library"] == 2 and "min_r2_best_library" in d and "err_best_fe" in d
+    assert "+ library" in rep.table() and "relative error" in rep.table()
+    assert len(rep.plots) == 3 and all((tmp_path / p.split("/")[-1]).exists() for p in rep.plots)
