@@ -102,7 +102,12 @@ def _fmt_vec(v) -> str:
               help="Gumbel-softmax temperature (larger: more varied topologies).")
 @click.option("--top", type=int, default=10, show_default=True, help="Designs returned and verified by FE.")
 @click.option("--no-verify", is_flag=True, help="Skip FE verification (predicted stiffness only).")
-@click.option("--refine", is_flag=True, help="Refine the continuous parameters by gradient descent.")
+@click.option("--refine/--no-refine", default=True, show_default=True,
+              help="Refine the continuous parameters: gradient descent through the forward model, then "
+                   "Levenberg-Marquardt against the FE solver itself.")
+@click.option("--library", "n_library", type=int, default=5, show_default=True,
+              help="Of the --top designs, up to this many (at most half) are nearest neighbours from the "
+                   "design library of FE-verified cells (0: inverse model only).")
 @click.option("--cell-size", type=float, default=None, help="Cell size (reference-cube edge, e.g. mm) for strut diameters.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampling (same seed, same designs).")
 @click.option("--weights", type=click.Path(file_okay=False), default=None,
@@ -111,7 +116,8 @@ def _fmt_vec(v) -> str:
               help="PNG with the elastic surfaces of the target and the best design (as in Fig. 3A).")
 @json_option
 @handle_errors
-def design(target, row, units, E, draws, tau, top, no_verify, refine, cell_size, seed, weights, plot, as_json) -> None:
+def design(target, row, units, E, draws, tau, top, no_verify, refine, n_library, cell_size, seed, weights, plot,
+           as_json) -> None:
     """Propose truss unit cells whose stiffness matches TARGET.
 
     TARGET: 21 constants C11 C12 C13 C14 C15 C16 C22 ... C66 (Voigt order 11,22,33,23,13,12),
@@ -124,6 +130,7 @@ def design(target, row, units, E, draws, tau, top, no_verify, refine, cell_size,
 
     from graded.elastic import NAMES_21, to_21
     from graded.inverse.design import design as run_design
+    from graded.inverse.polish import relative_error
 
     torch.set_num_threads(2)
     values, label = read_target(target, row)
@@ -137,7 +144,7 @@ def design(target, row, units, E, draws, tau, top, no_verify, refine, cell_size,
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         results = run_design(values, E=E, units=units, n_draws=draws, tau=tau, top_k=top, verify=not no_verify,
-                             refine=refine, cell_size=cell_size, seed=seed, models=models)
+                             refine=refine, n_library=n_library, cell_size=cell_size, seed=seed, models=models)
     messages = [f"{w.category.__name__}: {w.message}" for w in caught
                 if w.category.__name__ in ("TargetOutOfReachWarning", "PoorMatchWarning")]
     for m in messages:
@@ -162,7 +169,7 @@ def design(target, row, units, E, draws, tau, top, no_verify, refine, cell_size,
         echo_json({
             "target": {"label": label, "units": units, "E_GPa": E, "normalized": dict(zip(NAMES_21, to_21(C_t).tolist()))},
             "settings": {"draws": draws, "tau": tau, "top": top, "verify": not no_verify, "refine": refine,
-                         "seed": seed, "cell_size": cell_size},
+                         "library": n_library, "seed": seed, "cell_size": cell_size},
             "warnings": messages,
             "designs": [r.to_dict() for r in results],
             "plot": plot,
@@ -170,12 +177,13 @@ def design(target, row, units, E, draws, tau, top, no_verify, refine, cell_size,
         return
     click.echo(f"target {label} ({unit}); {draws} candidates, tau = {tau:g}, seed {seed}")
     head = (f"{'#':>2} {'topology':<14} {'rho':>7} {'U':<21} {'V':<21} {'R1 (th,e1,e2)':<22} {'R2 (th,e1,e2)':<22}"
-            + (f" {'d':>7}" if cell_size else "") + f" {'NMSE pred':>10} {'NMSE FE':>10}")
+            + (f" {'d':>7}" if cell_size else "") + f" {'NMSE pred':>10} {'NMSE FE':>10} {'err FE':>7}")
     click.echo(head)
     click.echo("-" * len(head))
     for r in results:
         fe = f"{r.nmse_fe:10.4g}" if r.nmse_fe is not None else f"{'-':>10}"
-        mark = "" if r.distinct else " (same topology)"
+        fe += f" {100 * float(relative_error(C_t, r.C_fe)):6.2f}%" if r.C_fe is not None else f" {'-':>7}"
+        mark = ("" if r.distinct else " (same topology)") + (" [library]" if r.source == "library" else "")
         click.echo(f"{r.rank + 1:>2} {r.topology:<14} {r.rho:7.4f} {_fmt_vec(r.U):<21} {_fmt_vec(r.V):<21} "
                    f"{_fmt_vec(r.R1_axis_angle):<22} {_fmt_vec(r.R2_axis_angle):<22}"
                    + (f" {r.diameter:7.4f}" if cell_size else "") + f" {r.nmse_pred:10.4g} {fe}{mark}")
