@@ -96,6 +96,12 @@ def resolve_cell(control_point: ControlPoint, spec: Spec, index: int = 0) -> Uni
             cell_size=spec.cell_size / spec.mu,
             seed=spec.seed,
             verify=True,
+            # Model draws only, unrefined: library neighbours and polished designs come in
+            # arbitrary orientations, and blending cells rotated far apart degenerates the
+            # lattice basis (SI Eq. 15 blends bases in real space) -- measured on the bone
+            # example. Needs a rotation-aware blend first.
+            refine=False,
+            n_library=0,
         )
     except ValidationError as exc:
         if exc.field.split(".")[0] in ("target", "stiffness", "units", "E"):
