@@ -36,6 +36,7 @@ from graded.elastic import from_21, rotate_voigt, to_21
 from graded.io.atomic import atomic_path
 from graded.validation import fail
 
+from .polish import _W
 from .scaling import RHO_RANGE
 
 __all__ = ["DesignLibrary", "build_library", "load_library", "save_library", "shipped_library",
@@ -48,8 +49,6 @@ FORMAT_VERSION = 1
 #: space lie in between, and the FE polish corrects the rest.
 RHO_EXPONENT = 1.5
 
-_MANDEL = np.array([1.0, 1.0, 1.0, np.sqrt(2.0), np.sqrt(2.0), np.sqrt(2.0)])
-_W = _MANDEL[:, None] * _MANDEL[None, :]
 _KEYS = ("topology", "rho", "U", "V", "R1", "R2", "C")
 
 

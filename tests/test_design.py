@@ -17,26 +17,12 @@ from graded.inverse.design import (
     design,
     parse_target,
 )
-from graded.inverse.forward import ForwardConfig, ForwardModel
-from graded.inverse.inverse_model import InverseConfig, InverseModel
 from graded.inverse.sampling import random_rotations
-from graded.inverse.scaling import MinMax
 from graded.validation import ValidationError
 
 #: Bone specimen A (GPa), ../shared/data/trabecular_bone_stiffness.csv
 BONE_A = np.array([0.573, 0.234, 0.219, -0.006, -0.015, 0.004, 0.64, 0.253, -0.005, -0.016, 0.006, 1.26,
                    -0.017, 0.023, -0.003, 0.317, -0.017, -0.002, 0.246, 0.052, 0.224])
-
-
-@pytest.fixture(scope="module")
-def models():
-    """Small untrained models: the tests check the machinery, not the accuracy."""
-    torch.manual_seed(0)
-    f = ForwardModel(ForwardConfig(f1_widths=[16], f2_widths=[16],
-                                   f1_label=MinMax(np.full(9, 0.05), np.full(9, 0.5)),
-                                   f2_label=MinMax(np.full(21, -0.05), np.full(21, 0.4)))).eval()
-    g = InverseModel(InverseConfig(g1_widths=[16], g2_widths=[16])).eval()
-    return g, f
 
 
 def _iso(scale: float) -> np.ndarray:

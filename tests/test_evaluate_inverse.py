@@ -6,20 +6,7 @@ import torch
 
 from graded.inverse.dataset import shipped_test_set
 from graded.inverse.evaluate import evaluate_inverse
-from graded.inverse.forward import ForwardConfig, ForwardModel
-from graded.inverse.inverse_model import InverseConfig, InverseModel
 from graded.inverse.library import build_library
-from graded.inverse.scaling import MinMax
-
-
-@pytest.fixture(scope="module")
-def models():
-    torch.manual_seed(0)
-    f = ForwardModel(ForwardConfig(f1_widths=[16], f2_widths=[16],
-                                   f1_label=MinMax(np.full(9, 0.05), np.full(9, 0.5)),
-                                   f2_label=MinMax(np.full(21, -0.05), np.full(21, 0.4)))).eval()
-    g = InverseModel(InverseConfig(g1_widths=[16], g2_widths=[16])).eval()
-    return g, f
 
 
 def test_library_neighbours_can_only_improve_the_best_design(models, tmp_path):
