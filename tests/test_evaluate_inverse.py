@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from graded.inverse.dataset import shipped_test_set
 from graded.inverse.evaluate import evaluate_inverse
