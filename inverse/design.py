@@ -287,14 +287,12 @@ def draw_designs(
     logits_all = inverse.posterior_logits(x)
     per = max(1, chunk // max(n_draws, 1))
     out: dict[str, list] = {k: [] for k in ("topology", "rho", "U", "V", "R1", "R2", "C_pred")}
-    from .inverse_model import gumbel_softmax_st
-
     for a in range(0, T, per):
         sl = slice(a, a + per)
         t = x[sl].shape[0]
         xx = x[sl, None].expand(t, n_draws, x.shape[-1])
-        lg = logits_all[sl, None].expand(t, n_draws, 3, logits_all.shape[-1])
-        z = gumbel_softmax_st(lg, tau, generator=generator)
+        lg = logits_all[sl, None].expand((t, n_draws) + logits_all.shape[1:])
+        z = inverse.sample_topology(lg, tau, generator=generator)
         rho, U, V, R1, R2c = inverse.geometry(xx, z)
         R2 = Q[sl, None] @ R2c
         C = forward(z, rho, U, V, R1, R2)

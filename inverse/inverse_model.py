@@ -2,8 +2,10 @@
 SI section 3.B).
 
 * ``G1`` maps the target to a posterior over the topology: three slots, each a
-  categorical over the 14 parts ``(tessellation, id)`` (:data:`~graded.inverse.forward.PARTS`).
-  A topology is drawn with the Gumbel-softmax trick: ``p = softmax(q / tau)`` (main Eq. 5),
+  categorical over the 14 parts ``(tessellation, id)`` (:data:`~graded.inverse.forward.PARTS`),
+  or (``joint_topology``, ours) one categorical over all 560 topologies -- the sorted part
+  triples, :data:`TOPOLOGY_TRIPLES`. Independent slots cannot say "A+B+C or D+E+F": their
+  product also puts mass on A+E+C; the joint posterior can. A topology is drawn with the Gumbel-softmax trick: ``p = softmax(q / tau)`` (main Eq. 5),
   ``z = onehot(argmax(log p + g))`` with Gumbel noise ``g`` (Eq. 6) in the forward pass and
   the gradient of ``softmax((log p + g) / tau)`` in the backward pass (straight-through,
   Eq. 7). A larger ``tau`` flattens the posterior and explores more topologies.
@@ -27,6 +29,7 @@ Inputs are ``C^can / s`` and ``log s`` (s: rotation-invariant magnitude, see
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -41,6 +44,8 @@ from .forward import N_PARTS, _check_widths, mlp
 from .scaling import RHO_RANGE, STRETCH_RANGE, MinMax, log_scale_feature, stiffness_scale, unscale_unit
 
 __all__ = [
+    "TOPOLOGY_TRIPLES",
+    "topology_class",
     "canonical_frame",
     "gumbel_softmax_st",
     "InverseConfig",
@@ -51,6 +56,29 @@ __all__ = [
 #: Weights of the two odd-parity combinations that fix the eigenvector signs (any vector
 #: not parallel to (1, 1, 1) works: that one is d_23 / d_13, which vanish in the frame).
 _SIGN_W = (1.0, 2.0, 3.0)
+
+#: Every topology as its sorted part triple ``k1 <= k2 <= k3`` (part classes of
+#: :data:`~graded.inverse.forward.PARTS`, the dataset's encoding): (560, 3) int64.
+TOPOLOGY_TRIPLES = np.array(list(itertools.combinations_with_replacement(range(N_PARTS), 3)), dtype=np.int64)
+_CLASS_OF = np.full((N_PARTS,) * 3, -1, dtype=np.int64)
+_CLASS_OF[tuple(TOPOLOGY_TRIPLES.T)] = np.arange(len(TOPOLOGY_TRIPLES))
+
+
+def topology_class(parts: np.ndarray) -> np.ndarray:
+    """Joint class 0..559 of part triples.
+
+    Parameters
+    ----------
+    parts : int array, shape (..., 3)
+        Part classes 0..13 of the three slots, in any order.
+
+    Returns
+    -------
+    int64 array, shape (...)
+        Row of :data:`TOPOLOGY_TRIPLES`.
+    """
+    k = np.sort(np.asarray(parts, dtype=np.int64), axis=-1)
+    return _CLASS_OF[k[..., 0], k[..., 1], k[..., 2]]
 
 
 def canonical_frame(C: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -147,6 +175,9 @@ class InverseConfig:
         reaches); targets outside it get a warning at design time.
     slope : float
         Leaky-ReLU slope.
+    joint_topology : bool
+        G1 outputs one categorical over the 560 topologies instead of three independent
+        slots (module docstring).
     """
 
     g1_widths: list[int] = field(default_factory=lambda: [512, 512, 512])
@@ -155,6 +186,7 @@ class InverseConfig:
     canonical: bool = True
     reach: tuple[float, float] = (0.0008, 0.102)
     slope: float = 0.01
+    joint_topology: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -174,6 +206,7 @@ class InverseConfig:
                 canonical=bool(data.get("canonical", True)),
                 reach=(float(data["reach"][0]), float(data["reach"][1])),
                 slope=float(data.get("slope", 0.01)),
+                joint_topology=bool(data.get("joint_topology", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             fail("config", f"inverse-model config is malformed ({exc})", "re-save the model")
@@ -187,8 +220,8 @@ class InverseSample:
     ----------
     z : (..., 3, 14)
         One-hot topology blocks (straight-through gradient).
-    logits : (..., 3, 14)
-        Posterior logits ``q`` of G1.
+    logits : (..., 3, 14) or (..., 560)
+        Posterior logits ``q`` of G1 (per slot, or joint with ``joint_topology``).
     rho : (...,)
     U, V : (..., 3)
     R1 : (..., 3, 3)
@@ -228,8 +261,11 @@ class InverseModel(nn.Module):
         super().__init__()
         self.config = config or InverseConfig()
         c = self.config
-        self.g1 = mlp(self.N_IN, c.g1_widths, self.N_TOPO, c.slope)
+        n_out = len(TOPOLOGY_TRIPLES) if c.joint_topology else self.N_TOPO
+        self.g1 = mlp(self.N_IN, c.g1_widths, n_out, c.slope)
         self.g2 = mlp(self.N_IN + self.N_TOPO, c.g2_widths, self.N_GEOM, c.slope)
+        blocks = nn.functional.one_hot(torch.as_tensor(TOPOLOGY_TRIPLES), N_PARTS).float().flatten(1)
+        self.register_buffer("triple_blocks", blocks, persistent=False)  # (560, 42), not a weight
         self.register_buffer("feat_lo", torch.as_tensor(c.features.lo, dtype=torch.float32))
         self.register_buffer("feat_span", torch.as_tensor(c.features.span, dtype=torch.float32))
 
@@ -247,8 +283,35 @@ class InverseModel(nn.Module):
         return x, Q, Cc, s
 
     def posterior_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """G1: scaled features (..., 22) -> logits (..., 3, 14)."""
-        return self.g1(x).unflatten(-1, (3, N_PARTS))
+        """G1: scaled features (..., 22) -> logits (..., 3, 14), or (..., 560) if joint."""
+        q = self.g1(x)
+        return q if self.config.joint_topology else q.unflatten(-1, (3, N_PARTS))
+
+    def sample_topology(
+        self, logits: torch.Tensor, tau: float, *, generator: torch.Generator | None = None, sample: bool = True
+    ) -> torch.Tensor:
+        """Straight-through Gumbel-softmax draw (:func:`gumbel_softmax_st`) of topology
+        blocks (..., 3, 14) from posterior logits."""
+        z = gumbel_softmax_st(logits, tau, generator=generator, sample=sample)
+        if not self.config.joint_topology:
+            return z
+        return (z @ self.triple_blocks.to(z.dtype)).unflatten(-1, (3, N_PARTS))
+
+    def topology_nll(self, logits: torch.Tensor, parts: torch.Tensor) -> torch.Tensor:
+        """Mean negative log-likelihood (nats) of known topologies under the posterior.
+
+        Parameters
+        ----------
+        logits : (B, 3, 14) or (B, 560)
+            Output of :meth:`posterior_logits`.
+        parts : (B, 3) int64
+            Part classes of the topologies
+            (:func:`~graded.inverse.forward.part_index` of the dataset encoding).
+        """
+        if self.config.joint_topology:
+            cls = torch.as_tensor(topology_class(np.asarray(parts)), device=logits.device)
+            return nn.functional.cross_entropy(logits, cls)
+        return 3.0 * nn.functional.cross_entropy(logits.reshape(-1, N_PARTS), parts.reshape(-1))
 
     def geometry(self, x: torch.Tensor, z: torch.Tensor):
         """G2: features and topology blocks -> rho, U, V, R1, R2_can."""
@@ -291,6 +354,6 @@ class InverseModel(nn.Module):
         """
         x, Q, Cc, s = self.scaled_features(C)
         logits = self.posterior_logits(x)
-        z = gumbel_softmax_st(logits, tau, generator=generator, sample=sample)
+        z = self.sample_topology(logits, tau, generator=generator, sample=sample)
         rho, U, V, R1, R2c = self.geometry(x, z)
         return InverseSample(z, logits, rho, U, V, R1, Q @ R2c, R2c, Q, Cc, s)

@@ -40,7 +40,7 @@ from graded.elastic import torch as et
 from graded.validation import check_range, fail
 
 from .forward import CUBE_ROTATIONS, ForwardConfig, ForwardModel, part_index, push_forward, topology_onehot
-from .inverse_model import InverseConfig, InverseModel, gumbel_softmax_st
+from .inverse_model import InverseConfig, InverseModel
 from .scaling import RHO_RANGE, STRETCH_RANGE, MinMax, density_label, stiffness_scale
 
 __all__ = [
@@ -164,12 +164,13 @@ def forward_config_from_data(dataset, f1_widths=(256, 256, 256), f2_widths=(512,
 
 
 def inverse_config_from_data(dataset, g1_widths=(512, 512, 512), g2_widths=(512, 512, 512),
-                             canonical: bool = True) -> InverseConfig:
+                             canonical: bool = True, joint_topology: bool = False) -> InverseConfig:
     """Fit the input scaler of the inverse model on a dataset's targets ``C``."""
     C = torch.as_tensor(np.asarray(dataset.C), dtype=torch.float64)
     x, _, _, s = InverseModel.raw_features(et.from_21(C), canonical)
     reach = (float(s.min()), float(s.max()))
-    return InverseConfig(list(g1_widths), list(g2_widths), MinMax.fit(x.numpy()), canonical, reach)
+    return InverseConfig(list(g1_widths), list(g2_widths), MinMax.fit(x.numpy()), canonical, reach,
+                         joint_topology=joint_topology)
 
 
 # ---------------------------------------------------------------------------
@@ -422,6 +423,8 @@ def train_inverse(
     augment: bool = True,
     warmup_epochs: int = 2,
     size_weight: float = 0.0,
+    posterior_weight: float = 0.0,
+    joint_topology: bool = False,
     seed: int = 0,
     time_limit: float | None = None,
     progress: Progress | None = None,
@@ -457,6 +460,18 @@ def train_inverse(
         Exponent beta of a per-target weight ``(s / mean s)^beta``: 0 weighs every target's
         relative error equally; 1 leans towards the stiff targets, which dominate the
         per-component R^2 of raw stiffness.
+    posterior_weight : float
+        Weight lambda of a persistent data-posterior term (canonical frame only), added to
+        the reconstruction loss of the drawn topology: the cross-entropy of G1 against the
+        dataset's own topology of each target, plus the reconstruction loss of G2 given that
+        topology. 0 is the paper's objective. With it, G1 learns the posterior over the
+        topologies that *produced* such a stiffness -- every one of them can reach the
+        target -- instead of whatever the straight-through gradient favours, and G2 learns
+        to complete those topologies. The validation loss (early stopping, learning-rate
+        schedule) stays the reconstruction error of a drawn design.
+    joint_topology : bool
+        A new model's G1 gives one posterior over the 560 topologies instead of three
+        independent slots (:class:`~graded.inverse.inverse_model.InverseConfig`).
     Other parameters as in :func:`train_forward`.
 
     Returns
@@ -465,7 +480,7 @@ def train_inverse(
     """
     gen = torch.Generator().manual_seed(int(seed))
     if model is None:
-        model = InverseModel(inverse_config_from_data(dataset, g1_widths, g2_widths, canonical))
+        model = InverseModel(inverse_config_from_data(dataset, g1_widths, g2_widths, canonical, joint_topology))
         _init(model, gen)
     model = model.float()
     forward = forward.float().eval()
@@ -481,7 +496,9 @@ def train_inverse(
     tr, va = _split(n, val_fraction, gen)
     noise = torch.Generator().manual_seed(int(seed) + 1)
     sup = None
-    if canon and warmup_epochs > 0:
+    if posterior_weight > 0 and not canon:
+        fail("posterior_weight", "needs a canonical-frame model", "train with canonical=True or set it to 0")
+    if canon and (warmup_epochs > 0 or posterior_weight > 0):
         _, Q_all, _, _ = model.scaled_features(C)
         lo_s, hi_s = STRETCH_RANGE
         sup = {
@@ -498,10 +515,10 @@ def train_inverse(
     s_mean = float(stiffness_scale(np.asarray(dataset.C)).mean())
 
     def on_epoch(epoch: int) -> None:
-        weight["w"] = max(0.0, 1.0 - epoch / warmup_epochs) if sup is not None else 0.0
+        weight["w"] = max(0.0, 1.0 - epoch / warmup_epochs) if sup is not None and warmup_epochs > 0 else 0.0
 
     def supervised(idx, x, logits):
-        ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), sup["parts"][idx].reshape(-1))
+        ce = model.topology_nll(logits, sup["parts"][idx])
         rho, U, V, R1, R2 = model.geometry(x, sup["z"][idx])
         lo_s, hi_s = STRETCH_RANGE
         g = torch.cat([((rho - RHO_RANGE[0]) / (RHO_RANGE[1] - RHO_RANGE[0]))[:, None],
@@ -519,13 +536,18 @@ def train_inverse(
             xs, _, Cc, s = model.scaled_features(Ci)
             x, target, s = xs.to(f32), et.to_21(Cc).to(f32), s.to(f32)
         logits = model.posterior_logits(x)
-        zz = gumbel_softmax_st(logits, tau, generator=noise)
+        zz = model.sample_topology(logits, tau, generator=noise)
         rho, U, V, R1, R2 = model.geometry(x, zz)
         pred = et.to_21(forward(zz, rho, U, V, R1, R2))
         sw = None if size_weight == 0 else (s / s_mean) ** size_weight
         loss = mandel_loss(pred, target, s, sw)
         if training and weight["w"] > 0:
             loss = loss + weight["w"] * supervised(idx, x, logits)
+        if training and posterior_weight > 0:
+            zt = sup["z"][idx]
+            ce = model.topology_nll(logits, sup["parts"][idx])
+            pred_t = et.to_21(forward(zt, *model.geometry(x, zt)))
+            loss = loss + posterior_weight * (ce + mandel_loss(pred_t, target, s, sw))
         return loss
 
     hist = _fit_idx(model, step, tr, va, epochs, batch_size, lr, patience, gen, progress, "G", time_limit,

@@ -135,16 +135,18 @@ def test_mismatched_architecture_kind_and_values_are_rejected(tmp_path):
     assert issubclass(WeightsError, ValidationError)
 
 
-def test_inverse_round_trip(tmp_path):
+@pytest.mark.parametrize("joint", [False, True])
+def test_inverse_round_trip(tmp_path, joint):
     torch.manual_seed(1)
-    m = InverseModel(InverseConfig(g1_widths=[8], g2_widths=[8])).eval()
+    m = InverseModel(InverseConfig(g1_widths=[8], g2_widths=[8], joint_topology=joint)).eval()
     save_weights(m, tmp_path / "inv", kind="inverse", config=m.config.to_dict())
     m2 = load_inverse(tmp_path / "inv")
     C = torch.eye(6).expand(3, 6, 6) * 0.02
     with torch.no_grad():
         a, b = m(C, sample=False), m2(C, sample=False)
-    assert torch.equal(a.rho, b.rho) and torch.equal(a.R2, b.R2)
+    assert torch.equal(a.rho, b.rho) and torch.equal(a.R2, b.R2) and torch.equal(a.z, b.z)
     assert m2.config.reach == m.config.reach
+    assert m2.config.joint_topology is joint and a.logits.shape[-1] == (560 if joint else 14)
 
 
 def test_shipped_weights_load_and_match_their_hashes():
