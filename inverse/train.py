@@ -461,7 +461,7 @@ def train_inverse(
         relative error equally; 1 leans towards the stiff targets, which dominate the
         per-component R^2 of raw stiffness.
     posterior_weight : float
-        Weight lambda of a persistent data-posterior term (canonical frame only), added to
+        Weight lambda of a persistent data-posterior term, added to
         the reconstruction loss of the drawn topology: the cross-entropy of G1 against the
         dataset's own topology of each target, plus the reconstruction loss of G2 given that
         topology. 0 is the paper's objective. With it, G1 learns the posterior over the
@@ -495,27 +495,24 @@ def train_inverse(
     n = len(dataset)
     tr, va = _split(n, val_fraction, gen)
     noise = torch.Generator().manual_seed(int(seed) + 1)
-    sup = None
-    if posterior_weight > 0 and not canon:
-        fail("posterior_weight", "needs a canonical-frame model", "train with canonical=True or set it to 0")
-    if canon and (warmup_epochs > 0 or posterior_weight > 0):
+    sup = {}
+    if posterior_weight > 0 or (canon and warmup_epochs > 0):
+        sup["parts"] = torch.as_tensor(part_index(dataset.topology))
+        sup["z"] = topology_onehot(dataset.topology, f32)
+    if canon and warmup_epochs > 0:
         _, Q_all, _, _ = model.scaled_features(C)
         lo_s, hi_s = STRETCH_RANGE
-        sup = {
-            "parts": torch.as_tensor(part_index(dataset.topology)),
-            "z": topology_onehot(dataset.topology, f32),
-            "geom": torch.as_tensor(np.concatenate([
-                ((np.asarray(dataset.rho) - RHO_RANGE[0]) / (RHO_RANGE[1] - RHO_RANGE[0]))[:, None],
-                (np.asarray(dataset.U) - lo_s) / (hi_s - lo_s), (np.asarray(dataset.V) - lo_s) / (hi_s - lo_s)], 1),
-                dtype=f32),
-            "R1": torch.as_tensor(np.asarray(dataset.R1), dtype=f32),
-            "R2c": (Q_all.double().transpose(-1, -2) @ torch.as_tensor(np.asarray(dataset.R2))).to(f32),
-        }
+        sup["geom"] = torch.as_tensor(np.concatenate([
+            ((np.asarray(dataset.rho) - RHO_RANGE[0]) / (RHO_RANGE[1] - RHO_RANGE[0]))[:, None],
+            (np.asarray(dataset.U) - lo_s) / (hi_s - lo_s), (np.asarray(dataset.V) - lo_s) / (hi_s - lo_s)], 1),
+            dtype=f32)
+        sup["R1"] = torch.as_tensor(np.asarray(dataset.R1), dtype=f32)
+        sup["R2c"] = (Q_all.double().transpose(-1, -2) @ torch.as_tensor(np.asarray(dataset.R2))).to(f32)
     weight = {"w": 0.0}
     s_mean = float(stiffness_scale(np.asarray(dataset.C)).mean())
 
     def on_epoch(epoch: int) -> None:
-        weight["w"] = max(0.0, 1.0 - epoch / warmup_epochs) if sup is not None and warmup_epochs > 0 else 0.0
+        weight["w"] = max(0.0, 1.0 - epoch / warmup_epochs) if "R1" in sup else 0.0
 
     def supervised(idx, x, logits):
         ce = model.topology_nll(logits, sup["parts"][idx])

@@ -172,18 +172,6 @@ def test_posterior_weight_teaches_g1_the_dataset_topologies(joint):
     assert log_p_true(post) > log_p_true(plain) + 5.0
 
 
-def test_posterior_weight_needs_the_canonical_frame():
-    from graded.inverse.dataset import LatticeDataset, label_designs
-    from graded.inverse.sampling import sample_designs
-    from graded.inverse.train import train_forward, train_inverse
-
-    d = sample_designs(12, np.random.default_rng(14))
-    ds = LatticeDataset(d.topology, d.rho, d.U, d.V, d.R1, d.R2, **label_designs(d))
-    f, _ = train_forward(ds, f1_widths=(8,), f2_widths=(8,), epochs=(1, 1), batch_size=8, seed=0)
-    with pytest.raises(ValidationError, match="posterior_weight: needs a canonical-frame model"):
-        train_inverse(ds, f, g1_widths=(8,), g2_widths=(8,), canonical=False, epochs=1, posterior_weight=1.0)
-
-
 def test_joint_topology_classes_are_the_sorted_part_triples():
     from graded.inverse.inverse_model import TOPOLOGY_TRIPLES, topology_class
 
