@@ -5,7 +5,8 @@ SI section 3.B).
   categorical over the 14 parts ``(tessellation, id)`` (:data:`~graded.inverse.forward.PARTS`),
   or (``joint_topology``, ours) one categorical over all 560 topologies -- the sorted part
   triples, :data:`TOPOLOGY_TRIPLES`. Independent slots cannot say "A+B+C or D+E+F": their
-  product also puts mass on A+E+C; the joint posterior can. A topology is drawn with the Gumbel-softmax trick: ``p = softmax(q / tau)`` (main Eq. 5),
+  product also puts mass on A+E+C; the joint posterior can. A topology is drawn with the
+  Gumbel-softmax trick: ``p = softmax(q / tau)`` (main Eq. 5),
   ``z = onehot(argmax(log p + g))`` with Gumbel noise ``g`` (Eq. 6) in the forward pass and
   the gradient of ``softmax((log p + g) / tau)`` in the backward pass (straight-through,
   Eq. 7). A larger ``tau`` flattens the posterior and explores more topologies.
@@ -297,21 +298,27 @@ class InverseModel(nn.Module):
             return z
         return (z @ self.triple_blocks.to(z.dtype)).unflatten(-1, (3, N_PARTS))
 
-    def topology_nll(self, logits: torch.Tensor, parts: torch.Tensor) -> torch.Tensor:
+    def topology_labels(self, parts: torch.Tensor) -> torch.Tensor:
+        """Class labels for :meth:`topology_nll` of part classes (B, 3) int64
+        (:func:`~graded.inverse.forward.part_index` of the dataset encoding): the joint class
+        (B,) with ``joint_topology``, else the parts themselves."""
+        if self.config.joint_topology:
+            return torch.as_tensor(topology_class(np.asarray(parts)))
+        return torch.as_tensor(parts)
+
+    def topology_nll(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Mean negative log-likelihood (nats) of known topologies under the posterior.
 
         Parameters
         ----------
         logits : (B, 3, 14) or (B, 560)
             Output of :meth:`posterior_logits`.
-        parts : (B, 3) int64
-            Part classes of the topologies
-            (:func:`~graded.inverse.forward.part_index` of the dataset encoding).
+        labels : (B, 3) or (B,) int64
+            From :meth:`topology_labels` (computed once per dataset, not per batch).
         """
         if self.config.joint_topology:
-            cls = torch.as_tensor(topology_class(np.asarray(parts)), device=logits.device)
-            return nn.functional.cross_entropy(logits, cls)
-        return 3.0 * nn.functional.cross_entropy(logits.reshape(-1, N_PARTS), parts.reshape(-1))
+            return nn.functional.cross_entropy(logits, labels)
+        return 3.0 * nn.functional.cross_entropy(logits.reshape(-1, N_PARTS), labels.reshape(-1))
 
     def geometry(self, x: torch.Tensor, z: torch.Tensor):
         """G2: features and topology blocks -> rho, U, V, R1, R2_can."""

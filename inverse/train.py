@@ -497,7 +497,7 @@ def train_inverse(
     noise = torch.Generator().manual_seed(int(seed) + 1)
     sup = {}
     if posterior_weight > 0 or (canon and warmup_epochs > 0):
-        sup["parts"] = torch.as_tensor(part_index(dataset.topology))
+        sup["labels"] = model.topology_labels(torch.as_tensor(part_index(dataset.topology)))
         sup["z"] = topology_onehot(dataset.topology, f32)
     if canon and warmup_epochs > 0:
         _, Q_all, _, _ = model.scaled_features(C)
@@ -515,7 +515,7 @@ def train_inverse(
         weight["w"] = max(0.0, 1.0 - epoch / warmup_epochs) if "R1" in sup else 0.0
 
     def supervised(idx, x, logits):
-        ce = model.topology_nll(logits, sup["parts"][idx])
+        ce = model.topology_nll(logits, sup["labels"][idx])
         rho, U, V, R1, R2 = model.geometry(x, sup["z"][idx])
         lo_s, hi_s = STRETCH_RANGE
         g = torch.cat([((rho - RHO_RANGE[0]) / (RHO_RANGE[1] - RHO_RANGE[0]))[:, None],
@@ -542,7 +542,7 @@ def train_inverse(
             loss = loss + weight["w"] * supervised(idx, x, logits)
         if training and posterior_weight > 0:
             zt = sup["z"][idx]
-            ce = model.topology_nll(logits, sup["parts"][idx])
+            ce = model.topology_nll(logits, sup["labels"][idx])
             pred_t = et.to_21(forward(zt, *model.geometry(x, zt)))
             loss = loss + posterior_weight * (ce + mandel_loss(pred_t, target, s, sw))
         return loss

@@ -163,7 +163,7 @@ def test_posterior_weight_teaches_g1_the_dataset_topologies(joint):
     def log_p_true(model):
         with torch.no_grad():
             x, *_ = model.scaled_features(torch.as_tensor(from_21(ds.C)))
-            return -float(model.topology_nll(model.posterior_logits(x), parts))
+            return -float(model.topology_nll(model.posterior_logits(x), model.topology_labels(parts)))
 
     plain, _ = train_inverse(ds, f, **kw)
     post, _ = train_inverse(ds, f, posterior_weight=1.0, **kw)
