@@ -93,3 +93,50 @@ def test_cube_representation_maps_onto_periodic_bonds():
     lp = np.linalg.norm(ref.periodic.bond_vectors(np.eye(3)), axis=1)[ref.cube_to_periodic]
     np.testing.assert_allclose(lc, lp, atol=1e-12)
     np.testing.assert_array_equal(ref.membership, ref.periodic.membership[ref.cube_to_periodic])
+
+
+# --- stiffness-preserving rotations -------------------------------------------------------
+
+from graded.topology import CUBE_ROTATIONS, symmetry_mask, symmetry_rotations  # noqa: E402
+
+
+@pytest.mark.parametrize("parts", ["1x1", "2x3", "1x4", "1x7", "1x4+2x1+2x5", "1x6+2x6+2x7", "1x2+2x4+2x7"])
+def test_symmetry_rotations_form_a_group_containing_the_identity(parts):
+    H = symmetry_rotations(parts)
+    assert np.allclose(H[0], np.eye(3)) and 24 % len(H) == 0  # Lagrange: the order divides 24
+    keys = {tuple(np.round(h).astype(int).ravel()) for h in H}
+    for a in H:
+        for b in H:
+            assert tuple(np.round(a @ b).astype(int).ravel()) in keys
+    # slot order and repeated parts do not change the lattice
+    p = parse_topology(parts)
+    assert np.array_equal(symmetry_mask(tuple(reversed(p)) + p[:1]), symmetry_mask(p))
+
+
+def test_the_cube_with_simple_cubic_struts_keeps_all_24_rotations():
+    # SC (1x1), BCC and octet-like parts are fully cubic; a 2x2x2 tessellation keeps it
+    assert len(symmetry_rotations("1x1")) == 24 and len(symmetry_rotations("2x1")) == 24
+    assert len(CUBE_ROTATIONS) == 24
+    assert np.allclose(np.linalg.det(CUBE_ROTATIONS), 1.0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_symmetry_rotations_are_exactly_the_fe_stiffness_preserving_ones(seed):
+    """R_I -> R_I h, U -> h^T U h changes the FE stiffness by round-off for h in the group
+    and visibly for every other cube rotation (the detection is complete, not a subset)."""
+    from graded.inverse.evaluate import fe_stiffness
+    from graded.inverse.polish import relative_error
+    from graded.inverse.sampling import random_rotations
+
+    rng = np.random.default_rng(seed)
+    topo = np.array([[rng.integers(1, 3), rng.integers(1, 8)] for _ in range(3)])
+    mask = symmetry_mask(tuple(map(tuple, topo.tolist())))
+    U, V = rng.uniform(0.6, 1.8, 3), rng.uniform(0.6, 1.8, 3)
+    R1, R2 = random_rotations(2, rng)
+    k = len(CUBE_ROTATIONS)
+    C = fe_stiffness(np.repeat(topo[None], k, 0), np.full(k, 0.03),
+                     np.stack([np.diag(h.T @ np.diag(U) @ h) for h in CUBE_ROTATIONS]),
+                     np.repeat(V[None], k, 0), R1 @ CUBE_ROTATIONS, np.repeat(R2[None], k, 0))
+    err = relative_error(np.repeat(C[:1], k, 0), C)
+    assert err[mask].max() < 1e-12
+    assert (~mask).sum() == 0 or err[~mask].min() > 1e-4
