@@ -99,9 +99,6 @@ def forward(dataset_path, out, f1_widths, f2_widths, epochs, batch_size, lr, pat
 @click.option("--posterior-weight", type=float, default=1.0, show_default=True,
               help="Weight of the data-posterior term (G1 learns which topologies produced each target; "
                    "0 = the reconstruction loss alone).")
-@click.option("--basis-weight", type=float, default=0.0, show_default=True,
-              help="Weight of the pull of G2's design for each target's own topology towards the dataset's cell "
-                   "basis, modulo the topology's symmetries (needs --posterior-weight > 0).")
 @click.option("--joint-topology/--slot-topology", default=True, show_default=True,
               help="A new G1 gives one posterior over the 560 topologies, or three independent slots.")
 @click.option("--init", "init_path", default=None, help="Continue training this inverse model NAME.")
@@ -114,8 +111,8 @@ def forward(dataset_path, out, f1_widths, f2_widths, epochs, batch_size, lr, pat
 @json_option
 @handle_errors
 def inverse(dataset_path, forward_path, out, g1_widths, g2_widths, epochs, batch_size, lr, patience, tau,
-            warmup_epochs, size_weight, posterior_weight, basis_weight, joint_topology, init_path, no_canonical,
-            time_limit, seed, threads, no_progress, as_json) -> None:
+            warmup_epochs, size_weight, posterior_weight, joint_topology, init_path, no_canonical, time_limit, seed,
+            threads, no_progress, as_json) -> None:
     """Train G1 and G2 jointly through the frozen forward model on the targets of DATASET."""
     from graded.inverse.dataset import load_dataset
     from graded.inverse.train import train_inverse
@@ -130,13 +127,12 @@ def inverse(dataset_path, forward_path, out, g1_widths, g2_widths, epochs, batch
         model, hist = train_inverse(ds, fwd, model=load_inverse(init_path) if init_path else None,
                                     g1_widths=_widths(g1_widths), g2_widths=_widths(g2_widths),
                                     warmup_epochs=warmup_epochs, size_weight=size_weight,
-                                    posterior_weight=posterior_weight, basis_weight=basis_weight,
-                                    joint_topology=joint_topology,
+                                    posterior_weight=posterior_weight, joint_topology=joint_topology,
                                     canonical=not no_canonical, epochs=epochs, batch_size=batch_size, lr=lr,
                                     patience=patience, tau=tau, seed=seed, time_limit=limit, progress=bar)
     info = {"dataset": {"path": str(dataset_path), "n": len(ds), "seed": ds.meta.get("seed")},
             "forward_sha256": fside["sha256"], "seed": seed, "tau": tau, "posterior_weight": posterior_weight,
-            "basis_weight": basis_weight, "size_weight": size_weight, "history": hist.to_dict()}
+            "size_weight": size_weight, "history": hist.to_dict()}
     st, js = save_weights(model, out or WEIGHTS_DIR / "inverse", kind="inverse", config=model.config.to_dict(),
                           info=info)
     result = {"weights": str(st), "sidecar": str(js), "seconds": round(hist.seconds, 1), "epochs": hist.epochs,

@@ -18,7 +18,6 @@ Two representations are produced (:class:`ReferenceGraph`):
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 from dataclasses import dataclass
@@ -42,9 +41,6 @@ __all__ = [
     "parse_topology",
     "format_topology",
     "canonical",
-    "CUBE_ROTATIONS",
-    "symmetry_mask",
-    "symmetry_rotations",
     "reference_graph",
     "ReferenceGraph",
 ]
@@ -123,84 +119,6 @@ def format_topology(parts: Topology) -> str:
 def canonical(parts: Topology) -> Topology:
     """Order- and repetition-free key: the set of parts, sorted."""
     return tuple(sorted(set(validate_parts(parts))))
-
-
-def _cube_rotations() -> np.ndarray:
-    mats = []
-    for perm in itertools.permutations(range(3)):
-        for signs in itertools.product((1.0, -1.0), repeat=3):
-            M = np.zeros((3, 3))
-            M[np.arange(3), perm] = signs
-            if np.linalg.det(M) > 0:
-                mats.append(M)
-    return np.array(mats)
-
-
-#: The 24 proper rotations of the cube (signed permutation matrices with det +1),
-#: identity first: (24, 3, 3) float64.
-CUBE_ROTATIONS = _cube_rotations()
-
-
-_SYM_GRID = 10**6  # symmetry test: coordinates compared on a 1e-6 grid (nodes are exact fractions)
-
-
-def _strut_keys(mid: np.ndarray, vec: np.ndarray) -> set:
-    """Struts of a periodic lattice as (midpoint mod 1, direction up to sign) integer keys."""
-    m = np.mod(np.round(mid * _SYM_GRID).astype(np.int64), _SYM_GRID)
-    v = np.round(vec * _SYM_GRID).astype(np.int64)
-    first = np.argmax(v != 0, axis=1)
-    v = v * np.where(v[np.arange(len(v)), first] < 0, -1, 1)[:, None]
-    return set(map(tuple, np.concatenate([m, v], axis=1)))
-
-
-@lru_cache(maxsize=None)
-def _symmetry_mask(parts: Topology) -> np.ndarray:
-    """(24,) bool over :data:`CUBE_ROTATIONS`: is ``x -> h x + t`` or ``x -> -h x + t`` a
-    symmetry of the periodic lattice for some translation ``t``."""
-    g = reference_graph(parts).periodic  # split at crossings: overlapping struts coincide
-    a, b = g.nodes[g.bonds[:, 0]], g.nodes[g.bonds[:, 1]] + g.offsets
-    mid, vec = 0.5 * (a + b), b - a
-    ref = _strut_keys(mid, vec)
-    out = np.zeros(len(CUBE_ROTATIONS), dtype=bool)
-    for i, h in enumerate(CUBE_ROTATIONS):
-        for M in (h, -h):
-            gm, gv = mid @ M.T, vec @ M.T
-            # any translation must carry strut 0 onto a strut of the same direction
-            same = [k for k in range(len(mid)) if _strut_keys(vec[k:k + 1] * 0, vec[k:k + 1]) ==
-                    _strut_keys(gv[:1] * 0, gv[:1])]
-            if any(_strut_keys(gm + (mid[k] - gm[0]), gv) == ref for k in same):
-                out[i] = True
-                break
-    return out
-
-
-def symmetry_rotations(parts: Topology | str) -> np.ndarray:
-    """Proper rotations ``h`` of the cube that leave the stiffness of every cell of this
-    topology unchanged when its basis ``B`` becomes ``B h``.
-
-    ``h`` qualifies when ``x -> h x + t`` or ``x -> -h x + t`` maps the periodic lattice
-    onto itself for some translation ``t`` (a translation, and the inversion ``-I``, never
-    change a homogenized fourth-order stiffness). For a design ``B = R_II V R_I U`` this
-    is the exactly equivalent design ``R_I h``, ``h^T U h`` (``h`` permutes the stretches).
-
-    Returns
-    -------
-    float64 array, shape (k, 3, 3)
-        A subset of :data:`CUBE_ROTATIONS` (identity first), 1 <= k <= 24.
-
-    >>> len(symmetry_rotations("1x1")), len(symmetry_rotations("1x7"))
-    (24, 4)
-    """
-    if isinstance(parts, str):
-        parts = parse_topology(parts)
-    return CUBE_ROTATIONS[symmetry_mask(parts)]
-
-
-def symmetry_mask(parts: Topology | str) -> np.ndarray:
-    """(24,) bool over :data:`CUBE_ROTATIONS`: the rotations of :func:`symmetry_rotations`."""
-    if isinstance(parts, str):
-        parts = parse_topology(parts)
-    return _symmetry_mask(canonical(parts)).copy()
 
 
 @dataclass(frozen=True, eq=False)

@@ -41,7 +41,6 @@ import torch
 from torch import nn
 
 from graded.elastic import torch as et
-from graded.topology import CUBE_ROTATIONS as _CUBE
 from graded.validation import check_shape, fail
 
 from .scaling import (
@@ -153,11 +152,25 @@ def mlp(n_in: int, widths: list[int], n_out: int, slope: float = 0.01) -> nn.Seq
     return nn.Sequential(*layers)
 
 
-#: (24, 3, 3) proper rotations of the cube (:data:`graded.topology.CUBE_ROTATIONS`). For
-#: each, ``P diag(V) P^T = diag(V[perm])``, so the cell ``P V R_I U X`` has stretches
-#: ``V[perm]``, rotation ``P R_I`` and stiffness ``K(P) C_hat K(P)^T`` -- an exact, FE-free
-#: augmentation for F2.
-CUBE_ROTATIONS = _CUBE
+def _cube_rotations() -> np.ndarray:
+    """The 24 proper rotations mapping the coordinate axes onto themselves (signed permutations)."""
+    import itertools
+
+    out = []
+    for perm in itertools.permutations(range(3)):
+        for signs in itertools.product((1.0, -1.0), repeat=3):
+            P = np.zeros((3, 3))
+            for i, j in enumerate(perm):
+                P[i, j] = signs[i]
+            if np.linalg.det(P) > 0:
+                out.append(P)
+    return np.array(out)
+
+
+#: (24, 3, 3) proper rotations of the cube. For each, ``P diag(V) P^T = diag(V[perm])``,
+#: so the cell ``P V R_I U X`` has stretches ``V[perm]``, rotation ``P R_I`` and stiffness
+#: ``K(P) C_hat K(P)^T`` -- an exact, FE-free augmentation for F2.
+CUBE_ROTATIONS = _cube_rotations()
 
 
 #: Largest hidden width / depth a config may ask for (guards against a damaged sidecar

@@ -37,7 +37,6 @@ import torch
 
 from graded.elastic import from_9, rotate_voigt, to_21
 from graded.elastic import torch as et
-from graded.topology import symmetry_mask
 from graded.validation import check_range, fail
 
 from .forward import CUBE_ROTATIONS, ForwardConfig, ForwardModel, part_index, push_forward, topology_onehot
@@ -407,42 +406,6 @@ def _fit_idx(module, step, tr, va, epochs, batch_size, lr, patience, gen, progre
 # ---------------------------------------------------------------------------
 
 
-def design_basis(R2, V, R1, U) -> torch.Tensor:
-    """Cell bases ``B = R_II diag(V) R_I diag(U)`` (..., 3, 3) of designs (float64 tensor)."""
-    R2, V, R1, U = (torch.as_tensor(np.asarray(a), dtype=torch.float64) for a in (R2, V, R1, U))
-    return R2 @ (V[..., :, None] * R1 * U[..., None, :])
-
-
-def symmetry_masks(topology: np.ndarray) -> np.ndarray:
-    """(N, 24) bool over :data:`~graded.topology.CUBE_ROTATIONS`: the stiffness-preserving
-    rotations of each topology (N, 3, 2) (:func:`graded.topology.symmetry_rotations`)."""
-    topology = np.asarray(topology)
-    uniq, inverse = np.unique(topology.reshape(len(topology), -1), axis=0, return_inverse=True)
-    masks = np.array([symmetry_mask(tuple(map(tuple, u.reshape(-1, 2).tolist()))) for u in uniq])
-    return masks[inverse.reshape(-1)]
-
-
-def basis_loss(geometry, B_true: torch.Tensor, sym: torch.Tensor, rho_true: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of ``((rho - rho*) / rho*)^2 + min_h ||B - B* h||^2 / ||B*||^2``.
-
-    Parameters
-    ----------
-    geometry : tuple
-        ``(rho, U, V, R1, R2)`` from :meth:`InverseModel.geometry`, batch B.
-    B_true : (B, 3, 3)
-        Reference bases in the same frame.
-    sym : (B, 24) bool
-        Allowed ``h`` of :data:`~graded.topology.CUBE_ROTATIONS` per sample.
-    rho_true : (B,)
-    """
-    rho, U, V, R1, R2 = geometry
-    B = R2 @ (V[..., :, None] * R1 * U[..., None, :])
-    H = torch.as_tensor(CUBE_ROTATIONS, dtype=B.dtype)
-    d = (B[:, None] - B_true[:, None] @ H).square().sum((-2, -1)) / B_true.square().sum((-2, -1))[:, None]
-    d = torch.where(sym, d, torch.full_like(d, torch.inf)).amin(-1)
-    return (d + ((rho - rho_true) / rho_true).square()).mean()
-
-
 def train_inverse(
     dataset,
     forward: ForwardModel,
@@ -461,7 +424,6 @@ def train_inverse(
     warmup_epochs: int = 2,
     size_weight: float = 0.0,
     posterior_weight: float = 0.0,
-    basis_weight: float = 0.0,
     joint_topology: bool = False,
     seed: int = 0,
     time_limit: float | None = None,
@@ -507,18 +469,6 @@ def train_inverse(
         target -- instead of whatever the straight-through gradient favours, and G2 learns
         to complete those topologies. The validation loss (early stopping, learning-rate
         schedule) stays the reconstruction error of a drawn design.
-    basis_weight : float
-        Weight of a supervised term on the design G2 gives for the dataset's own topology
-        (needs ``posterior_weight > 0`` and the canonical frame): the squared relative error
-        of rho plus the squared relative distance between G2's cell basis
-        ``B = R_II V R_I U`` and the dataset's, minimised over the topology's
-        stiffness-preserving rotations ``B -> B h`` (:func:`graded.topology.symmetry_rotations`)
-        -- the designs that are *exactly* equivalent. It pulls G2 towards the basin of a
-        design known to reach the target where the reconstruction loss alone can settle in
-        another one. Designs with nearly the same stiffness but a different basis exist as
-        well (measured: the shipped G2's designs for well-matched held-out targets lie at a
-        relative basis distance of about 0.6 from the dataset's), so this is a pull, not a
-        unique answer; keep it comparable to the reconstruction loss (about 1e-4).
     joint_topology : bool
         A new model's G1 gives one posterior over the 560 topologies instead of three
         independent slots (:class:`~graded.inverse.inverse_model.InverseConfig`).
@@ -558,14 +508,6 @@ def train_inverse(
             dtype=f32)
         sup["R1"] = torch.as_tensor(np.asarray(dataset.R1), dtype=f32)
         sup["R2c"] = (Q_all.double().transpose(-1, -2) @ torch.as_tensor(np.asarray(dataset.R2))).to(f32)
-    if basis_weight > 0:
-        if not (canon and posterior_weight > 0):
-            fail("basis_weight", "needs the canonical frame and posterior_weight > 0",
-                 "set posterior_weight (e.g. 1) or basis_weight=0")
-        _, Q_b, _, _ = model.scaled_features(C)
-        sup["B"] = (Q_b.double().transpose(-1, -2) @ design_basis(dataset.R2, dataset.V, dataset.R1, dataset.U)).to(f32)
-        sup["sym"] = torch.as_tensor(symmetry_masks(dataset.topology))
-        sup["rho"] = torch.as_tensor(np.asarray(dataset.rho), dtype=f32)
     weight = {"w": 0.0}
     s_mean = float(stiffness_scale(np.asarray(dataset.C)).mean())
 
@@ -601,11 +543,8 @@ def train_inverse(
         if training and posterior_weight > 0:
             zt = sup["z"][idx]
             ce = model.topology_nll(logits, sup["labels"][idx])
-            geom_t = model.geometry(x, zt)
-            pred_t = et.to_21(forward(zt, *geom_t))
+            pred_t = et.to_21(forward(zt, *model.geometry(x, zt)))
             loss = loss + posterior_weight * (ce + mandel_loss(pred_t, target, s, sw))
-            if basis_weight > 0:
-                loss = loss + basis_weight * basis_loss(geom_t, sup["B"][idx], sup["sym"][idx], sup["rho"][idx])
         return loss
 
     hist = _fit_idx(model, step, tr, va, epochs, batch_size, lr, patience, gen, progress, "G", time_limit,

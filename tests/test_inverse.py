@@ -202,38 +202,3 @@ def test_joint_topology_draws_are_one_hot_blocks_of_sorted_triples():
     out = m(C, 1.0, generator=torch.Generator().manual_seed(1))
     (out.z * torch.arange(N_PARTS, dtype=out.z.dtype)).sum().backward()
     assert float(m.g1[0].weight.grad.abs().sum()) > 0
-
-
-def test_basis_loss_is_zero_exactly_for_stiffness_equivalent_designs():
-    """(R_I h, h^T U h) is the same cell for every symmetry h of the topology: the basis
-    term does not tell them apart, but does penalise a non-equivalent rotation."""
-    from graded.inverse.train import basis_loss, design_basis
-    from graded.topology import CUBE_ROTATIONS, symmetry_mask
-
-    rng = np.random.default_rng(7)
-    rho = torch.tensor([0.04])
-    U, V = rng.uniform(0.6, 1.8, 3), rng.uniform(0.6, 1.8, 3)
-    R1, R2 = random_rotations(2, rng)
-    B_true = design_basis(R2[None], V[None], R1[None], U[None])
-    mask = torch.as_tensor(symmetry_mask("1x7"))[None]  # 4 of the 24 rotations
-    assert 0 < int(mask.sum()) < 24
-
-    def loss(h):
-        geom = (rho.double(), torch.as_tensor(np.diag(h.T @ np.diag(U) @ h).copy())[None], torch.as_tensor(V)[None],
-                torch.as_tensor(R1 @ h)[None], torch.as_tensor(R2)[None])
-        return float(basis_loss(geom, B_true, mask, rho.double()))
-
-    for h, ok in zip(CUBE_ROTATIONS, mask[0].tolist()):
-        assert (loss(h) < 1e-24) if ok else (loss(h) > 1e-3)
-
-
-def test_basis_weight_needs_the_data_posterior_term():
-    from graded.inverse.dataset import LatticeDataset, label_designs
-    from graded.inverse.sampling import sample_designs
-    from graded.inverse.train import train_forward, train_inverse
-
-    d = sample_designs(12, np.random.default_rng(3))
-    ds = LatticeDataset(d.topology, d.rho, d.U, d.V, d.R1, d.R2, **label_designs(d))
-    f, _ = train_forward(ds, f1_widths=(8,), f2_widths=(8,), epochs=(1, 1), batch_size=8, seed=0)
-    with pytest.raises(ValidationError, match="basis_weight: needs the canonical frame and posterior_weight > 0"):
-        train_inverse(ds, f, g1_widths=(8,), g2_widths=(8,), epochs=1, basis_weight=1.0)
