@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sys
 from typing import Any, Callable
 
@@ -12,6 +13,8 @@ import click
 from graded.validation import ValidationError
 
 __all__ = ["handle_errors", "json_option", "echo_json", "ProgressBar"]
+
+_log = logging.getLogger("graded.cli")
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 
@@ -44,7 +47,10 @@ class ProgressBar:
     """A ``progress(done, total, message)`` callback backed by ``click.progressbar``.
 
     Library functions take such a callback and never print themselves. The bar
-    writes to stderr so ``--json`` output on stdout stays clean.
+    writes to stderr so ``--json`` output on stdout stays clean. Each message (e.g. a
+    training epoch's losses) is shown beside the bar and logged at INFO level, so
+    ``graded -v ...`` keeps a record of it where stderr is not a terminal (a log file,
+    CI), where the bar itself is only its label -- also with the bar switched off.
     """
 
     def __init__(self, label: str, enabled: bool = True):
@@ -54,12 +60,15 @@ class ProgressBar:
         self._done = 0
 
     def __call__(self, done: int, total: int, message: str = "") -> None:
+        if message:
+            _log.info("%s: %s", self.label, message)
         if not self.enabled:
             return
         if self._bar is None:
-            self._bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
+            self._bar = click.progressbar(length=total, label=self.label, file=sys.stderr,
+                                          item_show_func=lambda m: m)
             self._bar.__enter__()
-        self._bar.update(done - self._done)
+        self._bar.update(done - self._done, message or None)
         self._done = done
 
     def close(self) -> None:

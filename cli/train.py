@@ -101,6 +101,11 @@ def forward(dataset_path, out, f1_widths, f2_widths, epochs, batch_size, lr, pat
                    "0 = the reconstruction loss alone).")
 @click.option("--joint-topology/--slot-topology", default=True, show_default=True,
               help="A new G1 gives one posterior over the 560 topologies, or three independent slots.")
+@click.option("--heads", "n_heads", type=click.IntRange(1, 64), default=None,
+              help="Geometry heads of G2 (multiple-choice loss); a one-head --init model is widened "
+                   "[default: the --init model's, else 1].")
+@click.option("--head-eps", type=click.FloatRange(0.0, 1.0), default=0.05, show_default=True,
+              help="Weight share of the losing heads in the multiple-choice loss.")
 @click.option("--init", "init_path", default=None, help="Continue training this inverse model NAME.")
 @click.option("--no-canonical", is_flag=True, help="Do not rotate targets into their canonical frame "
                                                    "(then random target rotations are used as augmentation).")
@@ -111,8 +116,8 @@ def forward(dataset_path, out, f1_widths, f2_widths, epochs, batch_size, lr, pat
 @json_option
 @handle_errors
 def inverse(dataset_path, forward_path, out, g1_widths, g2_widths, epochs, batch_size, lr, patience, tau,
-            warmup_epochs, size_weight, posterior_weight, joint_topology, init_path, no_canonical, time_limit, seed,
-            threads, no_progress, as_json) -> None:
+            warmup_epochs, size_weight, posterior_weight, joint_topology, n_heads, head_eps, init_path, no_canonical,
+            time_limit, seed, threads, no_progress, as_json) -> None:
     """Train G1 and G2 jointly through the frozen forward model on the targets of DATASET."""
     from graded.inverse.dataset import load_dataset
     from graded.inverse.train import train_inverse
@@ -123,8 +128,11 @@ def inverse(dataset_path, forward_path, out, g1_widths, g2_widths, epochs, batch
     fwd = load_forward(forward_path)
     fside = read_sidecar(forward_path or WEIGHTS_DIR / "forward", kind="forward")
     limit = None if time_limit is None else 60.0 * time_limit
+    init = load_inverse(init_path) if init_path else None
+    if n_heads is None:
+        n_heads = init.config.n_heads if init is not None else 1
     with ProgressBar("training G1+G2", enabled=not no_progress) as bar:
-        model, hist = train_inverse(ds, fwd, model=load_inverse(init_path) if init_path else None,
+        model, hist = train_inverse(ds, fwd, model=init, n_heads=n_heads, head_eps=head_eps,
                                     g1_widths=_widths(g1_widths), g2_widths=_widths(g2_widths),
                                     warmup_epochs=warmup_epochs, size_weight=size_weight,
                                     posterior_weight=posterior_weight, joint_topology=joint_topology,
@@ -132,7 +140,10 @@ def inverse(dataset_path, forward_path, out, g1_widths, g2_widths, epochs, batch
                                     patience=patience, tau=tau, seed=seed, time_limit=limit, progress=bar)
     info = {"dataset": {"path": str(dataset_path), "n": len(ds), "seed": ds.meta.get("seed")},
             "forward_sha256": fside["sha256"], "seed": seed, "tau": tau, "posterior_weight": posterior_weight,
-            "size_weight": size_weight, "history": hist.to_dict()}
+            "size_weight": size_weight, "n_heads": model.config.n_heads, "head_eps": head_eps,
+            "init": None if init is None else {"path": str(init_path), "sha256": read_sidecar(init_path, kind="inverse")["sha256"],
+                                                "n_heads": init.config.n_heads},
+            "lr": lr, "history": hist.to_dict()}
     st, js = save_weights(model, out or WEIGHTS_DIR / "inverse", kind="inverse", config=model.config.to_dict(),
                           info=info)
     result = {"weights": str(st), "sidecar": str(js), "seconds": round(hist.seconds, 1), "epochs": hist.epochs,

@@ -13,6 +13,17 @@ SI section 3.B).
 * ``G2`` maps the target and the drawn topology to ``rho``, ``U``, ``V`` (sigmoid into the
   Table S1 ranges, SI Eqs. 5 and 10) and to ``R_I``, ``R_II`` (6D representation, SI Eq. 6).
 
+Several geometry heads (ours)
+-----------------------------
+Many cells of one topology have nearly the same stiffness, so the inverse map of a
+topology is multi-valued: a single-valued G2 must pick one branch and fails where the
+right branch switches. With ``n_heads = K > 1`` G2 gives K candidate geometries for the
+drawn topology and a posterior over them (``head_logits``); a draw takes one head from
+that posterior with the same Gumbel trick (``sample=False``: the most probable head), so
+a draw is still one design. Training (:func:`~graded.inverse.train.train_inverse`) uses
+the multiple-choice loss: the head with the smallest reconstruction error of each target
+takes most of the gradient and is the label of the head posterior.
+
 Canonical frame (ours)
 ----------------------
 Rotating a target by ``Q`` is matched exactly by rotating a design's ``R_II`` by ``Q``
@@ -49,6 +60,7 @@ __all__ = [
     "topology_class",
     "canonical_frame",
     "gumbel_softmax_st",
+    "pick_head",
     "InverseConfig",
     "InverseModel",
     "InverseSample",
@@ -123,6 +135,35 @@ def canonical_frame(C: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return Q.to(C.dtype), Cc.to(C.dtype)
 
 
+def _axis_angle_matrix(axis: torch.Tensor, angle: float) -> np.ndarray:
+    """Rotation matrix (3, 3) about the unit ``axis`` by ``angle`` radians (Rodrigues)."""
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_rotvec(np.asarray(axis, dtype=np.float64) * float(angle)).as_matrix()
+
+
+def pick_head(geom, head: torch.Tensor):
+    """Select one head of :meth:`InverseModel.geometry_heads` output.
+
+    Parameters
+    ----------
+    geom : tuple
+        ``(rho (..., K), U (..., K, 3), V (..., K, 3), R1 (..., K, 3, 3), R2 (..., K, 3, 3))``.
+    head : (...) int64
+
+    Returns
+    -------
+    tuple
+        ``(rho (...), U (..., 3), V (..., 3), R1 (..., 3, 3), R2 (..., 3, 3))``.
+    """
+    out = []
+    for a in geom:
+        tail = a.shape[head.dim() + 1 :]
+        idx = head.reshape(head.shape + (1,) + (1,) * len(tail)).expand(head.shape + (1,) + tail)
+        out.append(a.gather(head.dim(), idx).squeeze(head.dim()))
+    return tuple(out)
+
+
 def gumbel_softmax_st(
     logits: torch.Tensor, tau: float, *, generator: torch.Generator | None = None, sample: bool = True
 ) -> torch.Tensor:
@@ -159,6 +200,12 @@ def gumbel_softmax_st(
     return hard - soft.detach() + soft
 
 
+def _check_heads(n) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= int(n) <= 64:
+        fail("n_heads", f"{n!r} is not an integer in 1..64", "use 1 (one geometry per topology) or a few, e.g. 4")
+    return int(n)
+
+
 @dataclass
 class InverseConfig:
     """Sizes and input scaler of an :class:`InverseModel` (stored in the weights sidecar).
@@ -179,6 +226,8 @@ class InverseConfig:
     joint_topology : bool
         G1 outputs one categorical over the 560 topologies instead of three independent
         slots (module docstring).
+    n_heads : int
+        Geometry heads of G2 (module docstring); 1 is the paper's single-valued G2.
     """
 
     g1_widths: list[int] = field(default_factory=lambda: [512, 512, 512])
@@ -188,6 +237,7 @@ class InverseConfig:
     reach: tuple[float, float] = (0.0008, 0.102)
     slope: float = 0.01
     joint_topology: bool = False
+    n_heads: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -208,6 +258,7 @@ class InverseConfig:
                 reach=(float(data["reach"][0]), float(data["reach"][1])),
                 slope=float(data.get("slope", 0.01)),
                 joint_topology=bool(data.get("joint_topology", False)),
+                n_heads=_check_heads(data.get("n_heads", 1)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             fail("config", f"inverse-model config is malformed ({exc})", "re-save the model")
@@ -236,6 +287,10 @@ class InverseSample:
         Target in the canonical frame.
     s : (...,)
         Target magnitude (Mandel trace).
+    head : (...,) int64
+        Geometry head of G2 that gave the design (0 with one head).
+    head_logits : (..., n_heads) or None
+        Posterior logits over the heads for the drawn topology (None with one head).
     """
 
     z: torch.Tensor
@@ -249,6 +304,8 @@ class InverseSample:
     Q: torch.Tensor
     C_can: torch.Tensor
     s: torch.Tensor
+    head: torch.Tensor | None = None
+    head_logits: torch.Tensor | None = None
 
 
 class InverseModel(nn.Module):
@@ -262,9 +319,13 @@ class InverseModel(nn.Module):
         super().__init__()
         self.config = config or InverseConfig()
         c = self.config
+        _check_heads(c.n_heads)
         n_out = len(TOPOLOGY_TRIPLES) if c.joint_topology else self.N_TOPO
         self.g1 = mlp(self.N_IN, c.g1_widths, n_out, c.slope)
-        self.g2 = mlp(self.N_IN + self.N_TOPO, c.g2_widths, self.N_GEOM, c.slope)
+        k = c.n_heads
+        self.g2 = mlp(self.N_IN + self.N_TOPO, c.g2_widths, self.N_GEOM * k, c.slope)
+        if k > 1:  # posterior over the heads: its own network, so it never bends G2's features
+            self.g2_select = mlp(self.N_IN + self.N_TOPO, [c.g2_widths[-1] // 2] * 2, k, c.slope)
         blocks = nn.functional.one_hot(torch.as_tensor(TOPOLOGY_TRIPLES), N_PARTS).float().flatten(1)
         self.register_buffer("triple_blocks", blocks, persistent=False)  # (560, 42), not a weight
         self.register_buffer("feat_lo", torch.as_tensor(c.features.lo, dtype=torch.float32))
@@ -320,9 +381,9 @@ class InverseModel(nn.Module):
             return nn.functional.cross_entropy(logits, labels)
         return 3.0 * nn.functional.cross_entropy(logits.reshape(-1, N_PARTS), labels.reshape(-1))
 
-    def geometry(self, x: torch.Tensor, z: torch.Tensor):
-        """G2: features and topology blocks -> rho, U, V, R1, R2_can."""
-        out = self.g2(torch.cat([x, z.flatten(-2)], -1))
+    @staticmethod
+    def _decode(out: torch.Tensor):
+        """Raw G2 outputs (..., 19) -> rho, U, V, R1, R2_can."""
         sig = torch.sigmoid(out[..., :7])
         rho = unscale_unit(sig[..., 0], *RHO_RANGE)
         U = unscale_unit(sig[..., 1:4], *STRETCH_RANGE)
@@ -330,6 +391,70 @@ class InverseModel(nn.Module):
         R1 = et.rotation_from_6d(out[..., 7:13])
         R2 = et.rotation_from_6d(out[..., 13:19])
         return rho, U, V, R1, R2
+
+    def geometry_heads(self, x: torch.Tensor, z: torch.Tensor):
+        """G2, every head: features (..., 22) and topology blocks (..., 3, 14) ->
+        ``(rho (..., K), U (..., K, 3), V (..., K, 3), R1 (..., K, 3, 3), R2_can (..., K, 3, 3))``
+        and the head logits (..., K) (zeros with one head)."""
+        inp = torch.cat([x, z.flatten(-2)], -1)
+        k = self.config.n_heads
+        geom = self._decode(self.g2(inp).unflatten(-1, (k, self.N_GEOM)))
+        head_logits = self.g2_select(inp) if k > 1 else torch.zeros_like(inp[..., :1])
+        return geom, head_logits
+
+    def with_heads(self, n_heads: int, *, angle: float = 1.0, generator: torch.Generator | None = None
+                   ) -> "InverseModel":
+        """A copy of this one-head model with ``n_heads`` geometry heads (warm start).
+
+        G1 and G2's hidden layers are copied; head 0 is the old head exactly, head ``k > 0``
+        the old head with ``R_I`` replaced by ``M_k R_I`` for a rotation ``M_k`` by ``angle``
+        (radians) about a random axis -- exact, because the 6D representation is
+        equivariant (``M`` acts on both 3-vectors). The heads start in different parts of
+        the design space; the head posterior starts uniform-ish (fresh small network).
+
+        Parameters
+        ----------
+        n_heads : int
+        angle : float
+            Rotation of head ``k > 0``'s ``R_I`` in radians.
+        generator : torch.Generator, optional
+            Axes and the head network's initial weights.
+        """
+        if self.config.n_heads != 1:
+            fail("n_heads", f"the model already has {self.config.n_heads} heads", "widen a one-head model")
+        k = _check_heads(n_heads)
+        cfg = InverseConfig(**{**self.config.__dict__, "n_heads": k})
+        new = InverseModel(cfg).to(self.feat_lo.dtype)
+        gen = generator or torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            new.g1.load_state_dict(self.g1.state_dict())
+            for a, b in zip(self.g2[:-1].parameters(), new.g2[:-1].parameters()):
+                b.copy_(a)
+            W, bias = self.g2[-1].weight, self.g2[-1].bias  # (19, h), (19,)
+            for h in range(k):
+                Wh, bh = W.clone(), bias.clone()
+                if h > 0:
+                    axis = torch.randn(3, generator=gen, dtype=torch.float64)
+                    M = torch.as_tensor(_axis_angle_matrix(axis / axis.norm(), angle), dtype=W.dtype)
+                    for a in (7, 10):  # the two 3-vectors of R_I's 6D output
+                        Wh[a:a + 3] = M @ W[a:a + 3]
+                        bh[a:a + 3] = M @ bias[a:a + 3]
+                new.g2[-1].weight[h * self.N_GEOM:(h + 1) * self.N_GEOM] = Wh
+                new.g2[-1].bias[h * self.N_GEOM:(h + 1) * self.N_GEOM] = bh
+            for m in new.g2_select:
+                if isinstance(m, nn.Linear):
+                    bound = 1.0 / np.sqrt(m.in_features)
+                    m.weight.copy_((torch.rand(m.weight.shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound)
+                    m.bias.zero_()
+        return new
+
+    def geometry(self, x: torch.Tensor, z: torch.Tensor, head: torch.Tensor | None = None):
+        """G2: features and topology blocks -> rho, U, V, R1, R2_can of head ``head``
+        (int64, the batch shape of ``x``; default: the most probable head)."""
+        geom, head_logits = self.geometry_heads(x, z)
+        if head is None:
+            head = head_logits.argmax(-1)
+        return pick_head(geom, head)
 
     def scaled_features(self, C: torch.Tensor):
         """Scaled features (..., 22), frame Q, canonical target and magnitude, in the model's dtype."""
@@ -362,5 +487,18 @@ class InverseModel(nn.Module):
         x, Q, Cc, s = self.scaled_features(C)
         logits = self.posterior_logits(x)
         z = self.sample_topology(logits, tau, generator=generator, sample=sample)
-        rho, U, V, R1, R2c = self.geometry(x, z)
-        return InverseSample(z, logits, rho, U, V, R1, Q @ R2c, R2c, Q, Cc, s)
+        geom, head_logits = self.geometry_heads(x, z)
+        head = self.sample_head(head_logits, tau, generator=generator, sample=sample)
+        rho, U, V, R1, R2c = pick_head(geom, head)
+        hl = head_logits if self.config.n_heads > 1 else None
+        return InverseSample(z, logits, rho, U, V, R1, Q @ R2c, R2c, Q, Cc, s, head, hl)
+
+    def sample_head(
+        self, head_logits: torch.Tensor, tau: float, *, generator: torch.Generator | None = None, sample: bool = True
+    ) -> torch.Tensor:
+        """Head indices (...) int64 drawn from ``softmax(head_logits / tau)`` (Gumbel-max);
+        ``sample=False`` or one head: the most probable head. Draws no noise with one head,
+        so single-head models give the same draws as before heads existed."""
+        if self.config.n_heads == 1:
+            return torch.zeros(head_logits.shape[:-1], dtype=torch.int64, device=head_logits.device)
+        return gumbel_softmax_st(head_logits, tau, generator=generator, sample=sample).argmax(-1)

@@ -51,6 +51,8 @@ __all__ = [
     "train_forward",
     "train_inverse",
     "mandel_loss",
+    "mandel_error",
+    "multiple_choice_loss",
     "random_rotations_torch",
 ]
 
@@ -75,12 +77,51 @@ def mandel_loss(pred21: torch.Tensor, true21: torch.Tensor, s: torch.Tensor,
                 sample_weight: torch.Tensor | None = None) -> torch.Tensor:
     """Mean over the batch of ``||M(pred) - M(true)||_F^2 / s^2`` (21 constants in),
     optionally weighted per sample."""
-    w = torch.as_tensor(MANDEL_W21, dtype=pred21.dtype)
-    e = (pred21 - true21) / s[..., None]
-    per = (e.square() * w).sum(-1) / float(w.sum())
+    per = mandel_error(pred21, true21, s)
     if sample_weight is not None:
         per = per * sample_weight
     return per.mean()
+
+
+def mandel_error(pred21: torch.Tensor, true21: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """Per-sample ``||M(pred) - M(true)||_F^2 / s^2`` (...,) of 21-constant stiffnesses
+    (..., 21), normalised by the weight sum (the quantity :func:`mandel_loss` averages)."""
+    w = torch.as_tensor(MANDEL_W21, dtype=pred21.dtype)
+    e = (pred21 - true21) / s[..., None]
+    return (e.square() * w).sum(-1) / float(w.sum())
+
+
+def multiple_choice_loss(err: torch.Tensor, head_logits: torch.Tensor, eps: float,
+                         sample_weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Relaxed winner-takes-all loss over geometry heads, and the head-posterior loss.
+
+    Parameters
+    ----------
+    err : (B, K)
+        Reconstruction error of every head for every target.
+    head_logits : (B, K)
+        Head posterior logits.
+    eps : float
+        Share of the weight spread over the losing heads (0: pure winner-takes-all; a small
+        share keeps every head improving where it does not win).
+    sample_weight : (B,), optional
+
+    Returns
+    -------
+    (reconstruction, cross_entropy)
+        ``mean_b w_b sum_k a_bk err_bk`` with ``a = 1 - eps`` for the best head and
+        ``eps / (K - 1)`` for the others; and the cross-entropy of the head posterior
+        against the best head.
+    """
+    K = err.shape[-1]
+    win = err.detach().argmin(-1)
+    a = torch.full_like(err, eps / max(K - 1, 1))
+    a.scatter_(-1, win[:, None], 1.0 - eps if K > 1 else 1.0)
+    per = (a * err).sum(-1)
+    if sample_weight is not None:
+        per = per * sample_weight
+    ce = torch.nn.functional.cross_entropy(head_logits, win) if K > 1 else err.new_zeros(())
+    return per.mean(), ce
 
 
 @dataclass
@@ -425,6 +466,8 @@ def train_inverse(
     size_weight: float = 0.0,
     posterior_weight: float = 0.0,
     joint_topology: bool = False,
+    n_heads: int = 1,
+    head_eps: float = 0.05,
     seed: int = 0,
     time_limit: float | None = None,
     progress: Progress | None = None,
@@ -472,6 +515,14 @@ def train_inverse(
     joint_topology : bool
         A new model's G1 gives one posterior over the 560 topologies instead of three
         independent slots (:class:`~graded.inverse.inverse_model.InverseConfig`).
+    n_heads : int
+        Geometry heads of G2 (:mod:`graded.inverse.inverse_model`). A one-head ``model``
+        is widened by :meth:`~graded.inverse.inverse_model.InverseModel.with_heads`.
+        With several heads both reconstruction terms are multiple-choice losses
+        (:func:`multiple_choice_loss`) and the head posterior learns which head wins;
+        the validation loss is the error of the head the posterior picks.
+    head_eps : float
+        Weight share of the losing heads in the multiple-choice loss.
     Other parameters as in :func:`train_forward`.
 
     Returns
@@ -482,6 +533,13 @@ def train_inverse(
     if model is None:
         model = InverseModel(inverse_config_from_data(dataset, g1_widths, g2_widths, canonical, joint_topology))
         _init(model, gen)
+    n_heads = int(n_heads)
+    if n_heads != model.config.n_heads:
+        if model.config.n_heads != 1:
+            fail("n_heads", f"{n_heads} differs from the model's {model.config.n_heads}",
+                 f"use n_heads={model.config.n_heads} or start from a one-head model")
+        model = model.with_heads(n_heads, generator=gen)
+    check_range("head_eps", head_eps, 0.0, 1.0)
     model = model.float()
     forward = forward.float().eval()
     for p in forward.parameters():
@@ -523,6 +581,22 @@ def train_inverse(
         rot = (R1 - sup["R1"][idx]).square().mean() + (R2 - sup["R2c"][idx]).square().mean()
         return ce + (g - sup["geom"][idx]).square().mean() + rot
 
+    multi = model.config.n_heads > 1
+
+    def reconstruction(x, z, target, s, sw, training):
+        """Reconstruction loss of the designs for topology blocks ``z`` (B, 3, 14), and the
+        head-posterior loss (0 with one head)."""
+        if not multi:
+            return mandel_loss(et.to_21(forward(z, *model.geometry(x, z))), target, s, sw), 0.0
+        geom, head_logits = model.geometry_heads(x, z)
+        K = model.config.n_heads
+        zk = z.unsqueeze(-3).expand(z.shape[:-2] + (K,) + z.shape[-2:])
+        err = mandel_error(et.to_21(forward(zk, *geom)), target[:, None], s[:, None])
+        if not training:  # what a draw gives: the head the posterior picks
+            e = err.gather(-1, head_logits.argmax(-1, keepdim=True)).squeeze(-1)
+            return (e if sw is None else e * sw).mean(), 0.0
+        return multiple_choice_loss(err, head_logits, head_eps, sw)
+
     def step(idx, training):
         if canon:
             x, target, s = x_all[idx], Cc21[idx], s_all[idx]
@@ -534,17 +608,16 @@ def train_inverse(
             x, target, s = xs.to(f32), et.to_21(Cc).to(f32), s.to(f32)
         logits = model.posterior_logits(x)
         zz = model.sample_topology(logits, tau, generator=noise)
-        rho, U, V, R1, R2 = model.geometry(x, zz)
-        pred = et.to_21(forward(zz, rho, U, V, R1, R2))
         sw = None if size_weight == 0 else (s / s_mean) ** size_weight
-        loss = mandel_loss(pred, target, s, sw)
+        loss, head_ce = reconstruction(x, zz, target, s, sw, training)
+        loss = loss + head_ce
         if training and weight["w"] > 0:
             loss = loss + weight["w"] * supervised(idx, x, logits)
         if training and posterior_weight > 0:
             zt = sup["z"][idx]
             ce = model.topology_nll(logits, sup["labels"][idx])
-            pred_t = et.to_21(forward(zt, *model.geometry(x, zt)))
-            loss = loss + posterior_weight * (ce + mandel_loss(pred_t, target, s, sw))
+            rec_t, head_ce_t = reconstruction(x, zt, target, s, sw, training)
+            loss = loss + posterior_weight * (ce + rec_t) + head_ce_t
         return loss
 
     hist = _fit_idx(model, step, tr, va, epochs, batch_size, lr, patience, gen, progress, "G", time_limit,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 from click.testing import CliRunner
 
@@ -14,18 +15,21 @@ def run(*args):
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
-def test_train_forward_then_inverse_records_the_recipe(tmp_path):
+def test_train_forward_then_inverse_records_the_recipe(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="graded")
     ds = tmp_path / "ds"
     assert run("dataset", str(ds), "--n", "24", "--seed", "4", "--workers", "1", "--no-progress").exit_code == 0
     r = run("train", "forward", str(ds), "--out", str(tmp_path / "f"), "--f1-widths", "8", "--f2-widths", "8",
             "--epochs", "1", "1", "--batch-size", "8", "--threads", "1", "--no-progress", "--json")
     assert r.exit_code == 0, r.output
-    r = run("train", "inverse", str(ds), "--forward", str(tmp_path / "f"), "--out", str(tmp_path / "g"),
+    r = run("-v", "train", "inverse", str(ds), "--forward", str(tmp_path / "f"), "--out", str(tmp_path / "g"),
             "--g1-widths", "8", "--g2-widths", "8", "--epochs", "2", "--batch-size", "8", "--threads", "1",
             "--posterior-weight", "0.5", "--no-progress", "--json")
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
     assert res["epochs"] == 2 and res["val_loss"] > 0
+    # every epoch's losses are logged (-v), not only drawn into a terminal bar
+    assert "G epoch 1: train" in caplog.text and "G epoch 2: train" in caplog.text
     side = read_sidecar(tmp_path / "g", kind="inverse")
     assert side["info"]["posterior_weight"] == 0.5
     assert side["info"]["forward_sha256"] == read_sidecar(tmp_path / "f", kind="forward")["sha256"]
@@ -36,3 +40,17 @@ def test_train_forward_then_inverse_records_the_recipe(tmp_path):
             "--no-progress")
     assert r.exit_code == 0, r.output
     assert not load_inverse(tmp_path / "g2").config.joint_topology
+    # widening a one-head model into several geometry heads records where it started
+    r = run("train", "inverse", str(ds), "--forward", str(tmp_path / "f"), "--out", str(tmp_path / "g3"),
+            "--init", str(tmp_path / "g"), "--heads", "2", "--head-eps", "0.1", "--epochs", "1", "--threads", "1",
+            "--no-progress")
+    assert r.exit_code == 0, r.output
+    assert load_inverse(tmp_path / "g3").config.n_heads == 2
+    info = read_sidecar(tmp_path / "g3", kind="inverse")["info"]
+    assert info["n_heads"] == 2 and info["head_eps"] == 0.1
+    assert info["init"]["sha256"] == read_sidecar(tmp_path / "g", kind="inverse")["sha256"]
+    # a several-head model cannot be re-widened
+    r = CliRunner().invoke(cli, ["train", "inverse", str(ds), "--forward", str(tmp_path / "f"), "--out",
+                                 str(tmp_path / "g4"), "--init", str(tmp_path / "g3"), "--heads", "3",
+                                 "--epochs", "1", "--threads", "1", "--no-progress"])
+    assert r.exit_code == 2 and "n_heads: 3 differs from the model's 2" in r.output

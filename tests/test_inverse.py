@@ -3,6 +3,8 @@ straight-through sampling, output ranges, and seeded training through a frozen F
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -202,3 +204,130 @@ def test_joint_topology_draws_are_one_hot_blocks_of_sorted_triples():
     out = m(C, 1.0, generator=torch.Generator().manual_seed(1))
     (out.z * torch.arange(N_PARTS, dtype=out.z.dtype)).sum().backward()
     assert float(m.g1[0].weight.grad.abs().sum()) > 0
+
+
+# ---------------------------------------------------------------------------
+# several geometry heads
+# ---------------------------------------------------------------------------
+
+
+def test_with_heads_copies_head_zero_and_rotates_r1_of_the_others_exactly():
+    """Widening a one-head model: head 0 is the old G2 exactly; head k > 0 is the old G2
+    with R_I -> M_k R_I for one fixed rotation M_k by the requested angle (the 6D map is
+    equivariant), everything else unchanged."""
+    m = _inverse(21)
+    wide = m.with_heads(3, angle=0.7, generator=torch.Generator().manual_seed(2))
+    C = torch.as_tensor(_stiffness(8, 22))
+    with torch.no_grad():
+        a = m(C, sample=False)
+        x, *_ = wide.scaled_features(C)
+        geom, head_logits = wide.geometry_heads(x, a.z)
+    assert head_logits.shape == (8, 3)
+    rho, U, V, R1, R2 = geom
+    for k in range(3):
+        assert torch.equal(rho[:, k], a.rho) and torch.equal(U[:, k], a.U) and torch.equal(V[:, k], a.V)
+        assert float((R2[:, k] - a.R2_can).abs().max()) < EXACT
+        M = R1[:, k] @ a.R1.transpose(-1, -2)  # the same M_k for every target
+        assert float((M - M[:1]).abs().max()) < EXACT
+        angle = float(torch.arccos(((M[0].trace() - 1) / 2).clamp(-1, 1)))
+        assert angle == pytest.approx(0.0 if k == 0 else 0.7, abs=1e-7)
+    with pytest.raises(ValidationError, match="n_heads: the model already has 3 heads"):
+        wide.with_heads(4)
+
+
+def test_n_heads_is_validated():
+    with pytest.raises(ValidationError, match="n_heads: 0 is not an integer in 1..64"):
+        InverseModel(InverseConfig(g1_widths=[8], g2_widths=[8], n_heads=0))
+    with pytest.raises(ValidationError, match="n_heads"):
+        InverseConfig.from_dict(InverseConfig(g1_widths=[8], g2_widths=[8]).to_dict() | {"n_heads": "four"})
+
+
+def test_one_head_draws_use_no_head_noise():
+    """A one-head model takes head 0 and draws no noise for it, so its draws are those of
+    the paper's G2 (and of models saved before heads existed)."""
+    m = _inverse(23)
+    C = torch.as_tensor(_stiffness(5, 24))
+    g = torch.Generator().manual_seed(3)
+    state = g.get_state()
+    with torch.no_grad():
+        s = m(C, generator=g)
+        x, *_ = m.scaled_features(C)
+        direct = m._decode(m.g2(torch.cat([x, s.z.flatten(-2)], -1)))
+    assert torch.equal(s.head, torch.zeros(5, dtype=torch.int64)) and s.head_logits is None
+    for got, want in zip((s.rho, s.U, s.V, s.R1, s.R2_can), direct):
+        assert torch.equal(got, want)
+    g2 = torch.Generator().manual_seed(3)
+    g2.set_state(state)
+    with torch.no_grad():
+        m.sample_topology(m.posterior_logits(x), 1.0, generator=g2)
+    assert torch.equal(g.get_state(), g2.get_state())  # only the topology consumed noise
+
+
+def test_multi_head_draws_follow_the_head_posterior():
+    m = _inverse(25).with_heads(3, generator=torch.Generator().manual_seed(4)).double()
+    with torch.no_grad():
+        last = m.g2_select[-1]
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([0.0, 2.0, -30.0], dtype=torch.float64))
+    C = torch.as_tensor(_stiffness(1, 26)).expand(4000, 6, 6)
+    with torch.no_grad():
+        s = m(C, generator=torch.Generator().manual_seed(5))
+        mode = m(C[:3], sample=False)
+    freq = torch.bincount(s.head, minlength=3).double() / 4000
+    p = torch.softmax(torch.tensor([0.0, 2.0, -30.0], dtype=torch.float64), 0)
+    assert torch.allclose(freq, p, atol=0.03)  # 3 sigma of a 4,000-draw frequency is ~0.02
+    assert torch.equal(mode.head, torch.ones(3, dtype=torch.int64))
+    x, *_ = m.scaled_features(C[:3])
+    with torch.no_grad():
+        geom, _ = m.geometry_heads(x, mode.z)
+    assert torch.equal(mode.R1, geom[3][:, 1])
+
+
+def test_multiple_choice_loss_weights_the_winner_and_labels_it():
+    from graded.inverse.train import multiple_choice_loss
+
+    err = torch.tensor([[1.0, 2.0, 4.0], [3.0, 0.5, 1.0]], requires_grad=True)
+    logits = torch.zeros(2, 3, requires_grad=True)
+    rec, ce = multiple_choice_loss(err, logits, eps=0.1)
+    # winners 0 and 1 get 0.9, the two losers 0.05 each
+    assert float(rec.detach()) == pytest.approx(0.5 * ((0.9 * 1 + 0.05 * 6) + (0.9 * 0.5 + 0.05 * 4)), rel=1e-6)
+    assert float(ce) == pytest.approx(np.log(3.0), rel=1e-6)
+    rec.backward()
+    assert torch.allclose(err.grad, torch.tensor([[0.45, 0.025, 0.025], [0.025, 0.45, 0.025]]))
+    # pure winner-takes-all: losers get no gradient; weights scale the samples
+    err2 = err.detach().clone().requires_grad_(True)
+    rec2, _ = multiple_choice_loss(err2, logits, eps=0.0, sample_weight=torch.tensor([2.0, 0.0]))
+    rec2.backward()
+    assert float(rec2.detach()) == pytest.approx(1.0)
+    assert torch.equal(err2.grad, torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]))
+
+
+def test_multi_head_training_is_seeded_and_teaches_the_head_posterior():
+    """Training a widened model: seeded, and its head posterior picks the head with the
+    lowest reconstruction error far more often than chance."""
+    from graded.inverse.dataset import LatticeDataset, label_designs
+    from graded.inverse.sampling import sample_designs
+    from graded.inverse.train import mandel_error, train_forward, train_inverse
+
+    d = sample_designs(48, np.random.default_rng(14))
+    ds = LatticeDataset(d.topology, d.rho, d.U, d.V, d.R1, d.R2, **label_designs(d))
+    f, _ = train_forward(ds, f1_widths=(16,), f2_widths=(16,), epochs=(2, 2), batch_size=16, seed=0)
+    kw = dict(g1_widths=(16,), g2_widths=(16,), epochs=2, batch_size=8, val_fraction=0.1, seed=5, lr=3e-3,
+              warmup_epochs=0)
+    base, _ = train_inverse(ds, f, **kw)
+    kw |= dict(n_heads=3, epochs=40, lr=1e-2, patience=100, posterior_weight=1.0)
+    g1, h1 = train_inverse(ds, f, model=copy.deepcopy(base), **kw)
+    g2, _ = train_inverse(ds, f, model=copy.deepcopy(base), **kw)
+    assert g1.config.n_heads == 3
+    for (k, a), b in zip(g1.state_dict().items(), g2.state_dict().values()):
+        assert torch.equal(a, b), k
+    from graded.inverse.forward import topology_onehot
+
+    with torch.no_grad():
+        x, _, Cc, s = g1.scaled_features(torch.as_tensor(from_21(ds.C)))
+        z = topology_onehot(ds.topology, torch.float32)
+        geom, head_logits = g1.geometry_heads(x, z)
+        zk = z.unsqueeze(1).expand(-1, 3, -1, -1)
+        err = mandel_error(et.to_21(f(zk, *geom)), et.to_21(Cc)[:, None], s[:, None])
+    agree = float((head_logits.argmax(-1) == err.argmin(-1)).double().mean())
+    assert agree > 0.6  # chance is 1/3
