@@ -47,7 +47,10 @@ def forward(dataset_path, weights, plots, threads, as_json) -> None:
 @click.option("--draws", type=int, default=100, show_default=True, help="Draws per target for the best-of figure.")
 @click.option("--top-k", type=int, default=3, show_default=True,
               help="Best draws (distinct topologies first, by --rank-by) verified by FE.")
-@click.option("--tau", type=float, default=1.0, show_default=True)
+@click.option("--tau", type=float, default=1.0, show_default=True, help="Temperature of the single draw.")
+@click.option("--tau-best", type=float, default=None,
+              help="Temperature of the --draws draws of the best-of figure (larger explores more topologies) "
+                   "[default: --tau].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--rank-by", type=click.Choice(["nmse", "mandel"]), default="nmse", show_default=True,
               help="Ranking of the draws: NMSE (main Eq. 8) or relative Mandel-norm error.")
@@ -60,7 +63,7 @@ def forward(dataset_path, weights, plots, threads, as_json) -> None:
 @click.option("--no-progress", is_flag=True)
 @json_option
 @handle_errors
-def inverse(dataset_path, inverse_path, forward_path, targets, draws, top_k, tau, seed, rank_by, refine, n_library,
+def inverse(dataset_path, inverse_path, forward_path, targets, draws, top_k, tau, tau_best, seed, rank_by, refine, n_library,
             plots, threads, no_progress, as_json) -> None:
     """Inverse-design the targets of TESTSET and homogenize the designs by FE.
 
@@ -77,7 +80,7 @@ def inverse(dataset_path, inverse_path, forward_path, targets, draws, top_k, tau
     torch.set_num_threads(threads)
     with ProgressBar("FE verification", enabled=not no_progress) as bar:
         rep = evaluate_inverse(load_inverse(inverse_path), load_forward(forward_path), load_dataset(dataset_path),
-                               n_targets=targets, n_draws=draws, top_k=top_k, tau=tau, seed=seed, rank_by=rank_by,
+                               n_targets=targets, n_draws=draws, top_k=top_k, tau=tau, tau_best=tau_best, seed=seed, rank_by=rank_by,
                                refine=refine, n_library=n_library, plot_dir=plots, progress=bar)
     if as_json:
         echo_json(rep.to_dict())

@@ -21,3 +21,16 @@ def test_library_neighbours_can_only_improve_the_best_design(models, tmp_path):
     assert d["settings"]["n_library"] == 2 and "min_r2_best_library" in d and "err_best_fe" in d
     assert "+ library" in rep.table() and "relative error" in rep.table()
     assert len(rep.plots) == 3 and all((tmp_path / p.split("/")[-1]).exists() for p in rep.plots)
+
+
+def test_exploration_temperature_changes_only_the_best_of_draws(models):
+    """``tau_best`` sets the temperature of the best-of draws; the single draw keeps ``tau``."""
+    ds = shipped_test_set()
+    inv, fwd = models
+    kw = dict(n_targets=5, n_draws=6, top_k=2, rank_by="mandel", seed=3)
+    a = evaluate_inverse(inv, fwd, ds, **kw)
+    b = evaluate_inverse(inv, fwd, ds, tau_best=50.0, **kw)
+    assert np.array_equal(a.r2_single_fe, b.r2_single_fe) and np.array_equal(a.err_single_fe, b.err_single_fe)
+    assert not np.array_equal(a.err_best_fe, b.err_best_fe)
+    assert a.settings["tau_best"] == 1.0 and b.settings["tau_best"] == 50.0
+    assert "best of 6 draws at tau = 50, 2 verified by FE" in b.table()
