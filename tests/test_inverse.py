@@ -291,7 +291,7 @@ def test_multiple_choice_loss_weights_the_winner_and_labels_it():
     rec, ce = multiple_choice_loss(err, logits, eps=0.1)
     # winners 0 and 1 get 0.9, the two losers 0.05 each
     assert float(rec.detach()) == pytest.approx(0.5 * ((0.9 * 1 + 0.05 * 6) + (0.9 * 0.5 + 0.05 * 4)), rel=1e-6)
-    assert float(ce) == pytest.approx(np.log(3.0), rel=1e-6)
+    assert float(ce.detach()) == pytest.approx(np.log(3.0), rel=1e-6)
     rec.backward()
     assert torch.allclose(err.grad, torch.tensor([[0.45, 0.025, 0.025], [0.025, 0.45, 0.025]]))
     # pure winner-takes-all: losers get no gradient; weights scale the samples

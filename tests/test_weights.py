@@ -156,4 +156,4 @@ def test_shipped_weights_load_and_match_their_hashes():
     side = read_sidecar(WEIGHTS_DIR / "inverse", kind="inverse")
     # the shipped inverse model was trained through the shipped forward model
     assert side["info"]["forward_sha256"] == read_sidecar(WEIGHTS_DIR / "forward", kind="forward")["sha256"]
-    assert inv.config.canonical and inv.config.joint_topology
+    assert inv.config.canonical and inv.config.joint_topology and inv.config.n_heads == 4
