@@ -63,8 +63,8 @@ def forward(dataset_path, weights, plots, threads, as_json) -> None:
 @click.option("--no-progress", is_flag=True)
 @json_option
 @handle_errors
-def inverse(dataset_path, inverse_path, forward_path, targets, draws, top_k, tau, tau_best, seed, rank_by, refine, n_library,
-            plots, threads, no_progress, as_json) -> None:
+def inverse(dataset_path, inverse_path, forward_path, targets, draws, top_k, tau, tau_best, seed, rank_by, refine,
+            n_library, plots, threads, no_progress, as_json) -> None:
     """Inverse-design the targets of TESTSET and homogenize the designs by FE.
 
     Reports R^2 per component for one draw (by FE and by the forward model) and for the
@@ -80,8 +80,8 @@ def inverse(dataset_path, inverse_path, forward_path, targets, draws, top_k, tau
     torch.set_num_threads(threads)
     with ProgressBar("FE verification", enabled=not no_progress) as bar:
         rep = evaluate_inverse(load_inverse(inverse_path), load_forward(forward_path), load_dataset(dataset_path),
-                               n_targets=targets, n_draws=draws, top_k=top_k, tau=tau, tau_best=tau_best, seed=seed, rank_by=rank_by,
-                               refine=refine, n_library=n_library, plot_dir=plots, progress=bar)
+                               n_targets=targets, n_draws=draws, top_k=top_k, tau=tau, tau_best=tau_best, seed=seed,
+                               rank_by=rank_by, refine=refine, n_library=n_library, plot_dir=plots, progress=bar)
     if as_json:
         echo_json(rep.to_dict())
     else:

@@ -141,7 +141,7 @@ def inverse(dataset_path, forward_path, out, g1_widths, g2_widths, epochs, batch
     info = {"dataset": {"path": str(dataset_path), "n": len(ds), "seed": ds.meta.get("seed")},
             "forward_sha256": fside["sha256"], "seed": seed, "tau": tau, "posterior_weight": posterior_weight,
             "size_weight": size_weight, "n_heads": model.config.n_heads, "head_eps": head_eps,
-            "init": None if init is None else {"path": str(init_path), "sha256": read_sidecar(init_path, kind="inverse")["sha256"],
+            "init": None if init is None else {"path": str(init_path), "sha256": init.sha256,
                                                 "n_heads": init.config.n_heads},
             "lr": lr, "history": hist.to_dict()}
     st, js = save_weights(model, out or WEIGHTS_DIR / "inverse", kind="inverse", config=model.config.to_dict(),

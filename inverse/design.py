@@ -37,7 +37,6 @@ from graded.elastic.metrics import check_admissible
 from graded.validation import check_choice, check_finite, check_positive, fail
 
 from .forward import ForwardModel, onehot_to_topology, topology_onehot
-from .inverse_model import pick_head
 from .library import shipped_library
 from .polish import polish_designs, relative_error
 from .scaling import RHO_RANGE, STRETCH_RANGE, stiffness_scale
@@ -294,9 +293,7 @@ def draw_designs(
         xx = x[sl, None].expand(t, n_draws, x.shape[-1])
         lg = logits_all[sl, None].expand((t, n_draws) + logits_all.shape[1:])
         z = inverse.sample_topology(lg, tau, generator=generator)
-        geom, head_logits = inverse.geometry_heads(xx, z)
-        head = inverse.sample_head(head_logits, tau, generator=generator)  # no noise drawn with one head
-        rho, U, V, R1, R2c = pick_head(geom, head)
+        (rho, U, V, R1, R2c), _, _ = inverse.draw_geometry(xx, z, tau, generator=generator)
         R2 = Q[sl, None] @ R2c
         C = forward(z, rho, U, V, R1, R2)
         out["topology"].append(onehot_to_topology(z))

@@ -152,6 +152,17 @@ def mlp(n_in: int, widths: list[int], n_out: int, slope: float = 0.01) -> nn.Seq
     return nn.Sequential(*layers)
 
 
+def init_uniform(module: nn.Module, generator: torch.Generator) -> None:
+    """Kaiming-uniform init (PyTorch's default) of every Linear in ``module`` from an
+    explicit generator."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            bound = 1.0 / math.sqrt(m.in_features)
+            with torch.no_grad():
+                m.weight.uniform_(-bound, bound, generator=generator)
+                m.bias.uniform_(-bound, bound, generator=generator)
+
+
 def _cube_rotations() -> np.ndarray:
     """The 24 proper rotations mapping the coordinate axes onto themselves (signed permutations)."""
     import itertools

@@ -49,10 +49,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from graded.elastic import axis_angle_to_matrix
 from graded.elastic import torch as et
 from graded.validation import fail
 
-from .forward import N_PARTS, _check_widths, mlp
+from .forward import N_PARTS, _check_widths, init_uniform, mlp
 from .scaling import RHO_RANGE, STRETCH_RANGE, MinMax, log_scale_feature, stiffness_scale, unscale_unit
 
 __all__ = [
@@ -133,13 +134,6 @@ def canonical_frame(C: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         Q = Q @ S
         Cc = et.rotate_voigt(Cc, S)
     return Q.to(C.dtype), Cc.to(C.dtype)
-
-
-def _axis_angle_matrix(axis: torch.Tensor, angle: float) -> np.ndarray:
-    """Rotation matrix (3, 3) about the unit ``axis`` by ``angle`` radians (Rodrigues)."""
-    from scipy.spatial.transform import Rotation
-
-    return Rotation.from_rotvec(np.asarray(axis, dtype=np.float64) * float(angle)).as_matrix()
 
 
 def pick_head(geom, head: torch.Tensor):
@@ -410,7 +404,7 @@ class InverseModel(nn.Module):
         the old head with ``R_I`` replaced by ``M_k R_I`` for a rotation ``M_k`` by ``angle``
         (radians) about a random axis -- exact, because the 6D representation is
         equivariant (``M`` acts on both 3-vectors). The heads start in different parts of
-        the design space; the head posterior starts uniform-ish (fresh small network).
+        the design space; the head posterior is a freshly initialised small network.
 
         Parameters
         ----------
@@ -434,18 +428,14 @@ class InverseModel(nn.Module):
             for h in range(k):
                 Wh, bh = W.clone(), bias.clone()
                 if h > 0:
-                    axis = torch.randn(3, generator=gen, dtype=torch.float64)
-                    M = torch.as_tensor(_axis_angle_matrix(axis / axis.norm(), angle), dtype=W.dtype)
+                    e = torch.randn(3, generator=gen, dtype=torch.float64).numpy()
+                    M = torch.as_tensor(axis_angle_to_matrix(angle, *e), dtype=W.dtype)
                     for a in (7, 10):  # the two 3-vectors of R_I's 6D output
                         Wh[a:a + 3] = M @ W[a:a + 3]
                         bh[a:a + 3] = M @ bias[a:a + 3]
                 new.g2[-1].weight[h * self.N_GEOM:(h + 1) * self.N_GEOM] = Wh
                 new.g2[-1].bias[h * self.N_GEOM:(h + 1) * self.N_GEOM] = bh
-            for m in new.g2_select:
-                if isinstance(m, nn.Linear):
-                    bound = 1.0 / np.sqrt(m.in_features)
-                    m.weight.copy_((torch.rand(m.weight.shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound)
-                    m.bias.zero_()
+        init_uniform(new.g2_select, gen)
         return new
 
     def geometry(self, x: torch.Tensor, z: torch.Tensor, head: torch.Tensor | None = None):
@@ -487,11 +477,24 @@ class InverseModel(nn.Module):
         x, Q, Cc, s = self.scaled_features(C)
         logits = self.posterior_logits(x)
         z = self.sample_topology(logits, tau, generator=generator, sample=sample)
-        geom, head_logits = self.geometry_heads(x, z)
-        head = self.sample_head(head_logits, tau, generator=generator, sample=sample)
-        rho, U, V, R1, R2c = pick_head(geom, head)
+        (rho, U, V, R1, R2c), head, head_logits = self.draw_geometry(x, z, tau, generator=generator, sample=sample)
         hl = head_logits if self.config.n_heads > 1 else None
         return InverseSample(z, logits, rho, U, V, R1, Q @ R2c, R2c, Q, Cc, s, head, hl)
+
+    def draw_geometry(
+        self, x: torch.Tensor, z: torch.Tensor, tau: float, *, generator: torch.Generator | None = None,
+        sample: bool = True,
+    ):
+        """G2 for drawn topology blocks: every head, one head drawn from the head posterior
+        (:meth:`sample_head`), its geometry.
+
+        Returns
+        -------
+        ((rho, U, V, R1, R2_can), head (...) int64, head_logits (..., K))
+        """
+        geom, head_logits = self.geometry_heads(x, z)
+        head = self.sample_head(head_logits, tau, generator=generator, sample=sample)
+        return pick_head(geom, head), head, head_logits
 
     def sample_head(
         self, head_logits: torch.Tensor, tau: float, *, generator: torch.Generator | None = None, sample: bool = True

@@ -39,7 +39,8 @@ from graded.elastic import from_9, rotate_voigt, to_21
 from graded.elastic import torch as et
 from graded.validation import check_range, fail
 
-from .forward import CUBE_ROTATIONS, ForwardConfig, ForwardModel, part_index, push_forward, topology_onehot
+from .forward import (CUBE_ROTATIONS, ForwardConfig, ForwardModel, init_uniform, part_index, push_forward,
+                      topology_onehot)
 from .inverse_model import InverseConfig, InverseModel
 from .scaling import RHO_RANGE, STRETCH_RANGE, MinMax, density_label, stiffness_scale
 
@@ -226,16 +227,6 @@ def _split(n: int, val_fraction: float, generator: torch.Generator) -> tuple[tor
     return perm[n_val:], perm[:n_val]
 
 
-def _init(module: torch.nn.Module, generator: torch.Generator) -> None:
-    """Kaiming-uniform init (PyTorch's default) from an explicit generator."""
-    for m in module.modules():
-        if isinstance(m, torch.nn.Linear):
-            bound = 1.0 / math.sqrt(m.in_features)
-            with torch.no_grad():
-                m.weight.uniform_(-bound, bound, generator=generator)
-                m.bias.uniform_(-bound, bound, generator=generator)
-
-
 def _fit(
     params,
     modules: list[torch.nn.Module],
@@ -379,7 +370,7 @@ def train_forward(
     if model is None:
         model = ForwardModel(forward_config_from_data(dataset, f1_widths, f2_widths, f2_push=f2_push,
                                                       f2_design=f2_design, f2_rotation=f2_rotation))
-        _init(model, gen)
+        init_uniform(model, gen)
     model = model.float()
     n = len(dataset)
     tr, va = _split(n, val_fraction, gen)
@@ -532,7 +523,7 @@ def train_inverse(
     gen = torch.Generator().manual_seed(int(seed))
     if model is None:
         model = InverseModel(inverse_config_from_data(dataset, g1_widths, g2_widths, canonical, joint_topology))
-        _init(model, gen)
+        init_uniform(model, gen)
     n_heads = int(n_heads)
     if n_heads != model.config.n_heads:
         if model.config.n_heads != 1:

@@ -174,6 +174,7 @@ def _load_model(stem, kind: str, config_cls, model_cls):
         raise WeightsError(_paths(stem)[1], f"config cannot build a model ({exc})") from None
     load_weights(model, stem, side)
     model.info = side.get("info", {})
+    model.sha256 = side["sha256"]  # checked against the weights file by load_weights
     return model.eval()
 
 
