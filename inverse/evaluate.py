@@ -201,6 +201,11 @@ class InverseReport:
     r2_best_library, nmse_best_library, err_best_library : optional
         The same for the best of the model's designs *and* the design library's nearest
         neighbours (``n_library > 0``).
+    r2_single_refined_fe, nmse_single_refined_fe, err_single_refined_fe : optional
+        The single draw after ``refine_steps`` steps of gradient descent through the
+        forward model (``refine_steps > 0``), by FE.
+    r2_best_refined_fe, nmse_best_refined_fe, err_best_refined_fe : optional
+        The best by FE of the ``top_k`` verified draws and their refined versions.
     """
 
     n: int
@@ -217,6 +222,12 @@ class InverseReport:
     r2_best_library: np.ndarray | None = None
     nmse_best_library: np.ndarray | None = None
     err_best_library: np.ndarray | None = None
+    r2_single_refined_fe: np.ndarray | None = None
+    nmse_single_refined_fe: np.ndarray | None = None
+    err_single_refined_fe: np.ndarray | None = None
+    r2_best_refined_fe: np.ndarray | None = None
+    nmse_best_refined_fe: np.ndarray | None = None
+    err_best_refined_fe: np.ndarray | None = None
     plots: list[str] = field(default_factory=list)
 
     @staticmethod
@@ -225,12 +236,14 @@ class InverseReport:
 
     def to_dict(self) -> dict[str, Any]:
         extra: dict[str, Any] = {}
-        for name in ("err_single_fe", "err_best_fe", "nmse_best_library", "err_best_library"):
+        for name in ("err_single_fe", "err_best_fe", "nmse_best_library", "err_best_library",
+                     "nmse_single_refined_fe", "err_single_refined_fe", "nmse_best_refined_fe", "err_best_refined_fe"):
             if getattr(self, name) is not None:
                 extra[name] = self._pct(getattr(self, name))
-        if self.r2_best_library is not None:
-            extra["r2_best_library"] = dict(zip(NAMES_21, map(float, self.r2_best_library)))
-            extra["min_r2_best_library"] = float(self.r2_best_library.min())
+        for name in ("r2_best_library", "r2_single_refined_fe", "r2_best_refined_fe"):
+            if getattr(self, name) is not None:
+                extra[name] = dict(zip(NAMES_21, map(float, getattr(self, name))))
+                extra["min_" + name] = float(getattr(self, name).min())
         return extra | {
             "n": self.n,
             "settings": self.settings,
@@ -252,11 +265,20 @@ class InverseReport:
                 f"best/{self.settings['n_draws']}, FE": self.r2_best_fe}
         if self.r2_best_library is not None:
             cols["+ library, FE"] = self.r2_best_library
+        if self.r2_single_refined_fe is not None:
+            cols["1 draw+GD, FE"] = self.r2_single_refined_fe
+            cols["best+GD, FE"] = self.r2_best_refined_fe
         t = format_r2_table(NAMES_21, cols)
         st = self.settings
         lines = [f"inverse model on {self.n} held-out FE targets; 1 draw at tau = {st['tau']:g}; best of "
-                 f"{st['n_draws']} draws at tau = {st.get('tau_best', st['tau']):g}, {st['top_k']} verified by FE", t]
+                 f"{st['n_draws']} draws at tau = {st.get('tau_best', st['tau']):g}, {st['top_k']} verified by FE"]
+        if st.get("refine_steps"):
+            lines.append(f"+GD: the same draws after {st['refine_steps']} gradient steps through the forward model "
+                         "(no FE in the loop), then verified by FE")
+        lines.append(t)
         rows = [("1 draw", self.nmse_single_fe, self.err_single_fe), ("best", self.nmse_best_fe, self.err_best_fe),
+                ("1 draw+GD", self.nmse_single_refined_fe, self.err_single_refined_fe),
+                ("best+GD", self.nmse_best_refined_fe, self.err_best_refined_fe),
                 ("+ library", self.nmse_best_library, self.err_best_library)]
         for name, nm, er in rows:
             if nm is None:
@@ -284,6 +306,7 @@ def evaluate_inverse(
     seed: int = 0,
     rank_by: str = "nmse",
     refine: bool = False,
+    refine_steps: int = 0,
     n_library: int = 0,
     library=None,
     plot_dir: str | os.PathLike | None = None,
@@ -322,6 +345,12 @@ def evaluate_inverse(
         Also refine the ``top_k`` draws as ``design(refine=True)`` does (gradient descent
         through the forward model, then Levenberg-Marquardt on the FE misfit); the best
         by FE of the original and refined designs counts.
+    refine_steps : int
+        Also report the single draw and the best of the ``top_k`` after this many steps
+        of gradient descent through the forward model on the relative Mandel-norm error
+        (:func:`~graded.inverse.design.refine_designs`, the first stage of
+        ``design(refine=True)``; no FE in the loop), verified by FE (``*_refined_fe``). The
+        network-only figures are reported as well. 0: not done.
     n_library : int
         Also verify (and with ``refine`` polish) this many nearest neighbours of each target
         from the design library (:mod:`graded.inverse.library`), reported separately as
@@ -332,6 +361,8 @@ def evaluate_inverse(
     from graded.validation import check_choice
 
     check_choice("rank_by", rank_by, ("nmse", "mandel"))
+    if isinstance(refine_steps, bool) or not isinstance(refine_steps, (int, np.integer)) or refine_steps < 0:
+        fail("refine_steps", f"{refine_steps!r} is not an integer >= 0", "e.g. 200, or 0 for the network alone")
     from .design import _keys, _select, draw_designs
 
     n = min(int(n_targets), len(dataset))
@@ -365,6 +396,7 @@ def evaluate_inverse(
     C_top = fe_stiffness(flat["topology"], flat["rho"], flat["U"], flat["V"], flat["R1"], flat["R2"],
                          progress=progress).reshape(n, top_k, 6, 6)
     timings["fe_best"] = time.perf_counter() - t0
+    C_top_raw = C_top
     if refine:
         from .design import POLISH_ITERATIONS, _take, refine_designs
         from .polish import polish_designs
@@ -386,6 +418,25 @@ def evaluate_inverse(
         return C_all[i, b], e[i, b], r[i, b]
 
     C_best, nmse_best, err_best = best_of(C_top)
+    refined_fields = {}
+    if refine_steps > 0:
+        from .design import refine_designs
+        from .polish import relative_error
+
+        t0 = time.perf_counter()
+        keys6 = ("topology", "rho", "U", "V", "R1", "R2")
+        r1 = refine_designs(forward, targets, {k: single[k][:, 0] for k in keys6}, steps=int(refine_steps),
+                            loss="mandel")
+        C_r1 = fe_stiffness(*(r1[k] for k in keys6), progress=progress)
+        rk = refine_designs(forward, np.repeat(targets, top_k, axis=0), flat, steps=int(refine_steps), loss="mandel")
+        C_rk = fe_stiffness(*(rk[k] for k in keys6), progress=progress).reshape(n, top_k, 6, 6)
+        C_rb, nmse_rb, err_rb = best_of(np.concatenate([C_top_raw, C_rk], axis=1))
+        refined_fields = {"r2_single_refined_fe": r2_score(ds.C, to_21(C_r1)),
+                          "nmse_single_refined_fe": nmse(targets, C_r1),
+                          "err_single_refined_fe": relative_error(targets, C_r1),
+                          "r2_best_refined_fe": r2_score(ds.C, to_21(C_rb)), "nmse_best_refined_fe": nmse_rb,
+                          "err_best_refined_fe": err_rb}
+        timings["refine_steps_and_fe"] = time.perf_counter() - t0
     lib_fields = {}
     Cb = None
     if n_library > 0:
@@ -418,11 +469,12 @@ def evaluate_inverse(
         nmse_best_fe=nmse_best,
         same_topology=float(same),
         settings={"n_draws": n_draws, "top_k": top_k, "tau": tau, "tau_best": tau_best, "seed": seed,
-                  "rank_by": rank_by, "refine": refine, "n_library": n_library},
+                  "rank_by": rank_by, "refine": refine, "refine_steps": int(refine_steps), "n_library": n_library},
         seconds=timings,
         err_single_fe=relative_error(targets, C_single),
         err_best_fe=err_best,
         **lib_fields,
+        **refined_fields,
     )
     if plot_dir is not None:
         from graded.plot import plot_parity

@@ -1,0 +1,38 @@
+"""``graded evaluate inverse``: the report as a table and as --json; bad counts are one-line
+errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import pytest
+from click.testing import CliRunner
+
+from graded.cli.main import cli
+
+
+@pytest.fixture(scope="module")
+def testset() -> str:
+    with resources.as_file(resources.files("graded.inverse") / "data" / "testset") as p:
+        return str(p)
+
+
+def test_evaluate_inverse_reports_network_and_refined_figures(testset):
+    args = ["evaluate", "inverse", testset, "--targets", "4", "--draws", "3", "--top-k", "1", "--rank-by", "mandel",
+            "--refine-steps", "4", "--no-progress", "--threads", "1"]
+    res = CliRunner().invoke(cli, args + ["--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert d["n"] == 4 and d["settings"]["refine_steps"] == 4 and d["settings"]["tau_best"] == 1.0
+    assert set(d["r2_single_refined_fe"]) == set(d["r2_single_fe"]) and len(d["r2_best_refined_fe"]) == 21
+    assert d["err_best_refined_fe"]["median"] <= d["err_best_fe"]["median"] + 1e-12
+    table = CliRunner().invoke(cli, args)
+    assert table.exit_code == 0 and "1 draw+GD, FE" in table.output and "after 4 gradient steps" in table.output
+
+
+def test_evaluate_inverse_refuses_a_negative_step_count(testset):
+    res = CliRunner().invoke(cli, ["evaluate", "inverse", testset, "--targets", "3", "--refine-steps", "-2",
+                                   "--no-progress"])
+    assert res.exit_code == 2
+    assert "refine_steps: -2 is not an integer >= 0" in res.output and "Traceback" not in res.output
