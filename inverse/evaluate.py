@@ -484,6 +484,8 @@ def evaluate_inverse(
         figs = [("inverse_single_fe", C_single), (f"inverse_best{n_draws}_{rank_by}_fe", C_best)]
         if Cb is not None:
             figs.append((f"inverse_best{n_draws}_library{n_library}_fe", Cb))
+        if refine_steps > 0:
+            figs += [(f"inverse_single_gd{refine_steps}_fe", C_r1), (f"inverse_best{n_draws}_gd{refine_steps}_fe", C_rb)]
         for name, pred in figs:
             p = d / f"{name}.png"
             plot_parity(ds.C, to_21(pred), p, labels=list(NAMES_21), title=f"target vs FE of design ({name})",

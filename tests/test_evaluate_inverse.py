@@ -36,12 +36,14 @@ def test_exploration_temperature_changes_only_the_best_of_draws(models):
     assert "best of 6 draws at tau = 50, 2 verified by FE" in b.table()
 
 
-def test_refine_steps_adds_refined_figures_and_keeps_the_network_figures(models):
+def test_refine_steps_adds_refined_figures_and_keeps_the_network_figures(models, tmp_path):
     ds = shipped_test_set()
     inv, fwd = models
     kw = dict(n_targets=5, n_draws=6, top_k=2, rank_by="mandel", seed=2)
     a = evaluate_inverse(inv, fwd, ds, **kw)
-    b = evaluate_inverse(inv, fwd, ds, refine_steps=5, **kw)
+    b = evaluate_inverse(inv, fwd, ds, refine_steps=5, plot_dir=tmp_path, **kw)
+    assert [p.split("/")[-1] for p in b.plots[2:]] == ["inverse_single_gd5_fe.png", "inverse_best6_gd5_fe.png"]
+    assert all((tmp_path / p.split("/")[-1]).exists() for p in b.plots)
     assert a.r2_single_refined_fe is None and "+GD" not in a.table()
     for name in ("r2_single_fe", "err_single_fe", "r2_best_fe", "err_best_fe"):
         assert np.array_equal(getattr(a, name), getattr(b, name))
