@@ -162,6 +162,7 @@ def plot_parity(
     title: str | None = None,
     r2_target: float | None = None,
     max_points: int = 4000,
+    axis_labels: tuple[str, str] = ("true", "predicted"),
 ) -> np.ndarray:
     """Predicted vs true scatter, one panel per component, with R^2 in each title.
 
@@ -180,6 +181,9 @@ def plot_parity(
     max_points : int
         At most this many points are drawn per panel (a fixed random subset); R^2 always
         uses all ``n``.
+    axis_labels : (str, str)
+        Names of the horizontal (``true``) and vertical (``pred``) axes, e.g.
+        ``("target", "FE of design")``.
 
     Returns
     -------
@@ -198,6 +202,9 @@ def plot_parity(
         labels = [f"c{i}" for i in range(k)]
     if len(labels) != k:
         fail("labels", f"has {len(labels)} names for {k} components", "give one name per column")
+    if (not isinstance(axis_labels, (tuple, list)) or len(axis_labels) != 2
+            or not all(isinstance(a, str) for a in axis_labels)):
+        fail("axis_labels", f"{axis_labels!r} is not two strings", 'give (x label, y label), e.g. ("FE", "model")')
     r2 = r2_score(t, p)
     shown = np.arange(n)
     if n > max_points:
@@ -226,9 +233,9 @@ def plot_parity(
         bad = r2_target is not None and r2[c] < r2_target
         ax.set_title(f"{labels[c]}  R²={r2[c]:.4f}", fontsize=8, color="C3" if bad else "black")
         if c % ncols == 0:
-            ax.set_ylabel("predicted", fontsize=7)
+            ax.set_ylabel(axis_labels[1], fontsize=7)
         if c // ncols == nrows - 1 or c + ncols >= k:
-            ax.set_xlabel("true", fontsize=7)
+            ax.set_xlabel(axis_labels[0], fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

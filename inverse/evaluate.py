@@ -168,7 +168,8 @@ def evaluate_forward(model: ForwardModel, dataset, *, plot_dir: str | os.PathLik
         for name, true, pred, labels in (("forward_C", dataset.C, C, NAMES_21),
                                          ("forward_C_ort", dataset.C_ort, c_ort, NAMES_9)):
             p = d / f"{name}.png"
-            plot_parity(true, pred, p, labels=list(labels), title=f"forward model vs FE ({name[8:]})", r2_target=0.98)
+            plot_parity(true, pred, p, labels=list(labels), title=f"forward model vs FE ({name[8:]})", r2_target=0.98,
+                        axis_labels=("FE", "forward model"))
             rep.plots.append(str(p))
     return rep
 
@@ -489,6 +490,7 @@ def evaluate_inverse(
         for name, pred in figs:
             p = d / f"{name}.png"
             plot_parity(ds.C, to_21(pred), p, labels=list(NAMES_21), title=f"target vs FE of design ({name})",
+                        axis_labels=("target", "FE of design"),
                         r2_target=0.95)
             rep.plots.append(str(p))
     return rep

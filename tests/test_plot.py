@@ -89,8 +89,22 @@ def test_parity_subsamples_many_points_but_scores_all(tmp_path):
         (np.zeros((5, 3)), np.zeros((5, 2)), {}, "pred"),
         (np.zeros((5, 3)), np.zeros((5, 3)), {"labels": ["a"]}, "labels"),
         (np.full((5, 3), np.nan), np.zeros((5, 3)), {}, "true"),
+        (np.zeros((5, 3)), np.zeros((5, 3)), {"axis_labels": ("target",)}, "axis_labels: .* is not two strings"),
     ],
 )
 def test_parity_rejects_bad_input(tmp_path, true, pred, kwargs, match):
     with pytest.raises(ValidationError, match=match):
         plot_parity(true, pred, tmp_path / "p.png", **kwargs)
+
+
+def test_parity_axis_labels_name_the_axes(tmp_path, monkeypatch):
+    """The axes carry the given names (what is plotted against what), not a generic pair."""
+    import matplotlib.axes
+
+    seen = []
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_ylabel", lambda self, s, **kw: seen.append(("y", s)))
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_xlabel", lambda self, s, **kw: seen.append(("x", s)))
+    rng = np.random.default_rng(1)
+    t = rng.normal(size=(50, 2))
+    plot_parity(t, t + 0.01, tmp_path / "p.png", axis_labels=("target", "FE of design"))
+    assert set(seen) == {("x", "target"), ("y", "FE of design")}
