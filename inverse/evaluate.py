@@ -273,6 +273,9 @@ class InverseReport:
         st = self.settings
         lines = [f"inverse model on {self.n} held-out FE targets; 1 draw at tau = {st['tau']:g}; best of "
                  f"{st['n_draws']} draws at tau = {st.get('tau_best', st['tau']):g}, {st['top_k']} verified by FE"]
+        if st.get("refine"):
+            lines.append("best/N and + library: the verified designs also refined through the forward model and "
+                         "polished against FE (Levenberg-Marquardt), the best by FE kept")
         if st.get("refine_steps"):
             lines.append(f"+GD: the same draws after {st['refine_steps']} gradient steps through the forward model "
                          "(no FE in the loop), then verified by FE")

@@ -19,7 +19,7 @@ def test_library_neighbours_can_only_improve_the_best_design(models, tmp_path):
     assert np.all(rep.err_best_fe >= 0) and np.all(rep.err_single_fe >= 0)
     d = rep.to_dict()
     assert d["settings"]["n_library"] == 2 and "min_r2_best_library" in d and "err_best_fe" in d
-    assert "+ library" in rep.table() and "relative error" in rep.table()
+    assert "+ library" in rep.table() and "relative error" in rep.table() and "polished against FE" in rep.table()
     assert len(rep.plots) == 3 and all((tmp_path / p.split("/")[-1]).exists() for p in rep.plots)
 
 
@@ -44,7 +44,7 @@ def test_refine_steps_adds_refined_figures_and_keeps_the_network_figures(models,
     b = evaluate_inverse(inv, fwd, ds, refine_steps=5, plot_dir=tmp_path, **kw)
     assert [p.split("/")[-1] for p in b.plots[2:]] == ["inverse_single_gd5_fe.png", "inverse_best6_gd5_fe.png"]
     assert all((tmp_path / p.split("/")[-1]).exists() for p in b.plots)
-    assert a.r2_single_refined_fe is None and "+GD" not in a.table()
+    assert a.r2_single_refined_fe is None and "+GD" not in a.table() and "polished" not in a.table()
     for name in ("r2_single_fe", "err_single_fe", "r2_best_fe", "err_best_fe"):
         assert np.array_equal(getattr(a, name), getattr(b, name))
     # the refined best is the best by FE of the verified draws *and* their refined versions
