@@ -24,6 +24,7 @@ __all__ = [
     "check_positive",
     "check_range",
     "check_shape",
+    "check_count",
     "check_choice",
     "check_rotation",
 ]
@@ -103,6 +104,13 @@ def check_shape(field: str, value: Any, shape: tuple[int | None, ...]) -> np.nda
         want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
         fail(field, f"has shape {arr.shape}, expected {want}", None)
     return arr
+
+
+def check_count(field: str, value: Any, minimum: int = 0, *, hint: str | None = None) -> int:
+    """``value`` must be an integer (not a bool) >= ``minimum``; returned as ``int``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        fail(field, f"{_fmt(value)} is not an integer >= {minimum}", hint)
+    return int(value)
 
 
 def check_choice(field: str, value: Any, choices: Iterable[Any]) -> Any:

@@ -58,7 +58,7 @@ from typing import Any, Callable
 import numpy as np
 
 from graded.io.atomic import atomic_path
-from graded.validation import ValidationError, fail
+from graded.validation import ValidationError, check_count, fail
 
 from .sampling import TABLE_S1, Bounds, Designs, sample_designs
 
@@ -366,14 +366,12 @@ def generate_dataset(
         dataset made with other arguments).
     """
     for name, value, lo in (("n", n, 1), ("chunk_size", chunk_size, 1), ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-            fail(name, f"{value!r} is not an integer >= {lo}", None)
+        check_count(name, value, lo)
     if seed >= 2**63:
         fail("seed", f"{seed} is too large", "use a seed below 2**63")
     if workers is None:
         workers = os.cpu_count() or 1
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        fail("workers", f"{workers!r} is not an integer >= 1", "give the number of processes, e.g. 2")
+    check_count("workers", workers, 1, hint="give the number of processes, e.g. 2")
     if not isinstance(bounds, Bounds):
         fail("bounds", f"expected Bounds, got {type(bounds).__name__}", None)
     n, seed, chunk_size, workers = int(n), int(seed), int(chunk_size), int(workers)

@@ -34,7 +34,7 @@ import torch
 from graded.elastic import NAMES_21, from_21, matrix_to_axis_angle, nmse, rotation_to_6d, to_21
 from graded.elastic import torch as et
 from graded.elastic.metrics import check_admissible
-from graded.validation import check_choice, check_finite, check_positive, fail
+from graded.validation import check_choice, check_count, check_finite, check_positive, fail
 
 from .forward import ForwardModel, onehot_to_topology, topology_onehot
 from .library import shipped_library
@@ -381,16 +381,15 @@ def refine_designs(
     fwd = copy.deepcopy(forward).to(dtype).eval()
     for p in fwd.parameters():
         p.requires_grad_(False)
-    dt = dtype
-    z = topology_onehot(cand["topology"], dt)
+    z = topology_onehot(cand["topology"], dtype)
     lo_s, hi_s = STRETCH_RANGE
-    p_rho = torch.tensor(_logit((cand["rho"] - RHO_RANGE[0]) / (RHO_RANGE[1] - RHO_RANGE[0])), dtype=dt)
-    p_U = torch.tensor(_logit((cand["U"] - lo_s) / (hi_s - lo_s)), dtype=dt)
-    p_V = torch.tensor(_logit((cand["V"] - lo_s) / (hi_s - lo_s)), dtype=dt)
-    p_R1 = torch.tensor(rotation_to_6d(cand["R1"]), dtype=dt)
-    p_R2 = torch.tensor(rotation_to_6d(cand["R2"]), dtype=dt)
+    p_rho = torch.tensor(_logit((cand["rho"] - RHO_RANGE[0]) / (RHO_RANGE[1] - RHO_RANGE[0])), dtype=dtype)
+    p_U = torch.tensor(_logit((cand["U"] - lo_s) / (hi_s - lo_s)), dtype=dtype)
+    p_V = torch.tensor(_logit((cand["V"] - lo_s) / (hi_s - lo_s)), dtype=dtype)
+    p_R1 = torch.tensor(rotation_to_6d(cand["R1"]), dtype=dtype)
+    p_R2 = torch.tensor(rotation_to_6d(cand["R2"]), dtype=dtype)
     params = [p.requires_grad_(True) for p in (p_rho, p_U, p_V, p_R1, p_R2)]
-    tgt = torch.as_tensor(np.asarray(target), dtype=dt)
+    tgt = torch.as_tensor(np.asarray(target), dtype=dtype)
     nz = tgt != 0
     denom = torch.where(nz, tgt, torch.ones_like(tgt)).square()
     opt = torch.optim.Adam(params, lr=lr)
@@ -401,7 +400,7 @@ def refine_designs(
         V = lo_s + (hi_s - lo_s) * torch.sigmoid(p_V)
         return rho, U, V, et.rotation_from_6d(p_R1), et.rotation_from_6d(p_R2)
 
-    mw = torch.tensor([1.0, 1, 1, 2 ** 0.5, 2 ** 0.5, 2 ** 0.5], dtype=dt)
+    mw = torch.tensor([1.0, 1, 1, 2 ** 0.5, 2 ** 0.5, 2 ** 0.5], dtype=dtype)
     mw = mw[:, None] * mw[None, :]
     tnorm = (tgt * mw).square().sum((-2, -1))
 
@@ -428,7 +427,7 @@ def refine_designs(
             "R2": R2.double().numpy().copy(),
             "C_pred": C.double().numpy().copy(),
         }
-    if dt != torch.float64:
+    if dtype != torch.float64:  # float32 round-off: rotations only nearly orthogonal, C nearly symmetric
         best["R1"], best["R2"] = _orthonormalize(best["R1"]), _orthonormalize(best["R2"])
         best["C_pred"] = 0.5 * (best["C_pred"] + np.swapaxes(best["C_pred"], -1, -2))
     best["nmse"] = nmse(np.broadcast_to(np.asarray(target), best["C_pred"].shape), best["C_pred"])
@@ -518,8 +517,7 @@ def design(
     if E is not None:
         E = float(check_positive("E", E))
     for name, v, lo in (("n_draws", n_draws, 1), ("top_k", top_k, 1), ("n_library", n_library, 0)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            fail(name, f"{v!r} is not an integer >= {lo}", None)
+        check_count(name, v, lo)
     if not (isinstance(tau, (int, float)) and math.isfinite(tau) and tau > 0):
         fail("tau", f"{tau!r} must be a positive number", "e.g. 1 (paper) up to 100 (more exploration)")
     if cell_size is not None:

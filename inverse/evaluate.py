@@ -362,11 +362,10 @@ def evaluate_inverse(
     library : DesignLibrary, optional
         Default: the shipped library.
     """
-    from graded.validation import check_choice
+    from graded.validation import check_choice, check_count
 
     check_choice("rank_by", rank_by, ("nmse", "mandel"))
-    if isinstance(refine_steps, bool) or not isinstance(refine_steps, (int, np.integer)) or refine_steps < 0:
-        fail("refine_steps", f"{refine_steps!r} is not an integer >= 0", "e.g. 200, or 0 for the network alone")
+    refine_steps = check_count("refine_steps", refine_steps, 0, hint="e.g. 200, or 0 for the network alone")
     from .design import _keys, _select, draw_designs
 
     n = min(int(n_targets), len(dataset))
@@ -425,7 +424,6 @@ def evaluate_inverse(
     refined_fields = {}
     if refine_steps > 0:
         from .design import refine_designs
-        from .polish import relative_error
 
         t0 = time.perf_counter()
         keys6 = ("topology", "rho", "U", "V", "R1", "R2")

@@ -34,7 +34,7 @@ import torch
 
 from graded.elastic import from_21, rotate_voigt, to_21
 from graded.io.atomic import atomic_path
-from graded.validation import fail
+from graded.validation import check_count, fail
 
 from .polish import _W
 from .scaling import RHO_RANGE
@@ -128,8 +128,7 @@ class DesignLibrary:
             ``C_lib`` (6, 6): the stored stiffness turned into the target's frame (before
             the density rescaling), and ``distance``: the shape distance.
         """
-        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-            fail("k", f"{k!r} is not an integer >= 1", None)
+        check_count("k", k, 1)
         k = min(int(k), len(self))
         tree, Qn, sn = self._tree()
         Qt, Ft, st = shape_features(np.asarray(targets, dtype=np.float64).reshape(-1, 6, 6))
