@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from graded.elastic import from_21, rotate_voigt, to_21
+from graded.elastic import from_21, rotate_voigt
 from graded.io.atomic import atomic_path
 from graded.validation import check_count, fail
 
