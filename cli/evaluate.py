@@ -59,6 +59,9 @@ def forward(dataset_path, weights, plots, threads, as_json) -> None:
 @click.option("--refine-steps", type=int, default=0, show_default=True,
               help="Also report the single and best-of draws after this many gradient steps through the forward "
                    "model (no FE in the loop), verified by FE; 0: the network alone.")
+@click.option("--heads", type=click.Choice(["forward", "posterior"]), default="forward", show_default=True,
+              help="Geometry head of each draw: the one the forward model puts nearest the target, or one drawn "
+                   "from G2's head posterior.")
 @click.option("--library", "n_library", type=int, default=0, show_default=True,
               help="Also verify this many nearest neighbours from the design library (reported separately).")
 @click.option("--plots", type=click.Path(file_okay=False), default=None, help="Directory for parity plots (PNG).")
@@ -67,7 +70,7 @@ def forward(dataset_path, weights, plots, threads, as_json) -> None:
 @json_option
 @handle_errors
 def inverse(dataset_path, inverse_path, forward_path, targets, draws, top_k, tau, tau_best, seed, rank_by, refine,
-            refine_steps, n_library, plots, threads, no_progress, as_json) -> None:
+            refine_steps, n_library, heads, plots, threads, no_progress, as_json) -> None:
     """Inverse-design the targets of TESTSET and homogenize the designs by FE.
 
     Reports R^2 per component for one draw (by FE and by the forward model) and for the
@@ -85,7 +88,7 @@ def inverse(dataset_path, inverse_path, forward_path, targets, draws, top_k, tau
         rep = evaluate_inverse(load_inverse(inverse_path), load_forward(forward_path), load_dataset(dataset_path),
                                n_targets=targets, n_draws=draws, top_k=top_k, tau=tau, tau_best=tau_best, seed=seed,
                                rank_by=rank_by, refine=refine, refine_steps=refine_steps, n_library=n_library,
-                               plot_dir=plots, progress=bar)
+                               heads=heads, plot_dir=plots, progress=bar)
     if as_json:
         echo_json(rep.to_dict())
     else:

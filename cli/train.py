@@ -106,6 +106,9 @@ def forward(dataset_path, out, f1_widths, f2_widths, epochs, batch_size, lr, pat
                    "[default: the --init model's, else 1].")
 @click.option("--head-eps", type=click.FloatRange(0.0, 1.0), default=0.05, show_default=True,
               help="Weight share of the losing heads in the multiple-choice loss.")
+@click.option("--metric", type=click.Choice(["mandel", "r2"]), default="mandel", show_default=True,
+              help="Reconstruction error: the Mandel norm, or the 21 constants weighted by 1/variance in the "
+                   "target's frame (with --size-weight 2 the sum of 1 - R^2 over the components).")
 @click.option("--init", "init_path", default=None, help="Continue training this inverse model NAME.")
 @click.option("--no-canonical", is_flag=True, help="Do not rotate targets into their canonical frame "
                                                    "(then random target rotations are used as augmentation).")
@@ -116,8 +119,8 @@ def forward(dataset_path, out, f1_widths, f2_widths, epochs, batch_size, lr, pat
 @json_option
 @handle_errors
 def inverse(dataset_path, forward_path, out, g1_widths, g2_widths, epochs, batch_size, lr, patience, tau,
-            warmup_epochs, size_weight, posterior_weight, joint_topology, n_heads, head_eps, init_path, no_canonical,
-            time_limit, seed, threads, no_progress, as_json) -> None:
+            warmup_epochs, size_weight, posterior_weight, joint_topology, n_heads, head_eps, metric, init_path,
+            no_canonical, time_limit, seed, threads, no_progress, as_json) -> None:
     """Train G1 and G2 jointly through the frozen forward model on the targets of DATASET."""
     from graded.inverse.dataset import load_dataset
     from graded.inverse.train import train_inverse
@@ -132,7 +135,7 @@ def inverse(dataset_path, forward_path, out, g1_widths, g2_widths, epochs, batch
     if n_heads is None:
         n_heads = init.config.n_heads if init is not None else 1
     with ProgressBar("training G1+G2", enabled=not no_progress) as bar:
-        model, hist = train_inverse(ds, fwd, model=init, n_heads=n_heads, head_eps=head_eps,
+        model, hist = train_inverse(ds, fwd, model=init, n_heads=n_heads, head_eps=head_eps, metric=metric,
                                     g1_widths=_widths(g1_widths), g2_widths=_widths(g2_widths),
                                     warmup_epochs=warmup_epochs, size_weight=size_weight,
                                     posterior_weight=posterior_weight, joint_topology=joint_topology,
@@ -140,7 +143,7 @@ def inverse(dataset_path, forward_path, out, g1_widths, g2_widths, epochs, batch
                                     patience=patience, tau=tau, seed=seed, time_limit=limit, progress=bar)
     info = {"dataset": {"path": str(dataset_path), "n": len(ds), "seed": ds.meta.get("seed")},
             "forward_sha256": fside["sha256"], "seed": seed, "tau": tau, "posterior_weight": posterior_weight,
-            "size_weight": size_weight, "n_heads": model.config.n_heads, "head_eps": head_eps,
+            "size_weight": size_weight, "n_heads": model.config.n_heads, "head_eps": head_eps, "metric": metric,
             "init": None if init is None else {"path": str(init_path), "sha256": init.sha256,
                                                 "n_heads": init.config.n_heads},
             "lr": lr, "history": hist.to_dict()}

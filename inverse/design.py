@@ -38,7 +38,8 @@ from graded.validation import check_choice, check_count, check_finite, check_pos
 
 from .forward import ForwardModel, onehot_to_topology, topology_onehot
 from .library import shipped_library
-from .polish import polish_designs, relative_error
+from .inverse_model import pick_head
+from .polish import MANDEL_W66, polish_designs, relative_error
 from .scaling import RHO_RANGE, STRETCH_RANGE, stiffness_scale
 
 __all__ = [
@@ -253,8 +254,12 @@ def draw_designs(
     tau: float = 1.0,
     generator: torch.Generator | None = None,
     chunk: int = 20000,
+    heads: str = "forward",
 ) -> dict[str, np.ndarray]:
     """``n_draws`` designs for each of ``T`` targets, with predicted stiffness and NMSE.
+
+    A draw samples a topology from G1's posterior; G2 proposes ``K`` geometries for it
+    (its heads, :mod:`graded.inverse.inverse_model`) and one of them is the draw's design.
 
     Parameters
     ----------
@@ -269,6 +274,13 @@ def draw_designs(
         Gumbel noise source (a fixed seed gives identical draws).
     chunk : int
         Designs evaluated per batch.
+    heads : {"forward", "posterior"}
+        Which head makes the design: ``"forward"`` the one whose forward-model stiffness
+        is nearest the target in the Mandel norm (costs ``K`` forward evaluations per
+        draw; measured on 1,000 held-out targets, it lifts the single draw's worst
+        per-component R^2 by FE by about 0.015 over the posterior's pick), ``"posterior"``
+        one drawn from G2's head posterior at ``tau`` (the multiple-choice training
+        label). One-head models give the same designs either way.
 
     Returns
     -------
@@ -276,16 +288,22 @@ def draw_designs(
         ``topology`` (3, 2) int8, ``rho``, ``U`` (3), ``V`` (3), ``R1``/``R2`` (3, 3),
         ``C_pred`` (6, 6), ``nmse``.
     """
+    check_choice("heads", heads, ("forward", "posterior"))
     inverse = inverse.float().eval()
     forward = forward.float().eval()
     targets = np.asarray(targets, dtype=np.float64).reshape(-1, 6, 6)
+    K = inverse.config.n_heads
+    by_forward = heads == "forward" and K > 1
+    if by_forward:
+        W = torch.as_tensor(MANDEL_W66, dtype=torch.float32)
+        Tt = torch.as_tensor(targets, dtype=torch.float32)
     T = targets.shape[0]
     f32 = torch.float32
     x, Q, _, _ = inverse.scaled_features(torch.as_tensor(targets, dtype=torch.float64))
     x = x.to(f32)
     Q = Q.to(f32)
     logits_all = inverse.posterior_logits(x)
-    per = max(1, chunk // max(n_draws, 1))
+    per = max(1, chunk // (max(n_draws, 1) * (K if by_forward else 1)))
     out: dict[str, list] = {k: [] for k in ("topology", "rho", "U", "V", "R1", "R2", "C_pred")}
     for a in range(0, T, per):
         sl = slice(a, a + per)
@@ -293,9 +311,19 @@ def draw_designs(
         xx = x[sl, None].expand(t, n_draws, x.shape[-1])
         lg = logits_all[sl, None].expand((t, n_draws) + logits_all.shape[1:])
         z = inverse.sample_topology(lg, tau, generator=generator)
-        (rho, U, V, R1, R2c), _, _ = inverse.draw_geometry(xx, z, tau, generator=generator)
-        R2 = Q[sl, None] @ R2c
-        C = forward(z, rho, U, V, R1, R2)
+        if by_forward:
+            geom, _ = inverse.geometry_heads(xx, z)
+            zk = z.unsqueeze(-3).expand(z.shape[:-2] + (K,) + z.shape[-2:])
+            Ck = forward(zk, *geom[:4], Q[sl, None, None] @ geom[4])  # (t, n_draws, K, 6, 6)
+            miss = ((Ck - Tt[sl, None, None]) * W).square().sum((-2, -1))
+            head = miss.argmin(-1)
+            rho, U, V, R1, R2c = pick_head(geom, head)
+            C = Ck.gather(2, head[..., None, None, None].expand(t, n_draws, 1, 6, 6)).squeeze(2)
+            R2 = Q[sl, None] @ R2c
+        else:
+            (rho, U, V, R1, R2c), _, _ = inverse.draw_geometry(xx, z, tau, generator=generator)
+            R2 = Q[sl, None] @ R2c
+            C = forward(z, rho, U, V, R1, R2)
         out["topology"].append(onehot_to_topology(z))
         for k, v in (("rho", rho), ("U", U), ("V", V), ("R1", R1), ("R2", R2), ("C_pred", C)):
             out[k].append(v.double().numpy())
@@ -467,7 +495,9 @@ def design(
         normalised targets it only adds GPa views to the results).
     units : {"normalized", "GPa"}
     n_draws : int
-        Candidates drawn from the inverse model and ranked by predicted NMSE.
+        Candidates drawn from the inverse model and ranked by predicted NMSE (each
+        draw's geometry is the head of G2 that the forward model puts nearest the target,
+        :func:`draw_designs`).
     tau : float
         Gumbel-softmax temperature (larger: more varied topologies).
     top_k : int

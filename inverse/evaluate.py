@@ -272,7 +272,10 @@ class InverseReport:
         t = format_r2_table(NAMES_21, cols)
         st = self.settings
         lines = [f"inverse model on {self.n} held-out FE targets; 1 draw at tau = {st['tau']:g}; best of "
-                 f"{st['n_draws']} draws at tau = {st.get('tau_best', st['tau']):g}, {st['top_k']} verified by FE"]
+                 f"{st['n_draws']} draws at tau = {st.get('tau_best', st['tau']):g}, {st['top_k']} verified by FE",
+                 "geometry head of each draw: " + ("the one the forward model puts nearest the target"
+                                                   if st.get("heads", "posterior") == "forward"
+                                                   else "drawn from G2's head posterior")]
         if st.get("refine"):
             lines.append("best/N and + library: the verified designs also refined through the forward model and "
                          "polished against FE (Levenberg-Marquardt), the best by FE kept")
@@ -313,6 +316,7 @@ def evaluate_inverse(
     refine_steps: int = 0,
     n_library: int = 0,
     library=None,
+    heads: str = "forward",
     plot_dir: str | os.PathLike | None = None,
     progress: Progress | None = None,
 ) -> InverseReport:
@@ -361,10 +365,14 @@ def evaluate_inverse(
         ``*_best_library``: the best of the model's designs and the neighbours.
     library : DesignLibrary, optional
         Default: the shipped library.
+    heads : {"forward", "posterior"}
+        How a draw picks among G2's geometry heads
+        (:func:`~graded.inverse.design.draw_designs`).
     """
     from graded.validation import check_choice, check_count
 
     check_choice("rank_by", rank_by, ("nmse", "mandel"))
+    check_choice("heads", heads, ("forward", "posterior"))
     refine_steps = check_count("refine_steps", refine_steps, 0, hint="e.g. 200, or 0 for the network alone")
     from .design import _keys, _select, draw_designs
 
@@ -377,7 +385,7 @@ def evaluate_inverse(
     gen = torch.Generator().manual_seed(int(seed))
     t0 = time.perf_counter()
     # --- single draw per target
-    single = draw_designs(inverse, forward, targets, 1, tau=tau, generator=gen)
+    single = draw_designs(inverse, forward, targets, 1, tau=tau, generator=gen, heads=heads)
     timings["draw_single"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     C_single = fe_stiffness(single["topology"][:, 0], single["rho"][:, 0], single["U"][:, 0], single["V"][:, 0],
@@ -386,7 +394,7 @@ def evaluate_inverse(
     # --- best of n_draws
     t0 = time.perf_counter()
     tau_best = tau if tau_best is None else float(tau_best)
-    many = draw_designs(inverse, forward, targets, n_draws, tau=tau_best, generator=gen)
+    many = draw_designs(inverse, forward, targets, n_draws, tau=tau_best, generator=gen, heads=heads)
     timings["draw_many"] = time.perf_counter() - t0
     from .polish import relative_error
 
@@ -471,7 +479,8 @@ def evaluate_inverse(
         nmse_best_fe=nmse_best,
         same_topology=float(same),
         settings={"n_draws": n_draws, "top_k": top_k, "tau": tau, "tau_best": tau_best, "seed": seed,
-                  "rank_by": rank_by, "refine": refine, "refine_steps": int(refine_steps), "n_library": n_library},
+                  "rank_by": rank_by, "refine": refine, "refine_steps": int(refine_steps), "n_library": n_library,
+                  "heads": heads},
         seconds=timings,
         err_single_fe=relative_error(targets, C_single),
         err_best_fe=err_best,

@@ -33,7 +33,7 @@ from graded.elastic import rotate_voigt
 
 from .scaling import RHO_RANGE, STRETCH_RANGE
 
-__all__ = ["polish_designs", "relative_error", "FD_STEP", "LOGIT_CLIP", "MAX_DAMPING_TRIES"]
+__all__ = ["polish_designs", "relative_error", "MANDEL_W66", "FD_STEP", "LOGIT_CLIP", "MAX_DAMPING_TRIES"]
 
 Progress = Callable[[int, int, str], None]
 
@@ -53,6 +53,9 @@ MAX_DAMPING_TRIES = 7
 
 _MANDEL = np.array([1.0, 1.0, 1.0, np.sqrt(2.0), np.sqrt(2.0), np.sqrt(2.0)])
 _W = _MANDEL[:, None] * _MANDEL[None, :]
+#: Elementwise weights (6, 6) of a Voigt stiffness in its Mandel form:
+#: ``||M(C)||_F = ||C * MANDEL_W66||_F``.
+MANDEL_W66 = _W
 _IU = np.triu_indices(6)
 #: weights of the 21 upper-triangle entries so that sum(r^2) = ||M(.)||_F^2
 _W21 = (_W * np.where(np.eye(6, dtype=bool), 1.0, np.sqrt(2.0)))[_IU]

@@ -53,6 +53,7 @@ __all__ = [
     "train_inverse",
     "mandel_loss",
     "mandel_error",
+    "component_weights",
     "multiple_choice_loss",
     "random_rotations_torch",
 ]
@@ -84,12 +85,35 @@ def mandel_loss(pred21: torch.Tensor, true21: torch.Tensor, s: torch.Tensor,
     return per.mean()
 
 
-def mandel_error(pred21: torch.Tensor, true21: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+def mandel_error(pred21: torch.Tensor, true21: torch.Tensor, s: torch.Tensor,
+                 weights: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
     """Per-sample ``||M(pred) - M(true)||_F^2 / s^2`` (...,) of 21-constant stiffnesses
-    (..., 21), normalised by the weight sum (the quantity :func:`mandel_loss` averages)."""
-    w = torch.as_tensor(MANDEL_W21, dtype=pred21.dtype)
+    (..., 21), normalised by the weight sum (the quantity :func:`mandel_loss` averages).
+
+    ``weights`` (21,) replaces the Mandel weights :data:`MANDEL_W21` (e.g.
+    :func:`component_weights`)."""
+    w = torch.as_tensor(MANDEL_W21 if weights is None else weights, dtype=pred21.dtype)
     e = (pred21 - true21) / s[..., None]
     return (e.square() * w).sum(-1) / float(w.sum())
+
+
+def component_weights(C21: np.ndarray) -> np.ndarray:
+    """Weights (21,) of the squared errors of the 21 constants that make the error sum
+    track the per-component R^2 of a set of targets.
+
+    ``w_c = 1 / Var(C_c)`` over ``C21`` (N, 21), rescaled to the sum of :data:`MANDEL_W21`
+    (so losses keep their magnitude). With the per-target weight ``(s / mean s)^2``
+    (``size_weight = 2``) the mean error over a set of targets is then
+    ``sum_c w_c SSE_c / N``, i.e. ``sum_c (1 - R^2_c)`` up to one constant factor: the
+    quantity whose components the inverse model's acceptance bounds. The couplings
+    ``C14, C25, C36`` and ``C45, C46, C56`` vary about 50x less than ``C11`` over
+    randomly oriented cells, so the Mandel norm (weights 1-4) nearly ignores them.
+    """
+    var = np.asarray(C21, dtype=np.float64).reshape(-1, 21).var(0)
+    if not np.all(var > 0):
+        fail("C21", "a component is constant over the targets", "use a set of varied targets")
+    w = 1.0 / var
+    return w * (MANDEL_W21.sum() / w.sum())
 
 
 def multiple_choice_loss(err: torch.Tensor, head_logits: torch.Tensor, eps: float,
@@ -459,6 +483,7 @@ def train_inverse(
     joint_topology: bool = False,
     n_heads: int = 1,
     head_eps: float = 0.05,
+    metric: str = "mandel",
     seed: int = 0,
     time_limit: float | None = None,
     progress: Progress | None = None,
@@ -514,6 +539,14 @@ def train_inverse(
         the validation loss is the error of the head the posterior picks.
     head_eps : float
         Weight share of the losing heads in the multiple-choice loss.
+    metric : {"mandel", "r2"}
+        Reconstruction error of a design: ``"mandel"`` the Mandel-norm error in the
+        canonical frame (rotation invariant); ``"r2"`` the squared errors of the 21
+        constants in the target's own frame weighted by :func:`component_weights` of the
+        training targets -- with ``size_weight = 2`` the loss is then the sum over the
+        components of ``1 - R^2``, which the acceptance of the inverse model bounds. The
+        model stays exactly rotation-equivariant either way (canonical frame); over
+        randomly oriented targets ``"r2"`` is a rotation average of a weighted norm.
     Other parameters as in :func:`train_forward`.
 
     Returns
@@ -531,6 +564,10 @@ def train_inverse(
                  f"use n_heads={model.config.n_heads} or start from a one-head model")
         model = model.with_heads(n_heads, generator=gen)
     check_range("head_eps", head_eps, 0.0, 1.0)
+    if metric not in ("mandel", "r2"):
+        fail("metric", f"{metric!r} is not one of 'mandel', 'r2'", "use 'mandel' (default) or 'r2'")
+    if metric == "r2" and not model.config.canonical:
+        fail("metric", "'r2' needs a canonical-frame model", "train with canonical=True or metric='mandel'")
     model = model.float()
     forward = forward.float().eval()
     for p in forward.parameters():
@@ -538,9 +575,13 @@ def train_inverse(
     f32 = torch.float32
     C = et.from_21(torch.as_tensor(np.asarray(dataset.C), dtype=torch.float64))
     canon = model.config.canonical
+    cw = None
     if canon:
-        x_all, _, Cc_all, s_all = model.scaled_features(C)  # once: exactly invariant, no augmentation
+        x_all, Qf_all, Cc_all, s_all = model.scaled_features(C)  # once: exactly invariant, no augmentation
         x_all, Cc21, s_all = x_all.to(f32), et.to_21(Cc_all).to(f32), s_all.to(f32)
+        if metric == "r2":
+            cw = torch.as_tensor(component_weights(np.asarray(dataset.C)), dtype=f32)
+            KQ_all = et.bond_matrix(Qf_all.double()).to(f32)  # canonical -> the target's own frame
     n = len(dataset)
     tr, va = _split(n, val_fraction, gen)
     noise = torch.Generator().manual_seed(int(seed) + 1)
@@ -574,23 +615,37 @@ def train_inverse(
 
     multi = model.config.n_heads > 1
 
-    def reconstruction(x, z, target, s, sw, training):
+    def error(C_pred, target, s, KQ):
+        """Per-design error of canonical-frame predictions (B, [K,] 6, 6) against the
+        canonical targets (B, 21); ``KQ`` (B, 6, 6): Bond matrices back to the own frame."""
+        if cw is None:
+            return mandel_error(et.to_21(C_pred), target if C_pred.dim() == 3 else target[:, None],
+                                s if C_pred.dim() == 3 else s[:, None])
+        if C_pred.dim() == 4:
+            KQ, target, s = KQ[:, None], target[:, None], s[:, None]
+        own = KQ @ C_pred @ KQ.transpose(-1, -2)
+        return mandel_error(et.to_21(own), et.to_21(KQ @ et.from_21(target) @ KQ.transpose(-1, -2)), s, cw)
+
+    def reconstruction(x, z, target, s, sw, training, KQ=None):
         """Reconstruction loss of the designs for topology blocks ``z`` (B, 3, 14), and the
         head-posterior loss (0 with one head)."""
         if not multi:
-            return mandel_loss(et.to_21(forward(z, *model.geometry(x, z))), target, s, sw), 0.0
+            e = error(forward(z, *model.geometry(x, z)), target, s, KQ)
+            return (e if sw is None else e * sw).mean(), 0.0
         geom, head_logits = model.geometry_heads(x, z)
         K = model.config.n_heads
         zk = z.unsqueeze(-3).expand(z.shape[:-2] + (K,) + z.shape[-2:])
-        err = mandel_error(et.to_21(forward(zk, *geom)), target[:, None], s[:, None])
+        err = error(forward(zk, *geom), target, s, KQ)
         if not training:  # what a draw gives: the head the posterior picks
             e = err.gather(-1, head_logits.argmax(-1, keepdim=True)).squeeze(-1)
             return (e if sw is None else e * sw).mean(), 0.0
         return multiple_choice_loss(err, head_logits, head_eps, sw)
 
     def step(idx, training):
+        KQ = None
         if canon:
             x, target, s = x_all[idx], Cc21[idx], s_all[idx]
+            KQ = None if cw is None else KQ_all[idx]
         else:
             Ci = C[idx]
             if training and augment:
@@ -600,14 +655,14 @@ def train_inverse(
         logits = model.posterior_logits(x)
         zz = model.sample_topology(logits, tau, generator=noise)
         sw = None if size_weight == 0 else (s / s_mean) ** size_weight
-        loss, head_ce = reconstruction(x, zz, target, s, sw, training)
+        loss, head_ce = reconstruction(x, zz, target, s, sw, training, KQ)
         loss = loss + head_ce
         if training and weight["w"] > 0:
             loss = loss + weight["w"] * supervised(idx, x, logits)
         if training and posterior_weight > 0:
             zt = sup["z"][idx]
             ce = model.topology_nll(logits, sup["labels"][idx])
-            rec_t, head_ce_t = reconstruction(x, zt, target, s, sw, training)
+            rec_t, head_ce_t = reconstruction(x, zt, target, s, sw, training, KQ)
             loss = loss + posterior_weight * (ce + rec_t) + head_ce_t
         return loss
 

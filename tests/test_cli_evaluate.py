@@ -27,8 +27,12 @@ def test_evaluate_inverse_reports_network_and_refined_figures(testset):
     assert d["n"] == 4 and d["settings"]["refine_steps"] == 4 and d["settings"]["tau_best"] == 1.0
     assert set(d["r2_single_refined_fe"]) == set(d["r2_single_fe"]) and len(d["r2_best_refined_fe"]) == 21
     assert d["err_best_refined_fe"]["median"] <= d["err_best_fe"]["median"] + 1e-12
+    assert d["settings"]["heads"] == "forward"
     table = CliRunner().invoke(cli, args)
     assert table.exit_code == 0 and "1 draw+GD, FE" in table.output and "after 4 gradient steps" in table.output
+    assert "the one the forward model puts nearest the target" in table.output
+    post = CliRunner().invoke(cli, args + ["--heads", "posterior"])
+    assert post.exit_code == 0 and "drawn from G2's head posterior" in post.output
 
 
 def test_evaluate_inverse_refuses_a_negative_step_count(testset):

@@ -218,3 +218,39 @@ def test_surrogate_refinement_in_float32_matches_float64():
     assert r32["rho"].dtype == np.float64 and np.allclose(r32["rho"], r64["rho"], rtol=1e-3)
     for R in (r32["R1"], r32["R2"]):
         assert np.allclose(R @ np.swapaxes(R, -1, -2), np.eye(3), atol=1e-12)
+
+
+def test_forward_head_choice_takes_the_nearest_head_of_each_draw():
+    """``heads="forward"``: every draw's design is the geometry head whose forward-model
+    stiffness is nearest the target (Mandel norm); the topology draws are those of
+    ``heads="posterior"`` with the same seed, and no draw is farther than the posterior's
+    head."""
+    from graded.inverse.dataset import shipped_test_set
+    from graded.inverse.design import default_models, draw_designs
+    from graded.inverse.forward import topology_onehot
+    from graded.inverse.inverse_model import pick_head
+    from graded.inverse.polish import relative_error
+
+    inv, fwd = default_models()
+    T = from_21(shipped_test_set().C[:40])
+    a = draw_designs(inv, fwd, T, 5, generator=torch.Generator().manual_seed(3), heads="forward")
+    b = draw_designs(inv, fwd, T, 5, generator=torch.Generator().manual_seed(3), heads="posterior")
+    assert np.array_equal(a["topology"], b["topology"])
+    ea, eb = relative_error(T[:, None], a["C_pred"]), relative_error(T[:, None], b["C_pred"])
+    assert np.all(ea <= eb + 1e-6)  # float32 forward model
+    assert np.median(ea) < 0.95 * np.median(eb)  # measured on 1,000 targets: 4.8 % against 5.8 %
+    # the chosen head is the nearest of all K heads, recomputed here head by head
+    K = inv.config.n_heads
+    inv32, fwd32 = inv.float().eval(), fwd.float().eval()
+    with torch.no_grad():
+        x, Q, _, _ = inv32.scaled_features(torch.as_tensor(T))
+        z = topology_onehot(a["topology"], torch.float32)
+        geom, _ = inv32.geometry_heads(x[:, None].expand(40, 5, x.shape[-1]), z)
+        per_head = []
+        for h in range(K):
+            g = pick_head(geom, torch.full((40, 5), h))
+            per_head.append(fwd32(z, *g[:4], Q[:, None] @ g[4]).double().numpy())
+    e_all = relative_error(T[:, None, None], np.stack(per_head, 2))
+    assert np.allclose(ea, e_all.min(-1), rtol=1e-4, atol=1e-7)
+    with pytest.raises(ValidationError, match="heads"):
+        draw_designs(inv, fwd, T[:1], 1, heads="best")

@@ -331,3 +331,46 @@ def test_multi_head_training_is_seeded_and_teaches_the_head_posterior():
         err = mandel_error(et.to_21(f(zk, *geom)), et.to_21(Cc)[:, None], s[:, None])
     agree = float((head_logits.argmax(-1) == err.argmin(-1)).double().mean())
     assert agree > 0.6  # chance is 1/3
+
+
+def test_component_weights_turn_the_error_sum_into_the_r2_deficit():
+    """With ``component_weights`` and the size weight ``(s / mean s)^2`` the mean error of a
+    set of designs is ``sum_c (1 - R^2_c)`` over the 21 constants, up to the constant
+    ``1 / (mean(s)^2 sum_c 1 / Var_c)`` -- an identity, so round-off tight."""
+    from graded.elastic import r2_score, to_21
+    from graded.inverse.scaling import stiffness_scale
+    from graded.inverse.train import MANDEL_W21, component_weights, mandel_error
+
+    rng = np.random.default_rng(3)
+    true = to_21(_stiffness(300, 8))
+    pred = true + 1e-3 * rng.standard_normal(true.shape) * rng.uniform(0.2, 3.0, 21)
+    w = component_weights(true)
+    assert w.shape == (21,) and np.isclose(w.sum(), MANDEL_W21.sum())
+    s = stiffness_scale(true)
+    err = mandel_error(torch.as_tensor(pred), torch.as_tensor(true), torch.as_tensor(s), w).numpy()
+    mean = float(np.mean(err * (s / s.mean()) ** 2))
+    deficit = float(np.sum(1.0 - r2_score(true, pred)))
+    assert mean * s.mean() ** 2 * np.sum(1.0 / true.var(0)) == pytest.approx(deficit, rel=1e-10)
+    with pytest.raises(ValidationError, match="C21: a component is constant"):
+        component_weights(np.ones((10, 21)))
+
+
+def test_r2_metric_training_is_seeded_and_lowers_the_weighted_error():
+    from graded.inverse.dataset import LatticeDataset, label_designs
+    from graded.inverse.sampling import sample_designs
+    from graded.inverse.train import train_forward, train_inverse
+
+    d = sample_designs(40, np.random.default_rng(12))
+    ds = LatticeDataset(d.topology, d.rho, d.U, d.V, d.R1, d.R2, **label_designs(d))
+    f, _ = train_forward(ds, f1_widths=(16,), f2_widths=(16,), epochs=(3, 3), batch_size=16, seed=0)
+    kw = dict(g1_widths=(16,), g2_widths=(16,), epochs=8, batch_size=8, val_fraction=0.2, seed=5, lr=3e-3,
+              metric="r2", size_weight=2.0)
+    g1, h1 = train_inverse(ds, f, **kw)
+    g2, _ = train_inverse(ds, f, **kw)
+    for (k, a), b in zip(g1.state_dict().items(), g2.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert min(h1.train_loss[1:]) < h1.train_loss[0]
+    with pytest.raises(ValidationError, match="metric: 'frobenius' is not one of"):
+        train_inverse(ds, f, **(kw | {"metric": "frobenius"}))
+    with pytest.raises(ValidationError, match="metric: 'r2' needs a canonical-frame model"):
+        train_inverse(ds, f, **(kw | {"canonical": False}))
