@@ -23,6 +23,9 @@ that posterior with the same Gumbel trick (``sample=False``: the most probable h
 a draw is still one design. Training (:func:`~graded.inverse.train.train_inverse`) uses
 the multiple-choice loss: the head with the smallest reconstruction error of each target
 takes most of the gradient and is the label of the head posterior.
+:func:`~graded.inverse.design.draw_designs` by default lets the forward model make that
+choice instead -- the head whose predicted stiffness is nearest the target, which is the
+head the multiple-choice loss trains -- at the cost of ``K`` forward evaluations a draw.
 
 Canonical frame (ours)
 ----------------------
