@@ -346,17 +346,29 @@ def _keys(topology: np.ndarray) -> list[tuple]:
     return [tuple(map(tuple, t.tolist())) for t in np.asarray(topology)]
 
 
-def _select(nmse_values: np.ndarray, keys: list[tuple], top_k: int) -> tuple[list[int], list[bool]]:
-    """Best design of each distinct topology first (by NMSE), then the next best ones."""
+def _select(nmse_values: np.ndarray, keys: list[tuple], top_k: int,
+            rho: np.ndarray | None = None) -> tuple[list[int], list[bool]]:
+    """Best design of each distinct topology first (by NMSE), then the next best ones.
+
+    With ``rho`` given, exact repeats -- the same topology and the same ``rho``, i.e. the
+    same geometry head for the same drawn topology -- are skipped, so fewer than
+    ``top_k`` may come back."""
     order = np.argsort(nmse_values, kind="stable")
     seen: set = set()
+    taken: set = set()
     first, rest = [], []
     for i in order:
         if keys[i] in seen:
-            rest.append(int(i))
+            ident = (keys[i], float(rho[i])) if rho is not None else None
+            if ident is None or ident not in taken:
+                rest.append(int(i))
+                if ident is not None:
+                    taken.add(ident)
         else:
             seen.add(keys[i])
             first.append(int(i))
+            if rho is not None:
+                taken.add((keys[i], float(rho[i])))
     chosen = (first + rest)[:top_k]
     return chosen, [i in set(first) for i in chosen]
 
@@ -535,6 +547,9 @@ def design(
     -------
     list of DesignResult
         Distinct topologies first; each group sorted by NMSE (FE-verified if ``verify``).
+        Up to ``top_k``: a draw repeating an earlier one exactly (same topology, same
+        geometry head) is not returned twice, so a narrow posterior (small ``tau``, few
+        draws) can give fewer.
 
     Warns
     -----
@@ -561,7 +576,7 @@ def design(
     cand = draw_designs(inverse, forward, C_t[None], int(n_draws), tau=float(tau), generator=gen)
     cand = {k: v[0] for k, v in cand.items()}
     n_lib = min(int(n_library), int(top_k) // 2)
-    chosen, distinct = _select(cand["nmse"], _keys(cand["topology"]), int(top_k) - n_lib)
+    chosen, distinct = _select(cand["nmse"], _keys(cand["topology"]), int(top_k) - n_lib, rho=cand["rho"])
     pick = {k: v[chosen] for k, v in cand.items()}
     pick["source"] = np.array(["model"] * len(chosen), dtype=object)
     if n_lib > 0:
