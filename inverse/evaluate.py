@@ -400,7 +400,13 @@ def evaluate_inverse(
 
     crit = many["nmse"] if rank_by == "nmse" else relative_error(targets[:, None], many["C_pred"])
     # the best draws of distinct topologies first, as design() returns them
-    order = np.array([_select(crit[t], _keys(many["topology"][t]), top_k)[0] for t in range(n)])
+    # exact repeats (same topology, same head) are skipped as design() skips them; a target
+    # with fewer distinct designs than top_k repeats its last one (the same FE result)
+    def chosen(t):
+        c = _select(crit[t], _keys(many["topology"][t]), top_k, rho=many["rho"][t])[0]
+        return c + [c[-1]] * (top_k - len(c))
+
+    order = np.array([chosen(t) for t in range(n)])
     pick = lambda k: np.take_along_axis(many[k], order.reshape(order.shape + (1,) * (many[k].ndim - 2)), 1)  # noqa: E731
     flat = {k: pick(k).reshape((-1,) + many[k].shape[2:]) for k in ("topology", "rho", "U", "V", "R1", "R2")}
     t0 = time.perf_counter()
