@@ -313,13 +313,12 @@ def draw_designs(
         z = inverse.sample_topology(lg, tau, generator=generator)
         if by_forward:
             geom, _ = inverse.geometry_heads(xx, z)
+            geom = geom[:4] + (Q[sl, None, None] @ geom[4],)  # R_II in the target's frame
             zk = z.unsqueeze(-3).expand(z.shape[:-2] + (K,) + z.shape[-2:])
-            Ck = forward(zk, *geom[:4], Q[sl, None, None] @ geom[4])  # (t, n_draws, K, 6, 6)
-            miss = ((Ck - Tt[sl, None, None]) * W).square().sum((-2, -1))
-            head = miss.argmin(-1)
-            rho, U, V, R1, R2c = pick_head(geom, head)
+            Ck = forward(zk, *geom)  # (t, n_draws, K, 6, 6)
+            head = ((Ck - Tt[sl, None, None]) * W).square().sum((-2, -1)).argmin(-1)
+            rho, U, V, R1, R2 = pick_head(geom, head)
             C = Ck.gather(2, head[..., None, None, None].expand(t, n_draws, 1, 6, 6)).squeeze(2)
-            R2 = Q[sl, None] @ R2c
         else:
             (rho, U, V, R1, R2c), _, _ = inverse.draw_geometry(xx, z, tau, generator=generator)
             R2 = Q[sl, None] @ R2c
@@ -358,17 +357,16 @@ def _select(nmse_values: np.ndarray, keys: list[tuple], top_k: int,
     taken: set = set()
     first, rest = [], []
     for i in order:
+        if rho is not None:
+            ident = (keys[i], float(rho[i]))
+            if ident in taken:
+                continue
+            taken.add(ident)
         if keys[i] in seen:
-            ident = (keys[i], float(rho[i])) if rho is not None else None
-            if ident is None or ident not in taken:
-                rest.append(int(i))
-                if ident is not None:
-                    taken.add(ident)
+            rest.append(int(i))
         else:
             seen.add(keys[i])
             first.append(int(i))
-            if rho is not None:
-                taken.add((keys[i], float(rho[i])))
     chosen = (first + rest)[:top_k]
     return chosen, [i in set(first) for i in chosen]
 

@@ -37,7 +37,7 @@ import torch
 
 from graded.elastic import from_9, rotate_voigt, to_21
 from graded.elastic import torch as et
-from graded.validation import check_range, fail
+from graded.validation import check_choice, check_range, fail
 
 from .forward import (CUBE_ROTATIONS, ForwardConfig, ForwardModel, init_uniform, part_index, push_forward,
                       topology_onehot)
@@ -564,8 +564,7 @@ def train_inverse(
                  f"use n_heads={model.config.n_heads} or start from a one-head model")
         model = model.with_heads(n_heads, generator=gen)
     check_range("head_eps", head_eps, 0.0, 1.0)
-    if metric not in ("mandel", "r2"):
-        fail("metric", f"{metric!r} is not one of 'mandel', 'r2'", "use 'mandel' (default) or 'r2'")
+    check_choice("metric", metric, ("mandel", "r2"))
     if metric == "r2" and not model.config.canonical:
         fail("metric", "'r2' needs a canonical-frame model", "train with canonical=True or metric='mandel'")
     model = model.float()
@@ -582,6 +581,7 @@ def train_inverse(
         if metric == "r2":
             cw = torch.as_tensor(component_weights(np.asarray(dataset.C)), dtype=f32)
             KQ_all = et.bond_matrix(Qf_all.double()).to(f32)  # canonical -> the target's own frame
+            own21_all = torch.as_tensor(np.asarray(dataset.C), dtype=f32)  # the targets in their own frame
     n = len(dataset)
     tr, va = _split(n, val_fraction, gen)
     noise = torch.Generator().manual_seed(int(seed) + 1)
@@ -615,37 +615,39 @@ def train_inverse(
 
     multi = model.config.n_heads > 1
 
-    def error(C_pred, target, s, KQ):
+    def error(C_pred, target, s, own):
         """Per-design error of canonical-frame predictions (B, [K,] 6, 6) against the
-        canonical targets (B, 21); ``KQ`` (B, 6, 6): Bond matrices back to the own frame."""
-        if cw is None:
-            return mandel_error(et.to_21(C_pred), target if C_pred.dim() == 3 else target[:, None],
-                                s if C_pred.dim() == 3 else s[:, None])
+        canonical targets (B, 21); ``own``: ``None`` (Mandel norm) or, for ``metric="r2"``,
+        the Bond matrices (B, 6, 6) back to the targets' own frame and the targets there (B, 21)."""
+        if C_pred.dim() == 4:  # K heads
+            target, s = target[:, None], s[:, None]
+        if own is None:
+            return mandel_error(et.to_21(C_pred), target, s)
+        KQ, own21 = own
         if C_pred.dim() == 4:
-            KQ, target, s = KQ[:, None], target[:, None], s[:, None]
-        own = KQ @ C_pred @ KQ.transpose(-1, -2)
-        return mandel_error(et.to_21(own), et.to_21(KQ @ et.from_21(target) @ KQ.transpose(-1, -2)), s, cw)
+            KQ, own21 = KQ[:, None], own21[:, None]
+        return mandel_error(et.to_21(KQ @ C_pred @ KQ.transpose(-1, -2)), own21, s, cw)
 
-    def reconstruction(x, z, target, s, sw, training, KQ=None):
+    def reconstruction(x, z, target, s, sw, training, own=None):
         """Reconstruction loss of the designs for topology blocks ``z`` (B, 3, 14), and the
         head-posterior loss (0 with one head)."""
         if not multi:
-            e = error(forward(z, *model.geometry(x, z)), target, s, KQ)
+            e = error(forward(z, *model.geometry(x, z)), target, s, own)
             return (e if sw is None else e * sw).mean(), 0.0
         geom, head_logits = model.geometry_heads(x, z)
         K = model.config.n_heads
         zk = z.unsqueeze(-3).expand(z.shape[:-2] + (K,) + z.shape[-2:])
-        err = error(forward(zk, *geom), target, s, KQ)
+        err = error(forward(zk, *geom), target, s, own)
         if not training:  # what a draw gives: the head the posterior picks
             e = err.gather(-1, head_logits.argmax(-1, keepdim=True)).squeeze(-1)
             return (e if sw is None else e * sw).mean(), 0.0
         return multiple_choice_loss(err, head_logits, head_eps, sw)
 
     def step(idx, training):
-        KQ = None
+        own = None
         if canon:
             x, target, s = x_all[idx], Cc21[idx], s_all[idx]
-            KQ = None if cw is None else KQ_all[idx]
+            own = None if cw is None else (KQ_all[idx], own21_all[idx])
         else:
             Ci = C[idx]
             if training and augment:
@@ -655,14 +657,14 @@ def train_inverse(
         logits = model.posterior_logits(x)
         zz = model.sample_topology(logits, tau, generator=noise)
         sw = None if size_weight == 0 else (s / s_mean) ** size_weight
-        loss, head_ce = reconstruction(x, zz, target, s, sw, training, KQ)
+        loss, head_ce = reconstruction(x, zz, target, s, sw, training, own)
         loss = loss + head_ce
         if training and weight["w"] > 0:
             loss = loss + weight["w"] * supervised(idx, x, logits)
         if training and posterior_weight > 0:
             zt = sup["z"][idx]
             ce = model.topology_nll(logits, sup["labels"][idx])
-            rec_t, head_ce_t = reconstruction(x, zt, target, s, sw, training, KQ)
+            rec_t, head_ce_t = reconstruction(x, zt, target, s, sw, training, own)
             loss = loss + posterior_weight * (ce + rec_t) + head_ce_t
         return loss
 
