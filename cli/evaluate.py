@@ -52,8 +52,9 @@ def forward(dataset_path, weights, plots, threads, as_json) -> None:
               help="Temperature of the --draws draws of the best-of figure (larger explores more topologies) "
                    "[default: --tau].")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--rank-by", type=click.Choice(["nmse", "mandel"]), default="nmse", show_default=True,
-              help="Ranking of the draws: NMSE (main Eq. 8) or relative Mandel-norm error.")
+@click.option("--rank-by", type=click.Choice(["nmse", "mandel", "r2"]), default="nmse", show_default=True,
+              help="Ranking of the draws and choice of the best verified one: NMSE (main Eq. 8), relative "
+                   "Mandel-norm error, or the target's share of the summed 1 - R^2 over the 21 constants.")
 @click.option("--refine", is_flag=True,
               help="Refine the verified draws as `graded design` does (surrogate, then FE polish).")
 @click.option("--refine-steps", type=int, default=0, show_default=True,
@@ -74,7 +75,7 @@ def inverse(dataset_path, inverse_path, forward_path, targets, draws, top_k, tau
     """Inverse-design the targets of TESTSET and homogenize the designs by FE.
 
     Reports R^2 per component for one draw (by FE and by the forward model) and for the
-    best of --draws draws (the --top-k best by predicted NMSE verified by FE), and the
+    best of --draws draws (the --top-k best by --rank-by, predicted, verified by FE; the best by FE counts), and the
     median / 90th percentile of the NMSE (main text Eq. 8).
     """
     import torch

@@ -122,8 +122,10 @@ def inverse(dataset_path, forward_path, out, g1_widths, g2_widths, epochs, batch
             warmup_epochs, size_weight, posterior_weight, joint_topology, n_heads, head_eps, metric, init_path,
             no_canonical, time_limit, seed, threads, no_progress, as_json) -> None:
     """Train G1 and G2 jointly through the frozen forward model on the targets of DATASET."""
+    import numpy as np
+
     from graded.inverse.dataset import load_dataset
-    from graded.inverse.train import train_inverse
+    from graded.inverse.train import component_weights, train_inverse
     from graded.inverse.weights import WEIGHTS_DIR, load_forward, load_inverse, read_sidecar, save_weights
 
     _threads(threads)
@@ -146,7 +148,9 @@ def inverse(dataset_path, forward_path, out, g1_widths, g2_widths, epochs, batch
             "size_weight": size_weight, "n_heads": model.config.n_heads, "head_eps": head_eps, "metric": metric,
             "init": None if init is None else {"path": str(init_path), "sha256": init.sha256,
                                                 "n_heads": init.config.n_heads},
-            "lr": lr, "history": hist.to_dict()}
+            "lr": lr, "history": hist.to_dict(),
+            # the evaluation's "r2" selection weighs the constants as the training targets vary
+            "component_weights": [float(w) for w in component_weights(np.asarray(ds.C))]}
     st, js = save_weights(model, out or WEIGHTS_DIR / "inverse", kind="inverse", config=model.config.to_dict(),
                           info=info)
     result = {"weights": str(st), "sidecar": str(js), "seconds": round(hist.seconds, 1), "epochs": hist.epochs,

@@ -5,7 +5,7 @@ alone, except where a figure is labelled "surrogate").
   (21 each) on an FE test set, and parity plots (:func:`graded.plot.plot_parity`).
 * :func:`evaluate_inverse` -- for held-out FE targets: one draw per target, its design
   homogenized by FE, R^2 per component and NMSE percentiles; and the best of
-  ``n_draws`` draws (ranked by predicted NMSE, the ``top_k`` best verified by FE).
+  ``n_draws`` draws (ranked by a criterion, the ``top_k`` best verified by FE).
 * :func:`fe_stiffness` -- FE stiffness of a batch of designs (grouped by topology).
 """
 
@@ -29,6 +29,7 @@ __all__ = [
     "ForwardReport",
     "InverseReport",
     "fe_stiffness",
+    "r2_error",
     "evaluate_forward",
     "evaluate_inverse",
     "format_r2_table",
@@ -60,6 +61,42 @@ def fe_stiffness(topology, rho, U, V, R1, R2, *, progress: Progress | None = Non
         if progress is not None:
             progress(done, n, f"FE {done}/{n}")
     return out
+
+
+def r2_error(target21: np.ndarray, C21: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted squared error ``sum_c w_c (C_c - T_c)^2`` over the 21 constants.
+
+    Parameters
+    ----------
+    target21, C21 : (..., 21)
+        Target and design constants (broadcast against each other).
+    weights : (21,)
+        ``1 / Var(T_c)`` over a set of targets up to one factor
+        (:func:`~graded.inverse.train.component_weights`).
+
+    Returns
+    -------
+    (...) float64
+        A target's contribution to ``sum_c (1 - R^2_c)`` of that set, up to one factor:
+        picking per target the design that minimises it minimises the summed ``1 - R^2``.
+
+    >>> r2_error(np.zeros(21), np.eye(21)[0] * 2.0, np.full(21, 0.5)).item()
+    2.0
+    """
+    d = np.asarray(C21, dtype=np.float64) - np.asarray(target21, dtype=np.float64)
+    return np.einsum("...c,c->...", d * d, np.asarray(weights, dtype=np.float64))
+
+
+def _selection_weights(inverse, targets21: np.ndarray) -> tuple[np.ndarray, str]:
+    """Component weights of the ``"r2"`` selection and where they come from."""
+    from .train import component_weights
+
+    w = getattr(inverse, "info", {}).get("component_weights")
+    if w is not None:
+        w = np.asarray(w, dtype=np.float64)
+        if w.shape == (21,) and np.all(np.isfinite(w)) and np.all(w > 0):
+            return w, "training targets"
+    return component_weights(targets21), "evaluated targets"
 
 
 def _topology_keys(topology: np.ndarray) -> np.ndarray:
@@ -179,6 +216,10 @@ def evaluate_forward(model: ForwardModel, dataset, *, plot_dir: str | os.PathLik
 # ---------------------------------------------------------------------------
 
 
+_CRITERIA = {"nmse": "NMSE (main Eq. 8)", "mandel": "relative Mandel-norm error",
+             "r2": "share of the summed 1 - R^2 over the 21 constants"}
+
+
 @dataclass
 class InverseReport:
     """Inverse-design accuracy on held-out FE targets (all NMSE by main Eq. 8).
@@ -190,7 +231,8 @@ class InverseReport:
     r2_single_fe, r2_single_surrogate : (21,)
         R^2 per component, one draw per target, design stiffness by FE / by the forward model.
     r2_best_fe : (21,)
-        R^2 of the best of ``n_draws`` draws (ranked by predicted NMSE, ``top_k`` verified by FE).
+        R^2 of the best of ``n_draws`` draws (ranked by ``settings['rank_by']`` as predicted, ``top_k``
+        verified by FE, the best by FE by the same criterion).
     nmse_single_fe, nmse_best_fe : (n,)
         NMSE of those designs by FE.
     same_topology : float
@@ -273,6 +315,8 @@ class InverseReport:
         st = self.settings
         lines = [f"inverse model on {self.n} held-out FE targets; 1 draw at tau = {st['tau']:g}; best of "
                  f"{st['n_draws']} draws at tau = {st.get('tau_best', st['tau']):g}, {st['top_k']} verified by FE",
+                 "ranking and choice of the best: " + _CRITERIA.get(st.get("rank_by", "nmse"), st.get("rank_by", ""))
+                 + (f" (weights from the {st['r2_weights_from']})" if st.get("r2_weights_from") else ""),
                  "geometry head of each draw: " + ("the one the forward model puts nearest the target"
                                                    if st.get("heads", "posterior") == "forward"
                                                    else "drawn from G2's head posterior")]
@@ -344,11 +388,17 @@ def evaluate_inverse(
         (tau = 100 over 10,000 draws); the single draw stays at ``tau``.
     seed : int
         Seed of the Gumbel noise.
-    rank_by : {"nmse", "mandel"}
+    rank_by : {"nmse", "mandel", "r2"}
         Criterion for ranking the draws and picking the best verified one: the NMSE of
-        main Eq. 8 (as :func:`~graded.inverse.design.design` does), or the relative
+        main Eq. 8 (as :func:`~graded.inverse.design.design` does); the relative
         Mandel-norm error ``||C - C_target|| / ||C_target||`` (rotation invariant; not
-        dominated by near-zero target entries).
+        dominated by near-zero target entries); or the target's share of the sum of
+        ``1 - R^2`` over the 21 constants, ``sum_c w_c (C_c - C_target,c)^2``
+        (:func:`r2_error`, with ``w`` of :func:`~graded.inverse.train.component_weights`
+        over the inverse model's training targets, recorded in its sidecar as
+        ``info["component_weights"]``; over the evaluated targets for a model without them).
+        The best by this criterion is the design that lowers the summed ``1 - R^2`` most,
+        so it is the selection the R^2 figure measures.
     refine : bool
         Also refine the ``top_k`` draws as ``design(refine=True)`` does (gradient descent
         through the forward model, then Levenberg-Marquardt on the FE misfit); the best
@@ -371,7 +421,7 @@ def evaluate_inverse(
     """
     from graded.validation import check_choice, check_count
 
-    check_choice("rank_by", rank_by, ("nmse", "mandel"))
+    check_choice("rank_by", rank_by, ("nmse", "mandel", "r2"))
     check_choice("heads", heads, ("forward", "posterior"))
     refine_steps = check_count("refine_steps", refine_steps, 0, hint="e.g. 200, or 0 for the network alone")
     from .design import _keys, _select, draw_designs
@@ -398,7 +448,16 @@ def evaluate_inverse(
     timings["draw_many"] = time.perf_counter() - t0
     from .polish import relative_error
 
-    crit = many["nmse"] if rank_by == "nmse" else relative_error(targets[:, None], many["C_pred"])
+    weights, weights_from = _selection_weights(inverse, ds.C) if rank_by == "r2" else (None, None)
+
+    def criterion(C_all: np.ndarray) -> np.ndarray:
+        if rank_by == "nmse":
+            return nmse(targets[:, None], C_all)
+        if rank_by == "mandel":
+            return relative_error(targets[:, None], C_all)
+        return r2_error(ds.C[:, None], to_21(C_all), weights)
+
+    crit = criterion(many["C_pred"])
     # the best draws of distinct topologies first, as design() returns them
     # exact repeats (same topology, same head) are skipped as design() skips them; a target
     # with fewer distinct designs than top_k repeats its last one (the same FE result)
@@ -430,7 +489,7 @@ def evaluate_inverse(
     def best_of(C_all):
         e = nmse(targets[:, None], C_all)
         r = relative_error(targets[:, None], C_all)
-        b = np.argmin(e if rank_by == "nmse" else r, axis=1)
+        b = np.argmin(criterion(C_all), axis=1)
         i = np.arange(n)
         return C_all[i, b], e[i, b], r[i, b]
 
@@ -486,7 +545,7 @@ def evaluate_inverse(
         same_topology=float(same),
         settings={"n_draws": n_draws, "top_k": top_k, "tau": tau, "tau_best": tau_best, "seed": seed,
                   "rank_by": rank_by, "refine": refine, "refine_steps": int(refine_steps), "n_library": n_library,
-                  "heads": heads},
+                  "heads": heads, **({"r2_weights_from": weights_from} if weights is not None else {})},
         seconds=timings,
         err_single_fe=relative_error(targets, C_single),
         err_best_fe=err_best,

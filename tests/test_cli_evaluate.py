@@ -40,3 +40,13 @@ def test_evaluate_inverse_refuses_a_negative_step_count(testset):
                                    "--no-progress"])
     assert res.exit_code == 2
     assert "refine_steps: -2 is not an integer >= 0" in res.output and "Traceback" not in res.output
+
+
+def test_evaluate_inverse_r2_selection_uses_the_shipped_training_weights(testset):
+    res = CliRunner().invoke(cli, ["evaluate", "inverse", testset, "--targets", "4", "--draws", "3", "--top-k", "2",
+                                   "--rank-by", "r2", "--no-progress", "--threads", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert d["settings"]["rank_by"] == "r2" and d["settings"]["r2_weights_from"] == "training targets"
+    bad = CliRunner().invoke(cli, ["evaluate", "inverse", testset, "--rank-by", "frobenius", "--no-progress"])
+    assert bad.exit_code == 2 and "frobenius" in bad.output
