@@ -438,8 +438,7 @@ def refine_designs(
         V = lo_s + (hi_s - lo_s) * torch.sigmoid(p_V)
         return rho, U, V, et.rotation_from_6d(p_R1), et.rotation_from_6d(p_R2)
 
-    mw = torch.tensor([1.0, 1, 1, 2 ** 0.5, 2 ** 0.5, 2 ** 0.5], dtype=dtype)
-    mw = mw[:, None] * mw[None, :]
+    mw = torch.as_tensor(MANDEL_W66, dtype=dtype)
     tnorm = (tgt * mw).square().sum((-2, -1))
 
     def loss_of(C):

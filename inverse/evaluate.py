@@ -92,11 +92,13 @@ def _selection_weights(inverse, targets21: np.ndarray) -> tuple[np.ndarray, str]
     from .train import component_weights
 
     w = getattr(inverse, "info", {}).get("component_weights")
-    if w is not None:
-        w = np.asarray(w, dtype=np.float64)
-        if w.shape == (21,) and np.all(np.isfinite(w)) and np.all(w > 0):
-            return w, "training targets"
-    return component_weights(targets21), "evaluated targets"
+    if w is None:
+        return component_weights(targets21), "evaluated targets"
+    w = np.asarray(w, dtype=np.float64)
+    if w.shape != (21,) or not np.all(np.isfinite(w) & (w > 0)):
+        fail("info.component_weights", f"the inverse model's sidecar holds {w.size} weights, not 21 positive ones",
+             "retrain with `graded train inverse`, or delete the entry to weigh by the evaluated targets")
+    return w, "training targets"
 
 
 def _topology_keys(topology: np.ndarray) -> np.ndarray:

@@ -36,7 +36,7 @@ from graded.elastic import from_21, rotate_voigt
 from graded.io.atomic import atomic_path
 from graded.validation import check_count, fail
 
-from .polish import _W
+from .polish import MANDEL_W66
 from .scaling import RHO_RANGE
 
 __all__ = ["DesignLibrary", "build_library", "load_library", "save_library", "shipped_library",
@@ -71,7 +71,7 @@ def shape_features(C: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from .inverse_model import canonical_frame
 
     Q, Cc = canonical_frame(torch.as_tensor(np.asarray(C, dtype=np.float64)))
-    M = Cc.numpy() * _W
+    M = Cc.numpy() * MANDEL_W66
     s = np.linalg.norm(M, axis=(-2, -1))
     iu = np.triu_indices(6)
     return Q.numpy(), M[:, iu[0], iu[1]] / s[:, None], s

@@ -120,3 +120,11 @@ def test_shipped_inverse_model_records_its_training_targets_component_weights():
     assert source == "training targets" and w.shape == (21,)
     ratio = w / component_weights(shipped_test_set().C)
     assert np.all(np.abs(ratio - 1.0) < 0.15)
+
+
+def test_r2_selection_refuses_malformed_recorded_weights(models, monkeypatch):
+    """A sidecar whose weights are not 21 positive numbers is an error, not a silent fallback."""
+    inv, fwd = models
+    monkeypatch.setattr(inv, "info", {"component_weights": [1.0] * 20}, raising=False)
+    with pytest.raises(ValueError, match=r"info.component_weights: .* 20 weights, not 21 positive ones"):
+        evaluate_inverse(inv, fwd, shipped_test_set(), n_targets=3, n_draws=2, top_k=1, rank_by="r2")
