@@ -18,8 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from graded.io.atomic import atomic_path
 from graded.mesh import bcc_graph, mesh_graph, octet_graph, superpose
 

@@ -3,8 +3,8 @@
 Depends on nothing else of ``graded``: plain arrays and its own dataclasses.
 """
 
-from .periodic_graph import PeriodicGraph
 from .homogenize import homogenize
+from .periodic_graph import PeriodicGraph
 from .phase import PhaseField, solve_phase_fields
 
 __all__ = ["PeriodicGraph", "homogenize", "PhaseField", "solve_phase_fields"]

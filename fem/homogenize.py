@@ -33,8 +33,9 @@ from functools import lru_cache
 
 import numpy as np
 from scipy import sparse
+from scipy.linalg.lapack import dpotrf as potrf
+from scipy.linalg.lapack import dpotrs as potrs
 from scipy.sparse.linalg import splu
-from scipy.linalg.lapack import dpotrf as potrf, dpotrs as potrs
 from threadpoolctl import ThreadpoolController
 
 from .periodic_graph import PeriodicGraph

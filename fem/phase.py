@@ -21,9 +21,9 @@ the box are evaluated by extrapolating the polynomial of the nearest boundary el
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import permutations
-from typing import Callable
 
 import numpy as np
 import scipy.sparse.linalg as spla

@@ -34,7 +34,6 @@ def build(spec_or_path, progress=None, *, output_dir=None, write: bool = False) 
     temporary directory and moved into place together (see
     :mod:`graded.grading.outputs`).
     """
-    from .grading.outputs import write_graph_outputs
     from .grading.pipeline import build_graph
 
     if isinstance(spec_or_path, (str, Path)):

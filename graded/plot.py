@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
-from .io.atomic import atomic_path, check_suffix
 from .elastic import check_admissible, directional_modulus, from_21, r2_score, sphere_directions
+from .io.atomic import atomic_path, check_suffix
 from .validation import check_finite, fail
 
 __all__ = ["plot_elastic_surfaces", "plot_parity", "save_figure"]

@@ -20,17 +20,17 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
-from typing import Iterable, Sequence
 
 import numpy as np
 from scipy.spatial import cKDTree
 
 from .fem import PeriodicGraph
 from .tol import TOL
-from .validation import ValidationError, fail
+from .validation import fail
 
 __all__ = [
     "Part",
@@ -52,7 +52,7 @@ TOPOLOGY_IDS = (1, 2, 3, 4, 5, 6, 7)
 TESSELLATIONS = (1, 2)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _elementary_table() -> dict[int, tuple[np.ndarray, np.ndarray]]:
     text = resources.files("graded").joinpath("data/elementary_topologies.json").read_text()
     raw = json.loads(text)["topologies"]
@@ -249,7 +249,7 @@ def _reduce(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return r, shift.astype(np.int64)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _part_candidates(part: Part) -> tuple[np.ndarray, np.ndarray]:
     """Struts of one part's infinite lattice that touch the closed cube, (K, 2, 3),
     and whether each is the untranslated strut, (K,)."""
@@ -263,7 +263,7 @@ def _part_candidates(part: Part) -> tuple[np.ndarray, np.ndarray]:
     return all_seg[touch], from_origin[touch]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _pair_crossings(a: Part, b: Part) -> np.ndarray:
     """Crossing points of the lattices of two parts inside the closed cube (cached per pair:
     the ~470 three-part topologies share ~100 pairs)."""

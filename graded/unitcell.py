@@ -14,11 +14,10 @@ cell volume, node to node, without overlap correction (DESIGN §4):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
-from .elastic import as_rotation, matrix_to_axis_angle, rotate_voigt
+from .elastic import as_rotation, matrix_to_axis_angle
 from .fem import homogenize
 from .tol import TOL
 from .topology import (
@@ -206,7 +205,7 @@ class UnitCell:
         }
 
     @classmethod
-    def from_dict(cls, data: dict, *, strict: bool = True) -> "UnitCell":
+    def from_dict(cls, data: dict, *, strict: bool = True) -> UnitCell:
         """Build from a mapping with keys topology, rho and optionally U, V, R1, R2."""
         if not isinstance(data, dict):
             fail("cell", f"expected a mapping, got {type(data).__name__}", "give topology, rho, U, V, R1, R2")
@@ -227,7 +226,7 @@ class UnitCell:
             strict=strict,
         )
 
-    def rotated(self, R: np.ndarray) -> "UnitCell":
+    def rotated(self, R: np.ndarray) -> UnitCell:
         """The same cell with an extra rigid rotation applied after R2 (C rotates by Bond(R))."""
         return UnitCell(self.topology, self.rho, self.U, self.V, self.R1, np.asarray(R) @ self.R2, strict=self.strict)
 

@@ -13,7 +13,8 @@ can catch ``ValidationError`` and read ``.field``.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 

@@ -50,10 +50,11 @@ import multiprocessing
 import os
 import time
 import zipfile
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -505,7 +506,7 @@ class LatticeDataset:
         """The design parameters as a :class:`Designs`."""
         return Designs(self.topology, self.rho, self.U, self.V, self.R1, self.R2)
 
-    def subset(self, index: Any) -> "LatticeDataset":
+    def subset(self, index: Any) -> LatticeDataset:
         """The samples selected by ``index`` (slice, integer array or boolean mask)."""
         return LatticeDataset(**{k: getattr(self, k)[index] for k in FIELDS}, meta=self.meta)
 

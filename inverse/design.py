@@ -25,8 +25,9 @@ import math
 import sys
 import types
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,8 +38,8 @@ from graded.elastic.metrics import check_admissible
 from graded.validation import check_choice, check_count, check_finite, check_positive, fail
 
 from .forward import ForwardModel, onehot_to_topology, topology_onehot
-from .library import shipped_library
 from .inverse_model import pick_head
+from .library import shipped_library
 from .polish import MANDEL_W66, polish_designs, relative_error
 from .scaling import RHO_RANGE, STRETCH_RANGE, stiffness_scale
 

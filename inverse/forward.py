@@ -239,7 +239,7 @@ class ForwardConfig:
         return d
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ForwardConfig":
+    def from_dict(cls, data: dict[str, Any]) -> ForwardConfig:
         try:
             _check_widths(data["f1_widths"])
             _check_widths(data["f2_widths"])

@@ -243,7 +243,7 @@ class InverseConfig:
         return d
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "InverseConfig":
+    def from_dict(cls, data: dict[str, Any]) -> InverseConfig:
         try:
             _check_widths(data["g1_widths"])
             _check_widths(data["g2_widths"])
@@ -400,7 +400,7 @@ class InverseModel(nn.Module):
         return geom, head_logits
 
     def with_heads(self, n_heads: int, *, angle: float = 1.0, generator: torch.Generator | None = None
-                   ) -> "InverseModel":
+                   ) -> InverseModel:
         """A copy of this one-head model with ``n_heads`` geometry heads (warm start).
 
         G1 and G2's hidden layers are copied; head 0 is the old head exactly, head ``k > 0``

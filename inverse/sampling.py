@@ -81,7 +81,7 @@ class Bounds:
         return {k: list(v) for k, v in asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Bounds":
+    def from_dict(cls, data: dict[str, Any]) -> Bounds:
         """Inverse of :meth:`to_dict`; raises ``ValidationError`` on unknown or missing keys."""
         if not isinstance(data, dict):
             fail("bounds", f"expected a mapping, got {type(data).__name__}", None)
@@ -140,7 +140,7 @@ class Designs:
     def __len__(self) -> int:
         return self._n
 
-    def subset(self, index: Any) -> "Designs":
+    def subset(self, index: Any) -> Designs:
         """The designs selected by ``index`` (slice, integer array or boolean mask)."""
         return Designs(*(getattr(self, k)[index] for k in ("topology", "rho", "U", "V", "R1", "R2")))
 

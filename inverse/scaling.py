@@ -141,7 +141,7 @@ class MinMax:
         self.hi = np.where(span > 0, self.hi, self.lo + 1.0)
 
     @classmethod
-    def fit(cls, y: np.ndarray) -> "MinMax":
+    def fit(cls, y: np.ndarray) -> MinMax:
         """Fit on labels ``y`` of shape (n, k)."""
         y = np.asarray(y, dtype=np.float64)
         return cls(y.min(axis=0), y.max(axis=0))
@@ -162,7 +162,7 @@ class MinMax:
         return {"lo": self.lo.tolist(), "hi": self.hi.tolist()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "MinMax":
+    def from_dict(cls, data: dict[str, Any]) -> MinMax:
         if not isinstance(data, dict) or set(data) != {"lo", "hi"}:
             fail("scaler", f"expected keys ['hi', 'lo'], got {sorted(data) if isinstance(data, dict) else data!r}",
                  "the weights sidecar is damaged; re-save the model")

@@ -29,8 +29,9 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,8 +40,15 @@ from graded.elastic import from_9, rotate_voigt, to_21
 from graded.elastic import torch as et
 from graded.validation import check_choice, check_range, fail
 
-from .forward import (CUBE_ROTATIONS, ForwardConfig, ForwardModel, init_uniform, part_index, push_forward,
-                      topology_onehot)
+from .forward import (
+    CUBE_ROTATIONS,
+    ForwardConfig,
+    ForwardModel,
+    init_uniform,
+    part_index,
+    push_forward,
+    topology_onehot,
+)
 from .inverse_model import InverseConfig, InverseModel
 from .scaling import RHO_RANGE, STRETCH_RANGE, MinMax, density_label, stiffness_scale
 

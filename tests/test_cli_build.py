@@ -5,8 +5,8 @@ import textwrap
 
 import meshio
 import numpy as np
-import trimesh
 import pytest
+import trimesh
 from click.testing import CliRunner
 
 import graded.report

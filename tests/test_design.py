@@ -200,8 +200,8 @@ def test_shipped_models_design_bone_target_quickly():
 def test_surrogate_refinement_in_float32_matches_float64():
     """Gradient refinement through the shipped forward model lowers the predicted error,
     and float32 (the fast path for many designs) ends where float64 does."""
-    from graded.inverse.design import default_models, draw_designs, refine_designs
     from graded.inverse.dataset import shipped_test_set
+    from graded.inverse.design import default_models, draw_designs, refine_designs
     from graded.inverse.polish import relative_error
 
     inv, fwd = default_models()

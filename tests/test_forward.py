@@ -12,9 +12,9 @@ from graded.elastic import from_9, from_21, rotate_voigt, to_21
 from graded.elastic import torch as et
 from graded.inverse.forward import (
     CUBE_ROTATIONS,
+    N_PARTS,
     ForwardConfig,
     ForwardModel,
-    N_PARTS,
     onehot_to_topology,
     part_index,
     presence,

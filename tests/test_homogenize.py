@@ -9,7 +9,7 @@ from graded import ValidationError
 from graded.elastic import axis_angle_to_matrix, directional_modulus, is_admissible, rotate_voigt
 from graded.fem import PeriodicGraph, homogenize
 from graded.inverse.sampling import sample_designs
-from graded.topology import canonical, reference_graph
+from graded.topology import canonical
 from graded.unitcell import UnitCell, diameter_from_density, homogenize_designs
 
 STRETCH_RHO = 1e-4   # bending terms are O(rho^2): relative error ~1e-4

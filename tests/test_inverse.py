@@ -11,7 +11,7 @@ import torch
 
 from graded.elastic import from_21, rotate_voigt
 from graded.elastic import torch as et
-from graded.inverse.forward import ForwardConfig, ForwardModel, N_PARTS
+from graded.inverse.forward import N_PARTS, ForwardConfig, ForwardModel
 from graded.inverse.inverse_model import InverseConfig, InverseModel, canonical_frame, gumbel_softmax_st
 from graded.inverse.sampling import random_rotations
 from graded.inverse.scaling import MinMax

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import trimesh
 
-from graded.graph import LatticeGraph
 from graded.io import (
     read_3mf,
     read_graph_csv,

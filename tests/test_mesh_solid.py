@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import manifold3d as mf
 import numpy as np
 import pytest
 import trimesh
@@ -12,8 +13,6 @@ from graded.graph import LatticeGraph
 from graded.mesh import CHORD_TOL, bcc_graph, mesh_graph, octet_graph
 from graded.mesh.solid import _check_solid
 from graded.validation import ValidationError
-
-import manifold3d as mf
 
 
 def _unit(v):

@@ -7,9 +7,9 @@ import pytest
 import trimesh
 
 from graded.grading import build_graph
-from graded.io import write_3mf
 from graded.grading.body import mesh_body
 from graded.grading.pipeline import prepare
+from graded.io import write_3mf
 from graded.spec import load_spec, parse_spec
 from graded.validation import ValidationError
 

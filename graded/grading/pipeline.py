@@ -13,9 +13,8 @@ it, so each control point's relative density is kept.
 
 from __future__ import annotations
 
-import warnings
-
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 

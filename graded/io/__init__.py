@@ -5,10 +5,10 @@ Every writer is atomic: it writes a temporary file next to the target and rename
 
 from .atomic import atomic_path
 from .graph_json import read_graph_csv, read_graph_json, write_graph_csv, write_graph_json
+from .printable import SOLID_FILES, PrintableOutputs, control_point_data, write_printable, write_solid_outputs
 from .stl import read_stl, write_stl
 from .threemf import ThreeMFObject, read_3mf, write_3mf
 from .vtu import read_vtu, write_vtu
-from .printable import SOLID_FILES, PrintableOutputs, control_point_data, write_printable, write_solid_outputs
 
 __all__ = [
     "atomic_path",

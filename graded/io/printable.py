@@ -8,9 +8,9 @@ atomically, so a failed build leaves earlier outputs untouched.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
 
 import numpy as np
 

@@ -10,7 +10,6 @@ file (relative precision 6e-8).
 
 from __future__ import annotations
 
-import ctypes
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial import ConvexHull, cKDTree
 
-from .tessellation import area_scale, segments_for_radius, unit_ball_points, unit_ring
+from .tessellation import unit_ball_points, unit_ring
 
 __all__ = ["STUB_MARGIN", "CONTACT_GAP", "JointSurface", "build_joint_surface", "strut_frames", "segment_distance"]
 

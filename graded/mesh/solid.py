@@ -43,8 +43,8 @@ dropping can leave islands, which the facts count in ``bodies``).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import manifold3d as mf
 import numpy as np
@@ -54,7 +54,7 @@ from ..graph import LatticeGraph
 from ..validation import ValidationError, check_choice, check_positive, fail
 from .facts import MeshFacts, mesh_facts
 from .joints import build_joint_surface, strut_frames
-from .tessellation import CHORD_TOL, area_scale, segments_for_radius, unit_ball_points, unit_ring
+from .tessellation import CHORD_TOL, area_scale, segments_for_radius, unit_ball_points
 
 __all__ = ["SolidMesh", "mesh_graph", "to_manifold", "to_trimesh"]
 

@@ -12,7 +12,7 @@ true one.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -65,7 +65,7 @@ def area_scale(n) -> np.ndarray:
     return np.sqrt(2.0 * np.pi / (n * np.sin(2.0 * np.pi / n)))
 
 
-@lru_cache(maxsize=None)
+@cache
 def unit_ring(n: int) -> np.ndarray:
     """Unit circle polygon, shape (n, 2): ``(cos phi_k, sin phi_k)``, ``phi_k = 2 pi k / n``."""
     phi = 2.0 * np.pi * np.arange(n) / n
@@ -74,7 +74,7 @@ def unit_ring(n: int) -> np.ndarray:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def unit_ball_points(n: int) -> np.ndarray:
     """Points of a latitude-longitude unit sphere with ``n`` segments per great circle.
 
