@@ -1,46 +1,66 @@
-"""``graded build spec.yaml``: grade a lattice through a body and write the beam graph."""
+"""``graded build spec.yaml``: build the graded part of a spec and write its files."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
 
-from .options import ProgressBar, echo_json, handle_errors, json_option
+from .options import ProgressBar, echo_json, handle_errors, is_quiet, json_option
 
 __all__ = ["build"]
 
 
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f} %"
+
+
 @click.command("build")
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--outdir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Output directory (default: outputs.directory of the spec, relative to it).")
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("-o", "--outdir", type=click.Path(path_type=Path), default=None,
+              help="Output folder, replaced as a whole (default: outputs.directory of the spec, relative to it).")
+@click.option("--no-progress", is_flag=True, help="No progress bar or progress lines.")
 @json_option
 @handle_errors
 def build(spec: Path, outdir: Path | None, no_progress: bool, as_json: bool) -> None:
-    """Build the graded lattice of SPEC (a spec.yaml) and write its beam graph."""
+    """Build the graded part of SPEC (a spec.yaml): cells, lattice, solid, STL / 3MF and report."""
+    t0 = time.perf_counter()
     from graded.build import build as run_build
     from graded.spec import load_spec
 
     s = load_spec(spec)
     out = outdir if outdir is not None else s.resolve(s.outputs.directory)
-    with ProgressBar("grading", enabled=not no_progress and not as_json) as bar:
-        graph = run_build(s, progress=bar, output_dir=out)
+    with ProgressBar("build", enabled=not no_progress and not as_json) as bar:
+        result = run_build(s, progress=bar, output_dir=out,
+                           output_field="--outdir" if outdir is not None else "outputs.directory")
+    g = result.graph
+    points = []
+    for c, ab in zip(result.cells, result.as_built):
+        points.append({"name": c.name, "source": c.source, "topology": c.cell.topology_string,
+                       "design_error": c.design_error, "as_built_vs_target": ab.error_vs_target,
+                       "as_built_vs_cell": ab.error_vs_cell, "note": ab.note})
     summary = {
         "spec": str(spec),
         "output_dir": str(out),
-        "nodes": graph.n_nodes,
-        "struts": graph.n_struts,
-        "diameter_mm": [float(graph.diameters.min()), float(graph.diameters.max())],
-        "files": graph.meta.get("outputs", {}),
-        "seconds": round(graph.meta["timings"]["total_s"], 3),
+        "nodes": g.n_nodes,
+        "struts": g.n_struts,
+        "diameter_mm": [float(g.diameters.min()), float(g.diameters.max())],
+        "control_points": points,
+        "files": {k: str(v) for k, v in result.files.items()},
+        "seconds": round(time.perf_counter() - t0, 3),
     }
     if as_json:
         echo_json(summary)
-    else:
-        click.echo(f"{graph.n_nodes} nodes, {graph.n_struts} struts, diameters "
-                   f"{summary['diameter_mm'][0]:.3g}-{summary['diameter_mm'][1]:.3g} mm "
-                   f"({summary['seconds']:.1f} s)")
-        for key, path in summary["files"].items():
-            click.echo(f"  {key}: {path}")
+        return
+    if is_quiet():
+        return
+    click.echo(f"{g.n_nodes} nodes, {g.n_struts} struts, diameters "
+               f"{summary['diameter_mm'][0]:.3g}-{summary['diameter_mm'][1]:.3g} mm "
+               f"({summary['seconds']:.1f} s)")
+    click.echo("relative error (Frobenius)   design vs target   as built vs target   as built vs own cell")
+    for p in points:
+        click.echo(f"  {p['name']:<26} {_pct(p['design_error']):>16}   {_pct(p['as_built_vs_target']):>18}   "
+                   f"{_pct(p['as_built_vs_cell']):>20}" + (f"   ({p['note']})" if p["note"] else ""))
+    for key, path in summary["files"].items():
+        click.echo(f"  {key}: {path}")

@@ -1,80 +1,265 @@
-"""``graded.build``: from a spec to a graded lattice graph, optionally with its files."""
+"""``graded.build``: the one build pipeline, from a spec to a printable part.
+
+Stages, each a function of the previous stage's result (DESIGN §3)::
+
+    Spec --make_body/check_body--> Body
+         --resolve_cells--> [CellDesign]          (graded.cells: explicit or inverse design, FE once)
+         --prepare--> Prepared                    (graded.grading: blended basis, phase fields)
+         --assemble--> Lattice                    (graded.grading: cells, nodes, diameters, clean-up)
+         --measure_as_built--> [AsBuilt]          (graded.grading: FE of the local cell per point)
+         --mesh_graph--> SolidMesh                (graded.mesh: watertight solid, clipped to the body)
+         --WRITERS--> files                       (graded.io: STL, 3MF, graph files, report)
+
+:func:`build` runs them and returns a :class:`BuildResult` with everything each stage
+made; nothing is parsed, read or homogenized twice. Files are written into a staging
+folder and swapped in as a whole (:mod:`graded.io.staging`).
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from .cells import CellDesign, resolve_cells
+from .grading.body import Body
+from .grading.pipeline import (
+    AsBuilt,
+    Lattice,
+    Prepared,
+    assemble,
+    check_body,
+    graph_meta,
+    make_body,
+    measure_as_built,
+    prepare,
+)
 from .graph import LatticeGraph
 from .spec import Spec, load_spec, parse_spec
 
-__all__ = ["build", "write_outputs"]
+__all__ = ["BuildResult", "STAGES", "build"]
+
+_log = logging.getLogger("graded.build")
+
+Progress = Callable[[int, int, str], None]
+
+#: The stages of a build and their share of the progress bar (rough shares of the time of the
+#: bundled main job: inverse design and meshing dominate).
+STAGES = {"cells": 40, "phase": 5, "graph": 15, "as_built": 5, "mesh": 25, "write": 10}
 
 
-def build(spec_or_path, progress=None, *, output_dir=None, write: bool = False) -> LatticeGraph:
-    """Build the graded strut graph of a spec (SI section 5, DESIGN §3).
+class _StageProgress:
+    """Maps each stage's own ``(done, total)`` onto one bar of ``sum(STAGES.values())`` steps."""
+
+    def __init__(self, progress: Progress | None, stages: dict):
+        self.progress = progress
+        self.stages = stages
+        self.total = sum(stages.values())
+        self.start = {}
+        acc = 0
+        for name, share in stages.items():
+            self.start[name] = acc
+            acc += share
+
+    def __call__(self, name: str) -> Progress | None:
+        if self.progress is None:
+            return None
+        base, share = self.start[name], self.stages[name]
+
+        def report(done: int, total: int, message: str = "") -> None:
+            frac = min(max(done / total, 0.0), 1.0) if total else 0.0
+            self.progress(base + int(round(share * frac)), self.total, message)
+
+        return report
+
+    def finish(self) -> None:
+        if self.progress is not None:
+            self.progress(self.total, self.total, "done")
+
+
+@dataclass
+class BuildResult:
+    """Everything a build made, stage by stage.
+
+    Attributes
+    ----------
+    spec : Spec
+    body : Body
+    cells : list of CellDesign
+        The cell of every control point, its provenance and design error.
+    grading : Prepared
+        Blended field and phase fields.
+    lattice : Lattice
+        The graded strut graph and its clean-up counts.
+    as_built : list of AsBuilt
+        As-built stiffness at every control point.
+    solid : graded.mesh.SolidMesh or None
+        The printable solid (None when no output needed it).
+    files : dict of str -> Path
+        Final paths of the written files (empty when nothing was written).
+    timings : dict of str -> float
+        Seconds per stage and ``total``.
+    """
+
+    spec: Spec
+    body: Body
+    cells: list[CellDesign]
+    grading: Prepared
+    lattice: Lattice
+    as_built: list[AsBuilt]
+    solid: object | None = None
+    files: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def graph(self) -> LatticeGraph:
+        """The graded strut graph (mm)."""
+        return self.lattice.graph
+
+    @property
+    def printed_graph(self) -> LatticeGraph:
+        """The struts the solid holds (the graph less the struts meshing dropped)."""
+        g = self.graph
+        if self.solid is None or len(self.solid.dropped_struts) == 0:
+            return g
+        import numpy as np
+
+        keep = self.solid.kept_struts
+        used, inv = np.unique(g.struts[keep], return_inverse=True)
+        return LatticeGraph(g.nodes[used], inv.reshape(-1, 2), g.diameters[keep], dict(g.meta))
+
+    @property
+    def title(self) -> str:
+        name = Path(self.spec.source).name if self.spec.source else "graded lattice"
+        return f"{name}: {self.graph.n_struts} struts"
+
+
+def _as_spec(spec_or_path) -> Spec:
+    if isinstance(spec_or_path, (str, Path)):
+        return load_spec(spec_or_path)
+    if isinstance(spec_or_path, dict):
+        return parse_spec(spec_or_path)
+    if isinstance(spec_or_path, Spec):
+        return spec_or_path
+    raise TypeError("spec_or_path: give a Spec, a dict or the path of a spec.yaml")
+
+
+def _inputs(spec: Spec) -> list[Path]:
+    paths = []
+    if spec.source:
+        paths.append(Path(spec.source))
+    if spec.body.file is not None:
+        paths.append(spec.resolve(spec.body.file))
+    return paths
+
+
+def build(spec_or_path, progress: Progress | None = None, *, output_dir=None, write: bool = False,
+          mesh: bool | None = None, output_field: str = "outputs.directory") -> BuildResult:
+    """Build the graded part of a spec: cells, lattice, as-built figures, solid and files.
 
     Parameters
     ----------
     spec_or_path : Spec, dict, or path to spec.yaml
     progress : callable, optional
-        ``progress(done, total, message)``.
+        ``progress(done, total, message)``, called at least at every stage and inside the
+        long ones (inverse design, placement, meshing).
     output_dir : path-like, optional
-        Write the output files there (implies ``write``). Relative paths are taken as given.
+        Write the spec's ``outputs.files`` there (implies ``write``).
     write : bool
-        Write the files into the spec's ``outputs.directory`` (relative to the spec file).
+        Write them into the spec's ``outputs.directory`` (relative to the spec file).
+    mesh : bool, optional
+        Mesh the solid (default: when writing an output that needs it).
+    output_field : str
+        How the caller names the output folder in error messages (the CLI says ``--outdir``).
 
     Returns
     -------
-    LatticeGraph
-        With ``meta["outputs"]`` listing the written files when any were written.
+    BuildResult
 
-    Notes
-    -----
-    Nothing is written unless the whole graph was built; the files are staged in a
-    temporary directory and moved into place together (see
-    :mod:`graded.grading.outputs`).
+    Raises
+    ------
+    ValidationError
+        Bad spec, or an output folder that cannot be written (checked before any work).
     """
-    from .grading.pipeline import build_graph
-
-    if isinstance(spec_or_path, (str, Path)):
-        spec = load_spec(spec_or_path)
-    elif isinstance(spec_or_path, dict):
-        spec = parse_spec(spec_or_path)
-    elif isinstance(spec_or_path, Spec):
-        spec = spec_or_path
-    else:
-        raise TypeError("spec_or_path: give a Spec, a dict or the path of a spec.yaml")
-    graph = build_graph(spec, progress=progress)
-    if output_dir is not None or write:
-        out = Path(output_dir) if output_dir is not None else spec.resolve(spec.outputs.directory)
-        graph.meta["outputs"] = {k: str(v) for k, v in write_outputs(spec, graph, out, progress=progress).items()}
-    return graph
-
-
-def write_outputs(spec: Spec, graph: LatticeGraph, out_dir, progress=None) -> dict:
-    """Write every file the spec asks for into ``out_dir``, all or nothing.
-
-    The solid is meshed first (the slow, fallible step), then the part files, the report
-    and the graph files are written into a staging directory next to ``out_dir`` and
-    moved in together, so a failure leaves what was there untouched.
-
-    Returns
-    -------
-    dict
-        Output key -> final path (report figures included).
-    """
-    from .grading.outputs import GRAPH_FILES, staged_directory, write_graph_files
-    from .grading.pipeline import make_body
-    from .io.printable import SOLID_FILES, write_solid_outputs
-
+    t_all = time.perf_counter()
+    spec = _as_spec(spec_or_path)
     files = list(dict.fromkeys(spec.outputs.files))
-    solid = [f for f in files if f in SOLID_FILES]
-    graph_keys = [f for f in files if f in GRAPH_FILES]
-    title = f"{Path(spec.source).name if spec.source else 'graded lattice'}: {graph.n_struts} struts"
-    body = make_body(spec).mesh if solid else None
-    with staged_directory(out_dir) as tmp:
-        written = {}
-        if solid:
-            written.update(write_solid_outputs(tmp, graph, solid, body=body, progress=progress))
-        written.update(write_graph_files(tmp, graph, graph_keys, title=title))
-    return {k: Path(out_dir) / Path(p).relative_to(tmp) for k, p in written.items()}
+    writing = output_dir is not None or write
+    folder = None
+    if writing:
+        from .io.staging import open_output_folder
+
+        out = Path(output_dir) if output_dir is not None else spec.resolve(spec.outputs.directory)
+        folder = open_output_folder(out, inputs=_inputs(spec), field=output_field)
+    stage = _StageProgress(progress, STAGES)
+    timings: dict = {}
+    try:
+        t = time.perf_counter()
+        body = make_body(spec)
+        check_body(spec, body)
+        cells = resolve_cells(spec, progress=stage("cells"))
+        timings["cells"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        grading = prepare(spec, body, cells, stage("phase"))
+        timings["phase"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        lattice = assemble(grading, stage("graph"))
+        lattice.graph.meta = graph_meta(spec, cells, grading)
+        timings["graph"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        tell = stage("as_built")
+        if tell:
+            tell(0, 1, "as-built stiffness at the control points")
+        as_built = measure_as_built(grading, cells)
+        timings["as_built"] = time.perf_counter() - t
+
+        result = BuildResult(spec, body, cells, grading, lattice, as_built, timings=timings)
+        from .io.writers import WRITERS, needs_solid
+
+        if mesh if mesh is not None else (writing and needs_solid(files)):
+            t = time.perf_counter()
+            result.solid = _mesh(result, stage("mesh"))
+            timings["mesh"] = time.perf_counter() - t
+        if writing:
+            t = time.perf_counter()
+            tell = stage("write")
+            order = [w for w in WRITERS.values() if w.name in files]
+            written: dict = {}
+            for k, w in enumerate(order):
+                if tell:
+                    tell(k, len(order), f"writing {w.filename}")
+                if w.name == "report":
+                    result.files = {key: folder.final(p.name) for key, p in written.items()}
+                written.update(w.write(result, folder.staging))
+            timings["write"] = time.perf_counter() - t
+            timings["total"] = time.perf_counter() - t_all
+            final = folder.commit()
+            result.files = {key: final[p.name] for key, p in written.items() if p.name in final}
+    except BaseException:
+        if folder is not None:
+            folder.discard()
+        raise
+    timings["total"] = time.perf_counter() - t_all
+    stage.finish()
+    return result
+
+
+def _mesh(result: BuildResult, progress: Progress | None):
+    """The printable solid of a build: struts and joints, clipped to the body, one body."""
+    from .mesh import mesh_graph
+
+    spec = result.spec
+    if progress:
+        progress(0, 1, "meshing the solid")
+    return mesh_graph(
+        result.graph,
+        min_diameter=spec.min_strut_diameter or None,
+        body=result.body.mesh,
+        drop_islands=True,
+        progress=progress,
+    )

@@ -29,7 +29,9 @@ from .graph import LatticeGraph
 from .io.atomic import atomic_path
 from .validation import check_finite, fail
 
-__all__ = ["MAX_RENDER_TRIANGLES", "REPORT_FORMAT", "Report", "write_report", "render_mesh", "render_graph"]
+__all__ = ["BUILD_REPORT_VERSION", "CONSTANTS_21", "COUNT_MEANINGS", "ERROR_DEFINITIONS", "MAX_RENDER_TRIANGLES",
+           "REPORT_FORMAT", "Report", "build_report", "render_graph", "render_mesh", "write_build_report",
+           "write_report"]
 
 #: Above this many triangles the render shows the strut graph instead of the mesh: matplotlib
 #: drew 84k shaded triangles in 1.4 s here, so 300k keeps a render within about 5 s.
@@ -362,3 +364,184 @@ def _summary(path: Path, graph: LatticeGraph, facts, points: list[dict]) -> Path
     else:
         ax.text(0.5, 0.5, "no mesh", ha="center", va="center", transform=ax.transAxes)
     return _save(fig, path)
+
+
+# ---------------------------------------------------------------------------
+# the report of a build (graded.build.BuildResult), schema in docs/report.md
+# ---------------------------------------------------------------------------
+
+#: Version of the build report's JSON layout (docs/report.md).
+BUILD_REPORT_VERSION = 2
+
+#: Names of the 21 independent constants, in the order of ``to_21``.
+CONSTANTS_21 = tuple(f"C{i + 1}{j + 1}" for i in range(6) for j in range(i, 6))
+
+#: What each error in the report means.
+ERROR_DEFINITIONS = {
+    "rel_error": "relative Frobenius error ||C - C_ref||_F / ||C_ref||_F of the 6x6 Voigt matrices",
+    "nmse": "normalised mean squared error of Bastek et al. Eq. 8: sum_ij (C_ij - C_ref_ij)^2 / C_ref_ij^2 over "
+            "entries with C_ref_ij != 0",
+    "design_vs_target": "the designed cell (FE) against the target",
+    "as_built_vs_target": "the as-built local cell (FE of the lattice at the point) against the target",
+    "as_built_vs_cell": "the as-built local cell against the point's own cell (what the grading changed)",
+}
+
+#: What each count of the build means (``counts`` in report.json).
+COUNT_MEANINGS = {
+    "cells": "lattice cells placed (phase-field cells that touch the body)",
+    "nodes_placed": "nodes solved through the inverse phase map, before merging",
+    "struts_placed": "struts of the placed cells, before any clean-up",
+    "struts_in_body": "of those, struts with both ends inside the body",
+    "nodes_merged": "nodes merged with a coincident node of a neighbouring cell",
+    "struts_thin": "struts dropped as thinner than min_strut_diameter or negligible in a blend",
+    "struts_dangling": "struts removed because one end carried no other strut (cannot carry load)",
+    "struts_islands": "struts removed because they were not connected to the main lattice",
+    "nodes_dissolved": "2-strut nodes left by removals, joined into one strut",
+    "newton_failures": "cell nodes whose inverse phase map did not converge (left out)",
+}
+
+
+def _in_units(C, unit: str, E: float):
+    return None if C is None else (to_21(C) * (E if unit == "GPa" else 1.0))
+
+
+def _r(x, digits: int = 6):
+    """A float for JSON, None for None; values below round-off of the stiffness printed as given."""
+    return None if x is None else float(f"{float(x):.{digits}g}")
+
+
+def build_report(result, files: Mapping[str, Path] | None = None) -> dict:
+    """The JSON document of a build's report (layout: docs/report.md).
+
+    Parameters
+    ----------
+    result : graded.build.BuildResult
+    files : mapping of name -> final path, optional
+        The other outputs of the build.
+    """
+    spec = result.spec
+    E = spec.material.E
+    unit = "GPa" if any(c.units == "GPa" for c in result.cells) else "E_s"
+    edge = result.grading.cell_edge
+    points = []
+    for c, ab, dia in zip(result.cells, result.as_built, result.grading.diameters):
+        cell = c.cell.to_dict()
+        entry = {
+            "name": c.name,
+            "position_mm": c.position.tolist(),
+            "source": c.source,
+            "cell": {**cell, "strut_diameter_mm": float(dia), "cell_edge_mm": edge},
+            "stiffness": {
+                "unit": unit,
+                "constants": list(CONSTANTS_21),
+                "target": _in_units(c.C_target, unit, E),
+                "designed": _in_units(c.C_cell, unit, E),
+                "as_built": _in_units(ab.C, unit, E),
+            },
+            "errors": {
+                "design_vs_target": {"rel_error": c.design_error,
+                                     "nmse": None if c.C_target is None else float(nmse(c.C_target, c.C_cell))},
+                "as_built_vs_target": {"rel_error": ab.error_vs_target, "nmse": ab.nmse_vs_target},
+                "as_built_vs_cell": {"rel_error": ab.error_vs_cell, "nmse": ab.nmse_vs_cell},
+            },
+        }
+        if c.design:
+            entry["design"] = c.design
+        if ab.note:
+            entry["note"] = ab.note
+        points.append(entry)
+    g = result.graph
+    d = g.diameters
+    from .grading.pipeline import stats_dict
+
+    stats = stats_dict(result.lattice.stats)
+    counts = {k: {"value": v, "meaning": COUNT_MEANINGS.get(k, "")} for k, v in stats.items()}
+    mesh_doc = None
+    if result.solid is not None:
+        s = result.solid
+        mesh_doc = s.facts.to_dict()
+        if g.n_struts:
+            mesh_doc["volume_over_strut_volume"] = s.facts.volume / g.strut_volume
+        counts["struts_not_meshed"] = {"value": int(len(s.dropped_struts)),
+                                       "meaning": "struts the mesher left out as thinner than min_strut_diameter"}
+        for k in ("islands_dropped", "fallback_nodes", "fallback_struts"):
+            if k in s.stats:
+                counts[f"mesh_{k}"] = {"value": s.stats[k], "meaning": {
+                    "islands_dropped": "solid pieces cut off by clipping to the body, removed",
+                    "fallback_nodes": "joints meshed by the slower exact boolean union instead of a hull",
+                    "fallback_struts": "struts meshed by the exact boolean union instead of a stitched tube",
+                }[k]}
+        for k in ("max_excursion_mm",):
+            if k in s.stats:
+                mesh_doc[k] = s.stats[k]
+    doc = {
+        "format": REPORT_FORMAT,
+        "format_version": BUILD_REPORT_VERSION,
+        "schema": "docs/report.md",
+        "spec": spec.source,
+        "units": {"length": "mm", "stiffness": unit, "E_GPa": E, "nu": spec.material.nu},
+        "definitions": ERROR_DEFINITIONS,
+        "settings": {"cell_size_mm": spec.cell_size, "mu": spec.mu, "built_cell_edge_mm": edge, "zeta": spec.zeta,
+                     "min_strut_diameter_mm": spec.min_strut_diameter, "seed": spec.seed,
+                     "design": spec.design.model_dump()},
+        "control_points": points,
+        "graph": {
+            "nodes": g.n_nodes,
+            "struts": g.n_struts,
+            "strut_volume_mm3": g.strut_volume,
+            "diameter_mm": {"min": d.min(), "max": d.max(), "mean": d.mean()} if len(d) else None,
+            "length_mm": {"min": g.lengths.min(), "max": g.lengths.max()} if len(d) else None,
+            "bounds_mm": g.bounds() if g.n_nodes else None,
+        },
+        "counts": counts,
+        "mesh": mesh_doc,
+        "outputs": {str(k): {"path": str(v)} for k, v in (files or {}).items()},
+        "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
+    }
+    return _jsonable(doc)
+
+
+def write_build_report(result, folder) -> dict:
+    """Write ``report.json``, ``render.png``, ``summary.png`` and ``surfaces_<point>.png`` into ``folder``.
+
+    Returns
+    -------
+    dict
+        Key -> path of every file written (``report``, ``render``, ``summary``, ``surfaces_<name>``).
+    """
+    from .plot import plot_elastic_surfaces
+
+    out = Path(folder)
+    doc = build_report(result, result.files)
+    written: dict[str, Path] = {}
+    solid = result.solid
+    if solid is not None and len(solid.mesh.faces) <= MAX_RENDER_TRIANGLES:
+        written["render"] = render_mesh(solid.mesh.vertices, solid.mesh.faces, out / "render.png",
+                                        title=f"{result.title}, {len(solid.mesh.faces):,} triangles")
+    elif result.graph.n_struts:
+        written["render"] = render_graph(result.graph, out / "render.png", title=result.title)
+    unit = doc["units"]["stiffness"]
+    scale = doc["units"]["E_GPa"] if unit == "GPa" else 1.0
+    summary_points = []
+    for entry, c, ab in zip(doc["control_points"], result.cells, result.as_built):
+        ref = c.C_target if c.C_target is not None else c.C_cell
+        err = entry["errors"]["as_built_vs_target" if c.C_target is not None else "as_built_vs_cell"]
+        if ab.C is not None:
+            summary_points.append({"name": c.name, "nmse": err["nmse"]})
+            surfaces = {"target": ref * scale} if c.C_target is not None else {}
+            surfaces["designed cell"] = c.C_cell * scale
+            surfaces["as built"] = ab.C * scale
+            p = out / f"surfaces_{_slug(c.name)}.png"
+            what = "target" if c.C_target is not None else "own cell"
+            plot_elastic_surfaces(surfaces, p, unit=unit,
+                                  title=f"{c.name}: as built vs {what}: relative error {err['rel_error']:.1%}")
+            entry["surface_png"] = p.name
+            written[f"surfaces_{_slug(c.name)}"] = p
+    facts = solid.facts if solid is not None else None
+    written["summary"] = _summary(out / "summary.png", result.graph, facts, summary_points)
+    doc["figures"] = {k: p.name for k, p in written.items()}
+    path = out / "report.json"
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    written["report"] = path
+    return written

@@ -19,8 +19,13 @@ YAML document (``control_points[1].cell.rho``) and whose message gives the YAML 
     mu: 1                          # phase frequency: the built cell edge is cell_size / mu
     min_strut_diameter: 0.2        # mm; thinner struts are dropped
     seed: 0                        # seeds inverse design
+    design: {n_draws: 10000, tau: 1, top_k: 10, refine: true, library: 5}   # as `graded design`
     outputs: {directory: out, files: [stl, 3mf, beams, report, vtu, json, csv, png]}
     phase: {order: 2, spacing: 2.0}   # optional: P1/P2, mesh spacing in built cells
+
+A control point may carry a ``name`` (used in the report). Duplicate keys, documents that
+expand (through YAML aliases) to more than :data:`MAX_YAML_NODES` nodes and two control
+points closer than :data:`COINCIDENT_POINTS` cell sizes are refused.
 
 Paths (``body.file``, ``outputs.directory``) are relative to the spec file.
 """
@@ -38,10 +43,20 @@ from pydantic import ValidationError as PydanticValidationError
 from .validation import ValidationError
 
 __all__ = ["Spec", "Body", "BoxBody", "ControlPoint", "CellSpec", "TargetSpec", "Material", "Outputs",
-           "PhaseOptions", "OUTPUT_FILES", "format_path", "load_spec", "parse_spec"]
+           "PhaseOptions", "DesignOptions", "OUTPUT_FILES", "MAX_YAML_NODES", "COINCIDENT_POINTS",
+           "format_path", "load_spec", "parse_spec"]
 
-#: Files the graph writer can produce (``outputs.files``).
+#: Files a build can write (``outputs.files``), all on by default; the writers are in
+#: :data:`graded.io.writers.WRITERS`, which checks it knows exactly these names.
 OUTPUT_FILES = ("stl", "3mf", "beams", "report", "vtu", "json", "csv", "png")
+#: Largest YAML document, in nodes after expanding aliases. A spec with 100 control points
+#: and 6x6 targets has about 5,000; nested aliases expand exponentially (a 456-byte
+#: "billion laughs" document expands to gigabytes), so they are counted before anything
+#: walks or validates the expanded tree.
+MAX_YAML_NODES = 200_000
+#: Two control points closer than this many cell sizes would be blended into one cell
+#: that neither asked for; they are refused instead.
+COINCIDENT_POINTS = 1e-3
 
 
 class _Strict(BaseModel):
@@ -93,7 +108,7 @@ class Body(_Strict):
 class Material(_Strict):
     """Base material; default Ti-6Al-4V."""
 
-    E: float = Field(114.0, gt=0, description="Young's modulus, GPa")
+    E: float = Field(114.0, gt=0, allow_inf_nan=False, description="Young's modulus, GPa")
     nu: float = Field(0.3, gt=-1, lt=0.5, description="Poisson's ratio")
 
 
@@ -132,6 +147,7 @@ class ControlPoint(_Strict):
     """A position (mm) with exactly one of ``cell`` or ``target``."""
 
     position: list[float]
+    name: str | None = Field(None, min_length=1, max_length=64)
     cell: CellSpec | None = None
     target: TargetSpec | None = None
 
@@ -151,7 +167,18 @@ class Outputs(_Strict):
     """Where and what to write."""
 
     directory: str = "out"
-    files: list[Literal["stl", "3mf", "beams", "report", "vtu", "json", "csv", "png"]] = Field(default_factory=lambda: list(OUTPUT_FILES))
+    files: list[Literal["stl", "3mf", "beams", "report", "vtu", "json", "csv", "png"]] = Field(
+        default_factory=lambda: list(OUTPUT_FILES))
+
+
+class DesignOptions(_Strict):
+    """Inverse design of the cells of targets; the defaults are those of ``graded design``."""
+
+    n_draws: int = Field(10000, ge=1, le=1_000_000)
+    tau: float = Field(1.0, gt=0, le=1000, allow_inf_nan=False)
+    top_k: int = Field(10, ge=1, le=1000)
+    refine: bool = True
+    library: int = Field(5, ge=0, le=1000, description="nearest design-library cells polished too")
 
 
 class PhaseOptions(_Strict):
@@ -166,15 +193,23 @@ class Spec(_Strict):
 
     units: Literal["mm"] = "mm"
     body: Body
-    cell_size: float = Field(gt=0, description="mm")
+    cell_size: float = Field(gt=0, allow_inf_nan=False, description="mm")
     material: Material = Field(default_factory=Material)
     control_points: list[ControlPoint] = Field(min_length=1)
-    zeta: float = Field(0.5, gt=0)
-    mu: float = Field(1.0, gt=0)
-    min_strut_diameter: float = Field(0.0, ge=0, description="mm")
+    zeta: float = Field(0.5, gt=0, allow_inf_nan=False)
+    mu: float = Field(1.0, gt=0, allow_inf_nan=False)
+    min_strut_diameter: float = Field(0.0, ge=0, allow_inf_nan=False, description="mm")
     seed: int = 0
+    design: DesignOptions = Field(default_factory=DesignOptions)
     outputs: Outputs = Field(default_factory=Outputs)
     phase: PhaseOptions = Field(default_factory=PhaseOptions)
+
+    def design_settings(self):
+        """The :class:`graded.cells.DesignSettings` of this spec's ``design`` section."""
+        from .cells.resolve import DesignSettings
+
+        d = self.design
+        return DesignSettings(n_draws=d.n_draws, tau=d.tau, top_k=d.top_k, refine=d.refine, n_library=d.library)
 
     _base: Path = PrivateAttr(default_factory=Path.cwd)
     _lines: dict = PrivateAttr(default_factory=dict)
@@ -222,15 +257,78 @@ def format_path(loc: tuple) -> str:
     return out or "spec"
 
 
-def _line_map(text: str) -> dict:
-    """Map every key/item path of a YAML document to its 1-based line."""
+class _SpecLoader(yaml.SafeLoader):
+    """Safe YAML loader that refuses duplicate keys (instead of keeping the last one)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:  # unhashable key: let the base class say so
+                continue
+            if first != key_node.start_mark.line + 1:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first at line {first})", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(root) -> int:
+    """Number of nodes of a composed YAML tree with every alias expanded (memoised, linear time)."""
+    memo: dict[int, int] = {}
+
+    def size(node) -> int:
+        key = id(node)
+        if key in memo:
+            return memo[key]
+        memo[key] = 1  # a recursive alias counts once (safe_load builds a cycle, not a tree)
+        if isinstance(node, yaml.MappingNode):
+            n = 1 + sum(size(k) + size(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            n = 1 + sum(size(v) for v in node.value)
+        else:
+            n = 1
+        memo[key] = n
+        return n
+
+    return size(root)
+
+
+def _load_yaml(text: str):
+    """(data, root node) of a YAML document, refusing bombs, duplicate keys and bad syntax."""
+    loader = _SpecLoader(text)
     try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return {}
+        try:
+            root = loader.get_single_node()
+            if root is not None:
+                n = _expanded_size(root)
+                if n > MAX_YAML_NODES:
+                    raise ValidationError("spec", f"expands to {n:,} YAML nodes through aliases (at most "
+                                          f"{MAX_YAML_NODES:,})", "write the values out instead of nesting aliases")
+            data = loader.construct_document(root) if root is not None else None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" (line {mark.line + 1})" if mark is not None else ""
+            raise ValidationError("spec", f"is not valid YAML{where}: {getattr(exc, 'problem', exc)}",
+                                  "fix the YAML syntax") from None
+    finally:
+        loader.dispose()
+    return data, root
+
+
+def _line_map(root) -> dict:
+    """Map every key/item path of a composed YAML document to its 1-based line.
+
+    Each node is walked once: an aliased subtree keeps the lines of its anchor.
+    """
     lines: dict = {}
+    seen: set[int] = set()
 
     def walk(node, path):
+        if id(node) in seen:
+            return
+        seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
             for k, v in node.value:
                 p = path + (k.value,)
@@ -256,14 +354,32 @@ _HINTS = {
 }
 
 
+#: How each mapping of the spec is written, for "must be a mapping" errors.
+_FORMS = {
+    "body": "write body: {box: {size: [x, y, z]}} or body: {file: part.stl}",
+    "box": "write box: {size: [x, y, z], origin: [x, y, z]} (mm)",
+    "material": "write material: {E: 114, nu: 0.3} (E in GPa)",
+    "cell": "write cell: {topology: 1x2, rho: 0.02, U: [1, 1, 1], V: [1, 1, 1], R1: [0, 0, 0], R2: [0, 0, 0]}",
+    "target": "write target: {stiffness: [21 constants], units: GPa}",
+    "outputs": "write outputs: {directory: out, files: [stl, 3mf, report]}",
+    "phase": "write phase: {order: 2, spacing: 2.0}",
+    "design": "write design: {n_draws: 10000, tau: 1, top_k: 10, refine: true, library: 5}",
+}
+
+
 def _convert(exc: PydanticValidationError, lines: dict) -> ValidationError:
     err = exc.errors(include_url=False)[0]
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
     kind = err["type"]
+    hint = _HINTS.get(kind)
     if kind == "extra_forbidden":
         problem = "unknown field"
     elif kind == "missing":
         problem = "is required"
+    elif kind in ("model_type", "model_attributes_type", "dict_type"):
+        problem = f"must be a mapping of fields, got {type(err.get('input')).__name__}"
+        last = next((p for p in reversed(loc) if isinstance(p, str)), "")
+        hint = _FORMS.get(last, "write it as a mapping of its fields")
     else:
         problem = err["msg"].removeprefix("Value error, ")
         if "input" in err and kind not in ("model_type",) and not isinstance(err["input"], dict):
@@ -276,7 +392,7 @@ def _convert(exc: PydanticValidationError, lines: dict) -> ValidationError:
     where = f" (line {line})" if line else ""
     n_more = exc.error_count() - 1
     more = f"; {n_more} more problem(s) after this one" if n_more > 0 else ""
-    return ValidationError(format_path(loc), problem + where + more, _HINTS.get(kind))
+    return ValidationError(format_path(loc), problem + where + more, hint)
 
 
 def parse_spec(data: dict | str, *, base_dir: Path | str | None = None, source: str | None = None) -> Spec:
@@ -296,15 +412,8 @@ def parse_spec(data: dict | str, *, base_dir: Path | str | None = None, source: 
     """
     lines: dict = {}
     if isinstance(data, str):
-        text = data
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" (line {mark.line + 1})" if mark is not None else ""
-            raise ValidationError("spec", f"is not valid YAML{where}: {getattr(exc, 'problem', exc)}",
-                                  "fix the YAML syntax") from None
-        lines = _line_map(text)
+        data, root = _load_yaml(data)
+        lines = _line_map(root)
     if not isinstance(data, dict):
         raise ValidationError("spec", f"must be a mapping of fields, got {type(data).__name__}",
                               "start the file with 'body:', 'cell_size:', 'control_points:' ...")
@@ -315,7 +424,24 @@ def parse_spec(data: dict | str, *, base_dir: Path | str | None = None, source: 
     spec._base = Path(base_dir) if base_dir is not None else Path.cwd()
     spec._lines = lines
     spec._source = source
+    _check_points(spec)
     return spec
+
+
+def _check_points(spec: Spec) -> None:
+    """Refuse coincident control points and repeated names (they would be blended silently)."""
+    pts = np.array([cp.position for cp in spec.control_points], dtype=np.float64)
+    for i in range(1, len(pts)):
+        d = np.linalg.norm(pts[:i] - pts[i], axis=1)
+        j = int(np.argmin(d))
+        if d[j] < COINCIDENT_POINTS * spec.cell_size:
+            raise spec.error(("control_points", i, "position"), f"is the position of control_points[{j}]",
+                             "give each control point its own position (merge the two into one)")
+    seen: dict = {}
+    for i, cp in enumerate(spec.control_points):
+        if cp.name is not None and seen.setdefault(cp.name, i) != i:
+            raise spec.error(("control_points", i, "name"), f"{cp.name!r} is already the name of "
+                             f"control_points[{seen[cp.name]}]", "give every control point its own name")
 
 
 def load_spec(path) -> Spec:
