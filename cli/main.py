@@ -53,3 +53,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("graded").setLevel(level)
+
+
+if __name__ == "__main__":  # python -m graded.cli.main
+    cli()

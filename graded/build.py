@@ -259,7 +259,7 @@ def _mesh(result: BuildResult, progress: Progress | None):
     return mesh_graph(
         result.graph,
         min_diameter=spec.min_strut_diameter or None,
-        body=result.body.mesh,
+        body=result.body.surface(),
         drop_islands=True,
         progress=progress,
     )

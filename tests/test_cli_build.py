@@ -56,7 +56,7 @@ def test_build_writes_every_output_file(spec_file, tmp_path):
     assert np.allclose(read_graph_csv(out / "graph.csv").diameters, g.diameters)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]  # staging removed
     # the Python entry returns the same graph
-    again = build(spec_file)
+    again = build(spec_file).graph
     assert again.n_struts == g.n_struts and np.allclose(again.nodes, g.nodes)
 
 
@@ -67,13 +67,16 @@ def test_outdir_option_and_plain_output(spec_file, tmp_path):
     (tmp_path / "afile").write_text("x")
     spec_file.write_text(SPEC.replace("directory: result", "directory: afile"))
     res = CliRunner().invoke(cli, ["build", str(spec_file), "--no-progress"])
-    assert res.exit_code == 2 and "outputs.directory" in res.output and "is not a directory" in res.output
+    assert res.exit_code == 2 and "outputs.directory" in res.output and "is a file, not a folder" in res.output
+    assert "Usage:" not in res.output and len(res.output.strip().splitlines()) == 1  # one line, no banner
+    res = CliRunner().invoke(cli, ["build", str(spec_file), "--no-progress", "-o", str(tmp_path / "afile")])
+    assert res.exit_code == 2 and res.output.startswith("Error: --outdir:")
 
 
 def test_failure_halfway_writes_nothing(spec_file, tmp_path, monkeypatch):
     out = tmp_path / "result"
-    out.mkdir()
-    (out / "graph.json").write_text("previous build")
+    assert CliRunner().invoke(cli, ["build", str(spec_file), "--no-progress"]).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
 
     def broken(*args, **kwargs):
         raise RuntimeError("renderer crashed")
@@ -81,8 +84,7 @@ def test_failure_halfway_writes_nothing(spec_file, tmp_path, monkeypatch):
     monkeypatch.setattr(graded.report, "render_graph", broken)  # the last file written
     res = CliRunner().invoke(cli, ["build", str(spec_file), "--no-progress"])
     assert res.exit_code == 1 and "renderer crashed" in res.output
-    assert sorted(p.name for p in out.iterdir()) == ["graph.json"]
-    assert (out / "graph.json").read_text() == "previous build"  # not half-overwritten
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the previous build, byte for byte
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
 
 
@@ -108,6 +110,10 @@ def test_target_control_point_goes_through_the_inverse_design_hook(spec_file, mo
 
     class Result:
         nmse = 0.01
+        rank = 0
+        refined = False
+        source = "model"
+        C_fe = None
         cell = UnitCell("1x1+2x4+1x6", rho=0.06)
 
     def fake_design(target, **kw):
@@ -118,7 +124,7 @@ def test_target_control_point_goes_through_the_inverse_design_hook(spec_file, mo
     C = (np.eye(6) * 5.0).tolist()
     spec_file.write_text(SPEC.replace('cell: {topology: "1x1+2x4+1x6", rho: 0.06}',
                                       f"target: {{stiffness: {C}, units: GPa}}"))
-    g = build(spec_file)
+    g = build(spec_file).graph
     assert calls["E"] == 114.0 and calls["units"] == "GPa" and np.shape(calls["target"]) == (6, 6)
     assert g.meta["control_points"][1]["cell"]["topology"] == "1x1+2x4+1x6"
 

@@ -21,6 +21,9 @@ _log = logging.getLogger("graded.cells")
 
 Progress = Callable[[int, int, str], None]
 
+#: Progress steps per control point (inverse design reports its own steps inside them).
+_STEPS = 1000
+
 
 @dataclass(frozen=True)
 class DesignSettings:
@@ -172,18 +175,19 @@ def resolve_cells(spec: Spec, *, cell_edge: float | None = None, settings: Desig
         C_target = _target(cp, spec)
         if cp.cell is not None:
             if progress:
-                progress(i, n, f"{name}: explicit cell")
+                progress(_STEPS * i, _STEPS * n, f"{name}: explicit cell")
             cell = _explicit(cp, spec, i)
             C_cell = cell.stiffness(nu=nu)
             rec = CellDesign(i, name, np.asarray(cp.position, dtype=np.float64), cell, "explicit", C_cell,
                              units="GPa" if gpa else "normalized")
         else:
             if progress:
-                progress(i, n, f"{name}: inverse design")
+                progress(_STEPS * i, _STEPS * n, f"{name}: inverse design")
             sub = None
             if progress:
                 def sub(done, total, message, _i=i, _name=name):
-                    progress(_i, n, f"{_name}: {message}")
+                    frac = min(max(done / total, 0.0), 1.0) if total else 0.0
+                    progress(int(_STEPS * (_i + frac)), _STEPS * n, f"{_name}: {message}")
             best, n_results = _designed(cp, spec, i, settings, edge, sub)
             cell = best.cell
             # the design's FE verification used nu = 0.3; reuse it when the spec's nu is the same

@@ -40,6 +40,14 @@ class Body:
     def diagonal(self) -> float:
         return float(np.linalg.norm(self.hi - self.lo))
 
+    def surface(self):
+        """The closed surface of the body as a ``trimesh.Trimesh`` (a box is meshed from its bounds)."""
+        if self.mesh is not None:
+            return self.mesh
+        import trimesh
+
+        return trimesh.creation.box(bounds=np.stack([self.lo, self.hi]))
+
     def contains(self, x: np.ndarray, *, tol: float | None = None) -> np.ndarray:
         """Inside test for points (N, 3) -> (N,) bool, with a tolerance in mm.
 
