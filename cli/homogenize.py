@@ -50,8 +50,9 @@ def homogenize(cell, rho, U, V, R1, R2, cell_size, E, nu, no_strict, plot, as_js
     material's E unless --E is given.
     """
     from graded.elastic import directional_modulus
+    from graded.tol import TOL
     from graded.unitcell import UnitCell
-    from graded.validation import check_positive
+    from graded.validation import check_positive, check_range
 
     strict = not no_strict
     if Path(cell).suffix.lower() in (".yaml", ".yml", ".json"):
@@ -65,10 +66,12 @@ def homogenize(cell, rho, U, V, R1, R2, cell_size, E, nu, no_strict, plot, as_js
             base[key] = val
     if "rho" not in base:
         raise click.UsageError("rho: missing; pass --rho (0.002 to 0.1) or put rho in the cell file")
-    check_positive("cell-size", cell_size, hint="the cube edge in mm must be > 0")
+    check_positive("--cell-size", cell_size, hint="the cube edge in mm must be > 0")
+    check_range("--nu", nu, -1.0, 0.5, inclusive=False, hint="Poisson's ratio of an isotropic solid lies in (-1, 0.5)")
     uc = UnitCell.from_dict(base, strict=strict)
     C = uc.stiffness(nu=nu)
-    scale = 1.0 if E is None else float(check_positive("E", E, hint="Young's modulus in GPa"))
+    C[np.abs(C) < TOL.stiffness_roundoff * np.abs(C).max()] = 0.0  # round-off, not stiffness
+    scale = 1.0 if E is None else float(check_positive("--E", E, hint="Young's modulus in GPa"))
     unit = "normalised by E_s" if E is None else "GPa"
     d = uc.diameter(cell_size)
     E_axes = directional_modulus(C * scale, np.eye(3))

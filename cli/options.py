@@ -21,6 +21,17 @@ _log = logging.getLogger("graded.cli")
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 
 
+#: Library hints name Python keywords; on the command line they are flags.
+CLI_WORDS = {"strict=False": "--no-strict", "units='GPa'": "--units GPa", "units=\"GPa\"": "--units GPa"}
+
+
+def cli_words(message: str) -> str:
+    """A library message with its Python keyword hints replaced by the matching CLI flags."""
+    for py, flag in CLI_WORDS.items():
+        message = message.replace(py, flag)
+    return message
+
+
 class InputError(click.ClickException):
     """Bad input found by the library: ``Error: <field>: <problem>; <fix>``, exit code 2.
 
@@ -44,7 +55,7 @@ def handle_errors(func: Callable) -> Callable:
             return func(*args, **kwargs)
         except (ValidationError, ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
                 FileExistsError, PermissionError) as exc:
-            msg = str(exc)
+            msg = cli_words(str(exc))
             if isinstance(exc, OSError) and exc.filename and not isinstance(exc, FileNotFoundError):
                 msg = f"{exc.filename}: {exc.strerror}; check the path and its permissions"
             raise InputError(msg) from None

@@ -140,6 +140,12 @@ class TargetSpec(_Strict):
             raise ValueError(f"has shape {arr.shape}; give 21 constants C11, C12, ..., C66 or a 6x6 matrix")
         if not np.all(np.isfinite(arr)):
             raise ValueError("contains NaN or infinity")
+        from .elastic import check_admissible, from_21
+
+        try:  # symmetric and positive definite, whatever the units
+            check_admissible(arr if arr.shape == (6, 6) else from_21(arr), "stiffness")
+        except ValidationError as exc:
+            raise ValueError(exc.problem + (f"; {exc.hint}" if exc.hint else "")) from None
         return arr.tolist()
 
 
@@ -351,7 +357,27 @@ _HINTS = {
     "greater_than": "give a positive value",
     "greater_than_equal": "give a non-negative value",
     "literal_error": "use one of the listed values",
+    "value_error": "correct the value",
+    "float_parsing": "give a number",
+    "float_type": "give a number",
+    "int_parsing": "give a whole number",
+    "int_type": "give a whole number",
+    "int_from_float": "give a whole number",
+    "finite_number": "give a finite number",
+    "too_short": "give at least one",
+    "too_long": "give fewer",
+    "string_type": "give text",
+    "string_too_short": "give a non-empty text",
+    "string_too_long": "give a shorter text",
+    "list_type": "give a list [a, b, ...]",
+    "bool_parsing": "give true or false",
+    "bool_type": "give true or false",
+    "less_than": "give a smaller value",
+    "less_than_equal": "give a smaller value",
 }
+
+#: Longest echo of a bad value in a message (a 6x6 matrix would fill the screen).
+_MAX_ECHO = 60
 
 
 #: How each mapping of the spec is written, for "must be a mapping" errors.
@@ -383,7 +409,9 @@ def _convert(exc: PydanticValidationError, lines: dict) -> ValidationError:
     else:
         problem = err["msg"].removeprefix("Value error, ")
         if "input" in err and kind not in ("model_type",) and not isinstance(err["input"], dict):
-            problem = f"{problem} (got {err['input']!r})"
+            got = repr(err["input"])
+            got = got if len(got) <= _MAX_ECHO else got[: _MAX_ECHO - 3] + "..."
+            problem = f"{problem} (got {got})"
     line = None
     p = loc
     while p and line is None:

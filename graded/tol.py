@@ -28,6 +28,10 @@ class Tolerances:
     positive_definite: float = 1e-12
     #: |det F| of an affine cell map below this (cube volume 1) is singular.
     singular_map: float = 1e-9
+    #: Stiffness entries below this fraction of the largest |C_ij| are FE round-off (a
+    #: periodic beam solve leaves 1e-16 to 1e-14 relative where the value is exactly 0) and
+    #: are shown as 0.
+    stiffness_roundoff: float = 1e-10
 
 
 TOL = Tolerances()

@@ -84,14 +84,17 @@ def check_range(
     *,
     source: str | None = None,
     hint: str | None = None,
+    inclusive: bool = True,
 ) -> np.ndarray:
-    """Finite and inside the closed interval ``[lo, hi]`` (element-wise)."""
+    """Finite and inside ``[lo, hi]`` (``(lo, hi)`` with ``inclusive=False``), element-wise."""
     arr = check_finite(field, value)
-    if np.any(arr < lo) or np.any(arr > hi):
+    out = (np.any(arr < lo) or np.any(arr > hi)) if inclusive else (np.any(arr <= lo) or np.any(arr >= hi))
+    if out:
         where = f" ({source})" if source else ""
+        interval = f"[{lo:g}, {hi:g}]" if inclusive else f"({lo:g}, {hi:g})"
         fail(
             field,
-            f"{_fmt(value)} is outside the allowed range [{lo:g}, {hi:g}]{where}",
+            f"{_fmt(value)} is outside the allowed range {interval}{where}",
             hint or "pass a value inside it",
         )
     return arr

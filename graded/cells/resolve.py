@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -92,7 +93,10 @@ def _rebase(exc: ValidationError, spec: Spec, path: tuple) -> ValidationError:
     full = format_path(path) + ("." + sub if sub else "")
     line = spec.line_of(path + tuple(sub.split(".")) if sub else path)
     where = f" (line {line})" if line else ""
-    return ValidationError(full, exc.problem + where, exc.hint)
+    hint = exc.hint
+    if hint and "strict=False" in hint:  # a spec has no opt-out of the design space
+        hint = "give a value inside it (SI Table S1)"
+    return ValidationError(full, exc.problem + where, hint)
 
 
 def _target(cp: ControlPoint, spec: Spec) -> np.ndarray | None:
@@ -116,24 +120,37 @@ def _designed(cp: ControlPoint, spec: Spec, i: int, settings: DesignSettings, ce
     """Run inverse design for a control point's target; the best result (rank 0)."""
     path = ("control_points", i)
     try:
+        from ..inverse.design import PoorMatchWarning, TargetOutOfReachWarning
         from ..inverse.design import design as run_design  # lazy: pulls in torch
     except ImportError as exc:
         raise RuntimeError(f"{format_path(path)}.target: inverse design is not available ({exc}); "
                            "give an explicit cell for this control point instead") from None
     try:
-        results = run_design(
-            cp.target.stiffness, E=spec.material.E, units=cp.target.units, cell_size=cell_edge, seed=spec.seed,
-            verify=True, n_draws=settings.n_draws, tau=settings.tau, top_k=settings.top_k,
-            refine=settings.refine, n_library=settings.n_library, progress=progress,
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            results = run_design(
+                cp.target.stiffness, E=spec.material.E, units=cp.target.units, cell_size=cell_edge, seed=spec.seed,
+                verify=True, n_draws=settings.n_draws, tau=settings.tau, top_k=settings.top_k,
+                refine=settings.refine, n_library=settings.n_library, progress=progress,
+            )
     except ValidationError as exc:
         if exc.field.split(".")[0] in ("target", "stiffness", "units", "E"):
             raise _rebase(exc, spec, path + ("target",)) from None
         raise RuntimeError(f"{format_path(path)}.target: inverse design is not available ({exc}); "
                            "give an explicit cell for this control point instead") from None
+    notes = []
+    for w in caught:
+        if isinstance(w.message, TargetOutOfReachWarning):
+            # a part built for a target no cell reaches would be silently wrong everywhere
+            raise spec.error(path + ("target",), str(w.message).split("; the designs returned")[0],
+                             "give a target inside that range (check units and E), or a softer/stiffer material")
+        if isinstance(w.message, PoorMatchWarning):
+            notes.append(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if not results:
         raise RuntimeError(f"{format_path(path)}.target: inverse design returned no cell")
-    return results[0], len(results)
+    return results[0], len(results), notes
 
 
 def resolve_cells(spec: Spec, *, cell_edge: float | None = None, settings: DesignSettings | None = None,
@@ -188,7 +205,7 @@ def resolve_cells(spec: Spec, *, cell_edge: float | None = None, settings: Desig
                 def sub(done, total, message, _i=i, _name=name):
                     frac = min(max(done / total, 0.0), 1.0) if total else 0.0
                     progress(int(_STEPS * (_i + frac)), _STEPS * n, f"{_name}: {message}")
-            best, n_results = _designed(cp, spec, i, settings, edge, sub)
+            best, n_results, notes = _designed(cp, spec, i, settings, edge, sub)
             cell = best.cell
             # the design's FE verification used nu = 0.3; reuse it when the spec's nu is the same
             if best.C_fe is not None and abs(nu - 0.3) < 1e-12:
@@ -203,6 +220,10 @@ def resolve_cells(spec: Spec, *, cell_edge: float | None = None, settings: Desig
                 design={"rank": int(best.rank), "refined": bool(best.refined), "candidates": int(n_results),
                         "settings": vars(settings).copy()},
             )
+            if notes:
+                rec.design["warnings"] = notes
+                for note in notes:
+                    _log.warning("%s: %s", name, note)
         rec.design["seconds"] = time.perf_counter() - t0
         if rec.design_error is not None:
             _log.info("%s: %s cell %s, design error %.2f %%", name, rec.source, cell.topology_string,

@@ -89,7 +89,7 @@ def relative_frobenius(target: np.ndarray, C: np.ndarray) -> np.ndarray:
     ndarray, shape (...)
 
     >>> import numpy as np
-    >>> float(relative_frobenius(np.eye(6), 1.1 * np.eye(6)))
+    >>> round(float(relative_frobenius(np.eye(6), 1.1 * np.eye(6))), 12)
     0.1
     """
     t = np.asarray(target, dtype=np.float64)

@@ -79,6 +79,9 @@ def check_body(spec: Spec, body: Body) -> None:
         hi = ", ".join(f"{v:.4g}" for v in body.hi)
         raise spec.error(("control_points", int(i), "position"), f"({p}) mm is outside the body",
                          f"move it inside the body (bounds [{lo}] to [{hi}] mm)")
+    from .estimate import check_estimate, estimate_build
+
+    check_estimate(spec, estimate_build(spec, body))
     extent = float(np.min(body.hi - body.lo))
     edge = spec.cell_size / spec.mu
     if edge >= extent:
@@ -151,8 +154,18 @@ class AsBuilt:
     note: str | None = None
 
 
-def prepare(spec: Spec, body: Body, designs: list[CellDesign], progress=None) -> Prepared:
-    """Blend the cells' bases and solve the phase fields (the field-and-phase stage)."""
+def prepare(spec: Spec, body: Body | None = None, designs: list[CellDesign] | None = None,
+            progress=None) -> Prepared:
+    """Blend the cells' bases and solve the phase fields (the field-and-phase stage).
+
+    ``body`` and ``designs`` are the results of the earlier stages; when omitted (for
+    inspection and tests) they are made here.
+    """
+    if body is None:
+        body = make_body(spec)
+        check_body(spec, body)
+    if designs is None:
+        designs = resolve_cells(spec)
     timings: dict = {}
     points = np.array([d.position for d in designs], dtype=np.float64)
     cells = [d.cell for d in designs]
