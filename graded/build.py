@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .cells import CellDesign, resolve_cells
 from .grading.body import Body
 from .grading.pipeline import (
@@ -44,6 +46,10 @@ __all__ = ["BuildResult", "STAGES", "build"]
 _log = logging.getLogger("graded.build")
 
 Progress = Callable[[int, int, str], None]
+
+#: Vertices of the solid checked against an STL/3MF body for the report's maximum excursion
+#: (a box checks all of them exactly).
+EXCURSION_SAMPLE = 50_000
 
 #: The stages of a build and their share of the progress bar (rough shares of the time of the
 #: bundled main job: inverse design and meshing dominate).
@@ -124,8 +130,6 @@ class BuildResult:
         g = self.graph
         if self.solid is None or len(self.solid.dropped_struts) == 0:
             return g
-        import numpy as np
-
         keep = self.solid.kept_struts
         used, inv = np.unique(g.struts[keep], return_inverse=True)
         return LatticeGraph(g.nodes[used], inv.reshape(-1, 2), g.diameters[keep], dict(g.meta))
@@ -256,10 +260,15 @@ def _mesh(result: BuildResult, progress: Progress | None):
     spec = result.spec
     if progress:
         progress(0, 1, "meshing the solid")
-    return mesh_graph(
+    solid = mesh_graph(
         result.graph,
         min_diameter=spec.min_strut_diameter or None,
         body=result.body.surface(),
         drop_islands=True,
         progress=progress,
     )
+    v = solid.mesh.vertices
+    if result.body.mesh is not None and len(v) > EXCURSION_SAMPLE:  # the mesh inside test costs per point
+        v = v[np.random.default_rng(0).choice(len(v), EXCURSION_SAMPLE, replace=False)]
+    solid.stats["max_excursion_mm"] = result.body.excursion(v)
+    return solid

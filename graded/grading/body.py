@@ -40,6 +40,25 @@ class Body:
     def diagonal(self) -> float:
         return float(np.linalg.norm(self.hi - self.lo))
 
+    def excursion(self, points) -> float:
+        """Largest distance (mm) of ``points`` (N, 3) outside the body; 0 if all lie inside.
+
+        Exact for a box; for a mesh body, the unsigned distance to the surface of the points
+        its inside test puts outside.
+        """
+        x = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        if len(x) == 0:
+            return 0.0
+        if self.mesh is None:
+            return float(np.max(np.maximum(np.maximum(self.lo - x, x - self.hi), 0.0).max(axis=1)))
+        import trimesh
+
+        outside = x[~self.contains(x, tol=0.0)]
+        if len(outside) == 0:
+            return 0.0
+        _, dist, _ = trimesh.proximity.closest_point(self.mesh, outside)
+        return float(dist.max())
+
     def surface(self):
         """The closed surface of the body as a ``trimesh.Trimesh`` (a box is meshed from its bounds)."""
         if self.mesh is not None:
