@@ -188,10 +188,6 @@ class UnitCell:
         """Homogenized Voigt stiffness by FE (6, 6), in units of E (normalised for E = 1)."""
         return homogenize_designs(self.topology, [self.rho], self.basis[None], E=E, nu=nu)[0]
 
-    def stiffness_orthotropic(self, E: float = 1.0, nu: float = 0.3) -> np.ndarray:
-        """Stiffness of the U-stretched cell only (orthotropic, 'C_ort' of the forward model)."""
-        return homogenize_designs(self.topology, [self.rho], np.diag(self.U)[None], E=E, nu=nu)[0]
-
     # -- conversions ------------------------------------------------------------------
     def to_dict(self) -> dict:
         """JSON-ready parameters, rotations as axis-angle (theta, e1, e2) as in the SI tables."""
