@@ -124,14 +124,30 @@ class CellSpec(_Strict):
 
 
 class TargetSpec(_Strict):
-    """A target stiffness: 21 constants (upper triangle row by row) or a 6x6 Voigt matrix."""
+    """A target stiffness: 21 constants (upper triangle row by row) or a 6x6 Voigt matrix.
 
-    stiffness: Any
+    Or a row of a stiffness table (``csv: bone.csv, row: A``, path relative to the spec; see
+    :mod:`graded.io.stiffness_csv`), read when the spec is parsed.
+    """
+
+    stiffness: Any = None
+    csv: str | None = None
+    row: str | int | None = None
     units: Literal["GPa", "normalized"] = "GPa"
+
+    @model_validator(mode="after")
+    def _source(self):
+        if (self.stiffness is None) == (self.csv is None):
+            raise ValueError("give exactly one of stiffness (21 constants or a 6x6 matrix) or csv (a table) with row")
+        if self.row is not None and self.csv is None:
+            raise ValueError("row applies to a csv table only")
+        return self
 
     @field_validator("stiffness")
     @classmethod
     def _shape(cls, v):
+        if v is None:
+            return v
         try:
             arr = np.asarray(v, dtype=np.float64)
         except (TypeError, ValueError):
@@ -453,8 +469,33 @@ def parse_spec(data: dict | str, *, base_dir: Path | str | None = None, source: 
     spec._lines = lines
     spec._source = source
     _check_points(spec)
+    _read_tables(spec)
     return spec
 
+
+def _read_tables(spec: Spec) -> None:
+    """Replace every ``target: {csv, row}`` by the stiffness of that row (validated like any target)."""
+    from .io.stiffness_csv import read_stiffness_csv, select_row
+
+    for i, cp in enumerate(spec.control_points):
+        t = cp.target
+        if t is None or t.csv is None:
+            continue
+        path = ("control_points", i, "target")
+        try:
+            rows = read_stiffness_csv(spec.resolve(t.csv), field=format_path(path + ("csv",)))
+            chosen = select_row(rows, t.row, field=format_path(path + ("row",)), where=t.csv)
+            checked = TargetSpec(stiffness=chosen.values.reshape(6, 6).tolist() if chosen.values.size == 36
+                                 else chosen.values.tolist(), units=t.units)
+        except ValidationError as exc:
+            key = exc.field.rsplit(".", 1)[-1]
+            raise spec.error(path + (key,), exc.problem, exc.hint) from None
+        except PydanticValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            raise spec.error(path + ("csv",), f"row {chosen.name or chosen.index} of {t.csv}: "
+                             + err["msg"].removeprefix("Value error, "), "correct the table") from None
+        # frozen models: replace the target in place of the table reference
+        object.__setattr__(cp, "target", checked.model_copy(update={"csv": t.csv, "row": chosen.name or chosen.index}))
 
 def _check_points(spec: Spec) -> None:
     """Refuse coincident control points and repeated names (they would be blended silently)."""
