@@ -86,7 +86,8 @@ def main() -> None:
         "machine": f"{platform.machine()} {os.cpu_count()} cores",
     }
     print(f"homogenize: {n} random cells ({len(groups)} topologies) on {a.workers} workers")
-    print(f"  warm: {out['warm_cells_per_s']:.0f} cells/s   cold (incl. graph build): {out['cold_cells_per_s']:.0f} cells/s")
+    print(f"  warm: {out['warm_cells_per_s']:.0f} cells/s   "
+          f"cold (incl. graph build): {out['cold_cells_per_s']:.0f} cells/s")
     print(f"  peak memory per worker: {peak_mb:.0f} MB")
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(out, indent=2))

@@ -102,7 +102,8 @@ def run(sizes, lattices, union_max, repeat=1):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[2000, 8000, 20000])
-    ap.add_argument("--lattices", nargs="+", default=["bcc", "octet", "bcc+octet"], choices=["bcc", "octet", "bcc+octet"])
+    kinds = ["bcc", "octet", "bcc+octet"]
+    ap.add_argument("--lattices", nargs="+", default=kinds, choices=kinds)
     ap.add_argument("--union-max", type=int, default=2500, help="largest graph also timed with method='union'")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "mesh.json"))

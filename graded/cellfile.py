@@ -21,13 +21,14 @@ def load_cell(path: str | Path, *, strict: bool = True) -> UnitCell:
     """
     path = Path(path)
     if not path.is_file():
-        fail("cell", f"file {str(path)!r} does not exist", "give a topology string like '2x1+1x3+2x5' or a YAML/JSON cell file")
+        fail("cell", f"file {str(path)!r} does not exist",
+             "give a topology string like '2x1+1x3+2x5' or a YAML/JSON cell file")
     text = path.read_text()
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        fail("cell", f"{path.name} is not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'} ({exc})".replace("\n", " "),
-             "fix the syntax")
+        kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
+        fail("cell", f"{path.name} is not valid {kind} ({exc})".replace("\n", " "), "fix the syntax")
     if isinstance(data, dict) and set(data) == {"cell"}:
         data = data["cell"]
     return UnitCell.from_dict(data, strict=strict)

@@ -103,7 +103,8 @@ def homogenize_designs(topology: Topology | str, rho, basis, *, E: float = 1.0, 
 
 
 def _as_stretch(name: str, value, strict: bool) -> np.ndarray:
-    arr = np.broadcast_to(check_positive(name, value, hint=f"stretches must be > 0; {TABLE_S1.stretch} is the design range"), (3,)).copy()
+    hint = f"stretches must be > 0; {TABLE_S1.stretch} is the design range"
+    arr = np.broadcast_to(check_positive(name, value, hint=hint), (3,)).copy()
     if strict:
         check_range(name, arr, *TABLE_S1.stretch, source="SI Table S1", hint=f"pass stretches inside it, {_OPT_OUT}")
     return arr

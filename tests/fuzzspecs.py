@@ -33,7 +33,8 @@ def _cell(rng: np.random.Generator) -> dict:
             e = -e
         return [theta, float(e[0]), float(e[1])]
 
-    stretch = (lambda: [float(v) for v in np.exp(rng.uniform(np.log(0.5), np.log(2.0), 3))])
+    def stretch():
+        return [float(v) for v in np.exp(rng.uniform(np.log(0.5), np.log(2.0), 3))]
     return {"topology": parts, "rho": float(np.exp(rng.uniform(np.log(0.002), np.log(0.1)))),
             "U": stretch(), "V": stretch(), "R1": rot(), "R2": rot()}
 

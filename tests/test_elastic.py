@@ -98,7 +98,8 @@ def test_torch_bond_and_packing_match_numpy_and_have_gradients():
     C = random_spd(rng)
     a = torch.tensor(rng.normal(size=6), requires_grad=True)
     Ct = et.rotate_voigt(torch.as_tensor(C), et.rotation_from_6d(a))
-    np.testing.assert_allclose(Ct.detach().numpy(), el.rotate_voigt(C, el.rotation_from_6d(a.detach().numpy())), atol=1e-12)
+    R = el.rotation_from_6d(a.detach().numpy())
+    np.testing.assert_allclose(Ct.detach().numpy(), el.rotate_voigt(C, R), atol=1e-12)
     Ct.sum().backward()
     assert torch.isfinite(a.grad).all() and a.grad.abs().sum() > 0
     c21 = el.to_21(C)
@@ -118,7 +119,10 @@ def test_directional_modulus_isotropic_and_cubic():
     d = np.random.default_rng(5).normal(size=(50, 3))
     np.testing.assert_allclose(el.directional_modulus(isotropic(2.5, 0.3), d), 2.5, rtol=1e-12)
     # cubic: E100 = (C11 - C12)(C11 + 2 C12) / (C11 + C12)
-    C = np.zeros((6, 6)); C[:3, :3] = 0.4; C[range(3), range(3)] = 1.0; C[range(3, 6), range(3, 6)] = 0.2
+    C = np.zeros((6, 6))
+    C[:3, :3] = 0.4
+    C[range(3), range(3)] = 1.0
+    C[range(3, 6), range(3, 6)] = 0.2
     np.testing.assert_allclose(el.directional_modulus(C, [[1, 0, 0]]), (0.6 * 1.8) / 1.4, rtol=1e-12)
     # E along [111] from the cubic formula 1/E = S11 - 2 (S11 - S12 - S44/2)/3
     S = np.linalg.inv(C)
@@ -137,10 +141,12 @@ def test_nmse_matches_definition():
 def test_admissibility():
     C = isotropic()
     assert el.is_admissible(C)
-    bad = C.copy(); bad[0, 1] += 0.1
+    bad = C.copy()
+    bad[0, 1] += 0.1
     with pytest.raises(ValidationError, match="target: is not symmetric"):
         el.check_admissible(bad, "target")
-    neg = C.copy(); neg[3, 3] = -0.1
+    neg = C.copy()
+    neg[3, 3] = -0.1
     with pytest.raises(ValidationError, match="not positive definite"):
         el.check_admissible(neg, "target")
     with pytest.raises(ValidationError, match="target: has shape"):

@@ -41,12 +41,15 @@ CASES = {
     "duplicate key": (GOOD + "cell_size: 3\n", "Error: spec: is not valid YAML (line 11): duplicate key 'cell_size'"),
     "not a mapping": ("- 1\n- 2\n", "Error: spec: must be a mapping of fields"),
     "unknown field": (GOOD + "zetta: 1\n", "Error: zetta: unknown field (line 11)"),
-    "wrong type": (GOOD.replace("cell_size: 2.0", "cell_size: big"), "Error: cell_size: Input should be a valid number"),
+    "wrong type": (GOOD.replace("cell_size: 2.0", "cell_size: big"),
+                   "Error: cell_size: Input should be a valid number"),
     "box as a list": (GOOD.replace("box: {size: [8, 6, 6]}", "box: [8, 6, 6]"),
                       "Error: body.box: must be a mapping of fields, got list (line 2); write box: {size: [x, y, z]"),
     "missing field": (GOOD.replace("cell_size: 2.0\n", ""), "Error: cell_size: is required"),
-    "zero cell size": (GOOD.replace("cell_size: 2.0", "cell_size: 0"), "Error: cell_size: Input should be greater than 0"),
-    "infinite cell size": (GOOD.replace("cell_size: 2.0", "cell_size: .inf"), "Error: cell_size: Input should be a finite"),
+    "zero cell size": (GOOD.replace("cell_size: 2.0", "cell_size: 0"),
+                       "Error: cell_size: Input should be greater than 0"),
+    "infinite cell size": (GOOD.replace("cell_size: 2.0", "cell_size: .inf"),
+                           "Error: cell_size: Input should be a finite"),
     "body-sized cell": (GOOD.replace("cell_size: 2.0", "cell_size: 7"),
                         "Error: cell_size: 7 mm (built cell edge 7 mm) is not smaller than the body's smallest extent"),
     "too large for the machine": (GOOD.replace("size: [8, 6, 6]", "size: [200, 200, 200]")
@@ -77,7 +80,8 @@ CASES = {
                                  "Error: min_strut_diameter: Input should be greater than or equal to 0"),
     "missing body file": (GOOD.replace("box: {size: [8, 6, 6]}", "file: nothere.stl"), "Error: body.file:"),
     "open STL": (GOOD.replace("box: {size: [8, 6, 6]}", "file: open.stl"), "Error: body.file: open.stl"),
-    "corrupt 3MF": (GOOD.replace("box: {size: [8, 6, 6]}", "file: broken.3mf"), "Error: body.file: cannot read broken.3mf"),
+    "corrupt 3MF": (GOOD.replace("box: {size: [8, 6, 6]}", "file: broken.3mf"),
+                    "Error: body.file: cannot read broken.3mf"),
 }
 
 

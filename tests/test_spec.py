@@ -42,8 +42,10 @@ def test_good_spec_parses_with_defaults(tmp_path):
     assert s.resolve(s.outputs.directory) == tmp_path / "out"
     assert s.line_of(("control_points", 1, "cell", "rho")) == 10
     minimal = parse_spec({"body": {"box": {"size": [4, 4, 4]}}, "cell_size": 1,
-                          "control_points": [{"position": [1, 1, 1], "cell": {"topology": "1x1+1x2+1x3", "rho": 0.01}}]})
-    assert minimal.zeta == 0.5 and minimal.mu == 1 and minimal.outputs.files == ["stl", "3mf", "beams", "report", "vtu", "json", "csv", "png"]
+                          "control_points": [{"position": [1, 1, 1],
+                                              "cell": {"topology": "1x1+1x2+1x3", "rho": 0.01}}]})
+    assert minimal.zeta == 0.5 and minimal.mu == 1
+    assert minimal.outputs.files == ["stl", "3mf", "beams", "report", "vtu", "json", "csv", "png"]
 
 
 @pytest.mark.parametrize(
@@ -103,7 +105,8 @@ def test_cell_parameters_are_checked_with_their_path():
 
 def test_control_point_outside_the_body_is_refused():
     text = GOOD.replace("position: [7, 4, 4]", "position: [9, 4, 4]")
-    with pytest.raises(ValidationError, match=r"control_points\[1\]\.position: \(9, 4, 4\) mm is outside the body \(line 9\)"):
+    msg = r"control_points\[1\]\.position: \(9, 4, 4\) mm is outside the body \(line 9\)"
+    with pytest.raises(ValidationError, match=msg):
         build_graph(parse_spec(text))
 
 
@@ -158,7 +161,8 @@ def test_box_file_gives_the_same_lattice_as_the_box(tmp_path, suffix):
     else:
         write_3mf(tmp_path / "box.3mf", box.vertices, box.faces)
     cp = [{"position": [4, 3, 3], "cell": {"topology": "2x1+1x3+2x5", "rho": 0.05}}]
-    a = build_graph(parse_spec({"body": {"file": "box" + suffix}, "cell_size": 2.0, "control_points": cp}, base_dir=tmp_path))
+    a = build_graph(parse_spec({"body": {"file": "box" + suffix}, "cell_size": 2.0, "control_points": cp},
+                               base_dir=tmp_path))
     b = build_graph(parse_spec({"body": {"box": {"size": [8, 6, 6]}}, "cell_size": 2.0, "control_points": cp}))
     assert a.n_struts == b.n_struts and a.n_nodes == b.n_nodes
     assert np.allclose(np.sort(a.nodes, axis=0), np.sort(b.nodes, axis=0), atol=1e-9)
@@ -183,6 +187,7 @@ def test_printable_minimum_above_every_strut_is_refused():
 
 def test_cell_larger_than_the_body_is_refused():
     spec = parse_spec({"body": {"box": {"size": [1, 1, 1]}}, "cell_size": 5.0,
-                       "control_points": [{"position": [0.5, 0.5, 0.5], "cell": {"topology": "1x1+1x2+1x3", "rho": 0.05}}]})
+                       "control_points": [{"position": [0.5, 0.5, 0.5],
+                                           "cell": {"topology": "1x1+1x2+1x3", "rho": 0.05}}]})
     with pytest.raises(ValidationError, match="cell_size: 5 mm .* is not smaller than the body's smallest extent"):
         build_graph(spec)

@@ -149,7 +149,8 @@ def read_3mf(path) -> tuple[str, list[ThreeMFObject], list[int]]:
             rec.beam_radii = raw["r"].astype(np.float64)
             nball = bl.GetBallCount()
             if nball:
-                braw = np.frombuffer((lib3mf.Ball * nball)(*bl.GetBalls()), dtype=np.dtype([("i", "<u4"), ("r", "<f8")]))
+                ball_dtype = np.dtype([("i", "<u4"), ("r", "<f8")])
+                braw = np.frombuffer((lib3mf.Ball * nball)(*bl.GetBalls()), dtype=ball_dtype)
                 rec.balls = braw["i"].astype(np.int64)
                 rec.ball_radii = braw["r"].astype(np.float64)
             has, rid = bl.GetRepresentation()
