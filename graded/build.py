@@ -33,6 +33,7 @@ from .grading.pipeline import (
     Prepared,
     assemble,
     check_body,
+    check_printable,
     graph_meta,
     make_body,
     measure_as_built,
@@ -204,6 +205,7 @@ def build(spec_or_path, progress: Progress | None = None, *, output_dir=None, wr
         body = make_body(spec)
         check_body(spec, body)
         cells = resolve_cells(spec, progress=stage("cells"))
+        check_printable(spec, cells)
         timings["cells"] = time.perf_counter() - t
 
         t = time.perf_counter()

@@ -67,3 +67,10 @@ def test_readme_command_parses(command):
         assert sub is not None, f"{command}: no command {name!r}"
         cmd = sub
     cmd.make_context(cmd.name, args, parent=ctx)  # raises on a missing argument or an unknown option
+
+
+def test_ci_runs_the_readme_test_command():
+    block = re.findall(r"```bash\n(.*?)```", README, flags=re.S)[0]
+    test_cmd = [line for line in block.splitlines() if "pytest" in line][0].strip()
+    assert test_cmd in (ROOT / ".ci" / "run").read_text()
+    assert "ruff check" in test_cmd

@@ -181,7 +181,9 @@ def test_blend_the_phase_fields_cannot_follow_is_refused():
 
 def test_printable_minimum_above_every_strut_is_refused():
     text = GOOD.replace("min_strut_diameter: 0.05", "min_strut_diameter: 5")
-    with pytest.raises(ValidationError, match=r"min_strut_diameter: 5 mm drops every strut .*\(line 13\)"):
+    # the first control point's own cell is thinner than that: refused before any grading
+    with pytest.raises(ValidationError, match=r"control_points\[0\]: the cell of point 0 .* thinner than "
+                       r"min_strut_diameter = 5 mm \(line 7\); use cell_size >= 125 mm"):
         build_graph(parse_spec(text))
 
 

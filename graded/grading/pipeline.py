@@ -42,7 +42,7 @@ from .field import GradingField
 from .placement import locate_cells
 
 __all__ = ["AsBuilt", "Lattice", "Prepared", "MAX_PHASE_BOXES", "assemble", "build_graph", "check_body",
-           "graph_meta", "make_body", "measure_as_built", "prepare", "stats_dict"]
+           "check_printable", "graph_meta", "make_body", "measure_as_built", "prepare", "stats_dict"]
 
 #: Upper bound on the number of small boxes of the phase mesh (six tetrahedra each;
 #: ~8 P2 dofs per box). 6,000 boxes factorise in a few seconds on one core; a finer
@@ -88,6 +88,29 @@ def check_body(spec: Spec, body: Body) -> None:
         raise spec.error(("cell_size",), f"{spec.cell_size:g} mm (built cell edge {edge:g} mm) is not smaller "
                          f"than the body's smallest extent, {extent:.4g} mm",
                          "use a cell_size (or cell_size / mu) of at most a fraction of the body")
+
+
+def check_printable(spec: Spec, designs: list[CellDesign]) -> None:
+    """Refuse a control point whose own cell has struts thinner than the printer minimum.
+
+    The lattice at a control point is that point's cell; dropping its struts would silently
+    build a different (softer, or disconnected) cell there. The strut diameter of a cell grows
+    in proportion to the cell edge at fixed rho, so the message gives the cell size that
+    prints it.
+    """
+    mind = spec.min_strut_diameter
+    if mind <= 0:
+        return
+    edge = spec.cell_size / spec.mu
+    for d in designs:
+        dia = d.diameter(edge)
+        if dia < mind:
+            need = spec.cell_size * mind / dia
+            raise spec.error(("control_points", d.index),
+                             f"the cell of {d.name} ({d.cell.topology_string}, rho = {d.cell.rho:.3g}) has struts "
+                             f"{dia:.3g} mm thick at cell_size {spec.cell_size:g} mm, thinner than "
+                             f"min_strut_diameter = {mind:g} mm",
+                             f"use cell_size >= {need:.3g} mm (same rho), a denser cell, or a finer printer")
 
 
 @dataclass
@@ -313,6 +336,7 @@ def build_graph(spec, progress=None) -> LatticeGraph:
     body = make_body(spec)
     check_body(spec, body)
     designs = resolve_cells(spec, progress=progress)
+    check_printable(spec, designs)
     prep = prepare(spec, body, designs, progress)
     lattice = assemble(prep, progress)
     lattice.graph.meta = graph_meta(spec, designs, prep)
