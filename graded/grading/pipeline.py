@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fem.phase import PhaseField, solve_phase_fields
+from ..fem.phase import PhaseField
 from ..graph import LatticeGraph
 from ..spec import ControlPoint, Spec, format_path, load_spec, parse_spec
 from ..topology import reference_graph
@@ -28,10 +28,12 @@ from ..unitcell import UnitCell
 from ..validation import ValidationError
 from .assemble import AssemblyStats, assemble_graph, strut_membership
 from .body import Body, box_body, mesh_body
+from .compatible import solve_compatible_phase
 from .field import GradingField
 from .placement import locate_cells
 
-__all__ = ["build_graph", "resolve_cell", "make_body", "prepare", "Prepared", "MAX_PHASE_BOXES"]
+__all__ = ["build_graph", "resolve_cell", "make_body", "prepare", "prepare_cells", "grading_field", "Prepared",
+           "MAX_PHASE_BOXES"]
 
 #: Upper bound on the number of small boxes of the phase mesh (six tetrahedra each;
 #: ~8 P2 dofs per box). 6,000 boxes factorise in a few seconds on one core; a finer
@@ -158,11 +160,30 @@ def prepare(spec: Spec, progress=None) -> Prepared:
             progress(0, 6, f"cell of control point {i}")
         cells.append(resolve_cell(cp, spec, i))
     timings["cells_s"] = time.perf_counter() - t0
+    return prepare_cells(spec, body, cells, timings=timings, progress=progress)
 
+
+def grading_field(spec: Spec, cells: list[UnitCell]) -> GradingField:
+    """The spec's blend (``blend.kind``, ``blend.width``, ``blend.basis``, ``zeta``) of the cells' bases."""
+    points = np.array([cp.position for cp in spec.control_points], dtype=np.float64)
     L = spec.cell_size
-    edge = L / spec.mu
     bases = np.stack([L * c.basis for c in cells])
-    grading = GradingField(points, bases, spec.zeta, length_scale=L)
+    return GradingField(points, bases, spec.zeta, length_scale=L, kind=spec.blend.kind, width=spec.blend.width,
+                        basis_blend=spec.blend.basis)
+
+
+def prepare_cells(spec: Spec, body: Body, cells: list[UnitCell], *, timings: dict | None = None,
+                  progress=None) -> Prepared:
+    """Blend the given cells' bases and solve the phase fields (the part of :func:`prepare` after the cells).
+
+    With interpolating weights the phase fit is weighted towards and constrained at the
+    control points (:func:`graded.grading.compatible.solve_compatible_phase`); with the
+    SI's Gaussian weights it is the plain least-squares fit of SI Eq. 13.
+    """
+    timings = {} if timings is None else timings
+    edge = spec.cell_size / spec.mu
+    grading = grading_field(spec, cells)
+    bases = grading.bases
 
     # phase domain: the body's bounds padded by one (largest) cell so cells straddling
     # the surface see the solved field rather than an extrapolation
@@ -182,13 +203,14 @@ def prepare(spec: Spec, progress=None) -> Prepared:
     if progress:
         progress(1, 6, "phase fields")
     t1 = time.perf_counter()
-    phase = solve_phase_fields(grading.inverse_basis, lo, hi, h, order=spec.phase.order,
-                               anchor=body.lo, anchor_value=np.zeros(3))
+    phase = solve_compatible_phase(grading, lo, hi, h, order=spec.phase.order, anchor=body.lo, cell_edge=edge,
+                                   exact=spec.blend.kind == "interpolating")
     timings["phase_s"] = time.perf_counter() - t1
     _check_phase_map(spec, body, grading, phase, samples)
     timings["phase_dofs"] = int(phase.coeffs.shape[0])
     timings["phase_spacing_mm"] = float(h)
-    return Prepared(spec=spec, body=body, cells=cells, field=grading, phase=phase, cell_edge=edge, timings=timings)
+    return Prepared(spec=spec, body=body, cells=list(cells), field=grading, phase=phase, cell_edge=edge,
+                    timings=timings)
 
 
 def _check_phase_map(spec: Spec, body: Body, grading: GradingField, phase: PhaseField, samples: np.ndarray) -> None:
