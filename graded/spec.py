@@ -40,7 +40,8 @@ from pydantic import ValidationError as PydanticValidationError
 from .validation import ValidationError
 
 __all__ = ["Spec", "Body", "BoxBody", "ControlPoint", "CellSpec", "TargetSpec", "Material", "Outputs",
-           "PhaseOptions", "BlendOptions", "ClosedLoopOptions", "OUTPUT_FILES", "format_path", "load_spec", "parse_spec"]
+           "PhaseOptions", "BlendOptions", "ClosedLoopOptions", "OUTPUT_FILES", "format_path", "load_spec",
+           "parse_spec"]
 
 #: Files the graph writer can produce (``outputs.files``).
 OUTPUT_FILES = ("stl", "3mf", "beams", "report", "vtu", "json", "csv", "png")
@@ -153,7 +154,8 @@ class Outputs(_Strict):
     """Where and what to write."""
 
     directory: str = "out"
-    files: list[Literal["stl", "3mf", "beams", "report", "vtu", "json", "csv", "png"]] = Field(default_factory=lambda: list(OUTPUT_FILES))
+    files: list[Literal["stl", "3mf", "beams", "report", "vtu", "json", "csv", "png"]] = Field(
+        default_factory=lambda: list(OUTPUT_FILES))
 
 
 class PhaseOptions(_Strict):

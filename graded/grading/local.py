@@ -100,7 +100,8 @@ def local_cell(prepared, x, *, min_diameter: float | None = None):
                                  mind, where=f"{np.round(x[0], 3).tolist()} mm")
 
 
-def local_stiffness(prepared, x, *, E: float = 1.0, nu: float | None = None, min_diameter: float | None = None) -> np.ndarray:
+def local_stiffness(prepared, x, *, E: float = 1.0, nu: float | None = None,
+                    min_diameter: float | None = None) -> np.ndarray:
     """FE stiffness (6, 6) of the as-built local cell at ``x`` (normalised for ``E = 1``)."""
     graph, basis, d = local_cell(prepared, x, min_diameter=min_diameter)
     nu = prepared.spec.material.nu if nu is None else nu
