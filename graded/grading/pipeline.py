@@ -264,6 +264,8 @@ def build_graph(spec, progress=None) -> LatticeGraph:
         spec = parse_spec(spec)
     t0 = time.perf_counter()
     prep = prepare(spec, progress)
+    designed = list(prep.cells)
+    prep, loop = _closed_loop(prep, progress)
     t1 = time.perf_counter()
     cells = locate_cells(prep.phase, spec.mu, prep.body.lo, prep.body.hi)
     if len(cells.index) == 0:
@@ -286,8 +288,11 @@ def build_graph(spec, progress=None) -> LatticeGraph:
                          "lower min_strut_diameter, raise rho or use a larger cell_size")
     prep.timings["graph_s"] = time.perf_counter() - t1
     t2 = time.perf_counter()
-    as_built = [_as_built(prep, i) for i in range(len(prep.cells))]
+    as_built = [_as_built(prep, i, designed[i]) for i in range(len(prep.cells))]
     prep.timings["as_built_s"] = time.perf_counter() - t2
+    t3 = time.perf_counter()
+    windows = _window_checks(prep, graph, designed)
+    prep.timings["window_check_s"] = time.perf_counter() - t3
     prep.timings["total_s"] = time.perf_counter() - t0
     graph.meta = {
         "spec": spec.source,
@@ -302,12 +307,53 @@ def build_graph(spec, progress=None) -> LatticeGraph:
         ],
         "stats": _stats_dict(stats),
         "timings": prep.timings,
+        **_grading_meta(prep, loop, windows),
     }
     return graph
 
 
-def _as_built(prep: Prepared, i: int) -> dict:
-    """FE stiffness of the as-built local cell at control point i against its own cell and target."""
+def _closed_loop(prep: Prepared, progress=None):
+    """The spec's closed-loop correction (:mod:`graded.grading.correction`); the loop's time in the timings."""
+    from .correction import correct_cells
+
+    opts = prep.spec.closed_loop
+    prep, loop = correct_cells(prep, iterations=opts.iterations, tolerance=opts.tolerance, progress=progress)
+    prep.timings["closed_loop_s"] = loop.time_s
+    return prep, loop
+
+
+def _window_checks(prep: Prepared, graph: LatticeGraph, designed: list[UnitCell]) -> list:
+    """The independent as-built check (:mod:`graded.grading.window`) at every control point."""
+    from .correction import reference_stiffness
+    from .window import check_point
+
+    out = []
+    for i in range(len(prep.cells)):
+        ref = reference_stiffness(prep.spec, i, designed[i])[0]
+        try:
+            out.append(check_point(prep, graph, i, reference=ref))
+        except RuntimeError as exc:
+            warnings.warn(f"control point {i}: window check not available: {exc}", stacklevel=3)
+            out.append(None)
+    return out
+
+
+def _grading_meta(prep: Prepared, loop, windows: list) -> dict:
+    """Blend, phase-fit, closed-loop and window-check figures for ``graph.meta`` (JSON-ready)."""
+    spec = prep.spec
+    return {
+        "blend": {"kind": spec.blend.kind, "width_cells": spec.blend.width, "basis": spec.blend.basis},
+        "phase_fit": prep.phase.fit.to_dict() if prep.phase.fit is not None else None,
+        "closed_loop": loop.to_dict(),
+        "window_check": [w.to_dict() if w is not None else None for w in windows],
+    }
+
+
+def _as_built(prep: Prepared, i: int, designed: UnitCell | None = None) -> dict:
+    """FE stiffness of the as-built local cell at control point i against its designed cell and target.
+
+    ``designed`` is the cell before the closed-loop correction (default: the current one).
+    """
     from ..elastic import from_21, nmse, to_21
     from .local import local_stiffness
 
@@ -318,7 +364,7 @@ def _as_built(prep: Prepared, i: int) -> dict:
     except RuntimeError as exc:  # nothing printable, or a mechanism, left at this point
         warnings.warn(f"control point {i}: as-built stiffness not available: {exc}", stacklevel=3)
         return {"C_as_built_21": None, "as_built_note": str(exc)}
-    own = prep.cells[i].stiffness(nu=nu)
+    own = (prep.cells[i] if designed is None else designed).stiffness(nu=nu)
     own[np.abs(own) < ROUNDOFF_ZERO * np.abs(own).max()] = 0.0
     out = {
         "C_as_built_21": to_21(local).tolist(),
