@@ -37,11 +37,11 @@ L = 2.0  #: cell size, mm
 
 
 #: Principal stretches are drawn log-uniformly in [1 / STRETCH, STRETCH].
-STRETCH = 1.4
+STRETCH = 1.25
 #: Rotations R_I, R_II: uniform axis, angle uniform in [0, MAX_ANGLE] (rad); half the
 #: cells also get an R_II of up to ROTATED_ANGLE ("some rotated").
 MAX_ANGLE = 0.3
-ROTATED_ANGLE = 0.8
+ROTATED_ANGLE = 0.6
 
 
 def _rotation(rng, max_angle: float) -> list:

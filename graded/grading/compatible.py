@@ -6,9 +6,12 @@ least-squares phase fields of SI Eq. 13 miss it somewhere -- by default also at 
 control points. Here the fit is
 
 * weighted: ``c(x) = 1 + POINT_PENALTY * b(x)`` with a smooth bump ``b`` that is 1 within
-  :data:`PENALTY_RADII` ``[0]`` built cells of a control point and 0 beyond ``[1]``, so the
+  ``r_i`` of control point i and 0 beyond ``r_i + PENALTY_FALLOFF`` built cells, so the
   cells around each point follow their target closely and the unavoidable misfit is
-  pushed into the transition zones between points;
+  pushed into the transition zones between points. ``r_i`` is
+  :data:`PENALTY_RADIUS` cells, or less: the radius of the plateau of the point's own
+  cell (where its weight is exactly 1, a compatible target), so the penalty never forces
+  the fit to follow the incompatible transition;
 * constrained: ``grad phi(x_i) = A_i^-1`` exactly at every control point (Lagrange
   multipliers, :func:`graded.fem.phase.solve_phase_fields`), so the as-built basis there
   is the point's own basis ``A_i / mu`` to round-off.
@@ -24,29 +27,52 @@ import numpy as np
 from ..fem.phase import PhaseField, solve_phase_fields
 from .field import GradingField, smooth_step
 
-__all__ = ["solve_compatible_phase", "point_weight", "POINT_PENALTY", "PENALTY_RADII"]
+__all__ = ["solve_compatible_phase", "point_weight", "plateau_radii", "POINT_PENALTY", "PENALTY_RADIUS",
+           "PENALTY_FALLOFF"]
 
 #: Weight of the fit near the control points relative to elsewhere: large enough that
 #: the misfit there drops by about this factor, small enough that the weighted Laplacian
 #: stays well conditioned (contrast 1e2 costs nothing in the direct solve).
 POINT_PENALTY = 100.0
-#: Inner and outer radius (built cells) of the penalty bump: the 3-cell window the
-#: independent as-built check cuts around a point lies within the inner radius of 1.5
-#: cells along its axes; the bump falls to 0 over the next cell.
-PENALTY_RADII = (1.5, 2.5)
+#: Largest radius (built cells) of full penalty around a point: the 3-cell window the
+#: independent as-built check cuts around a point lies within 1.5 cells along its axes.
+PENALTY_RADIUS = 1.5
+#: The penalty falls from full to none over this many built cells.
+PENALTY_FALLOFF = 1.0
 
 
-def point_weight(points: np.ndarray, cell_edge: float, penalty: float = POINT_PENALTY, radii=PENALTY_RADII):
-    """The fit weight ``c(x)`` (module docstring) as a callable ``x (N, 3) -> (N,)``."""
+def plateau_radii(grading: GradingField) -> np.ndarray:
+    """Radius (mm) around each control point within which its weight is exactly 1, shape (k,).
+
+    For interpolating weights ``min_j (|x_i - x_j| - w_ij) / 2``; Gaussian weights have
+    no plateau (0).
+    """
+    pts = grading.points
+    k = len(pts)
+    if grading.kind != "interpolating":
+        return np.zeros(k)
+    if k == 1:
+        return np.full(k, np.inf)
+    sep = np.linalg.norm(pts[:, None] - pts[None], axis=-1)
+    w = np.minimum(grading.width * grading.length_scale, sep)
+    half = (sep - w) / 2.0 + np.diag(np.full(k, np.inf))
+    return half.min(axis=1)
+
+
+def point_weight(points: np.ndarray, radii: np.ndarray, falloff: float, penalty: float = POINT_PENALTY):
+    """The fit weight ``c(x)`` (module docstring) as a callable ``x (N, 3) -> (N,)``.
+
+    ``radii`` (k,) mm of full penalty around each point, ``falloff`` mm to none.
+    """
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-    r0, r1 = radii[0] * cell_edge, radii[1] * cell_edge
+    r0 = np.asarray(radii, dtype=np.float64).reshape(-1)
 
     def weight(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64).reshape(-1, 3)
         out = np.zeros(len(x))
-        for p in pts:
+        for p, r in zip(pts, r0):
             d = np.linalg.norm(x - p, axis=1)
-            out = np.maximum(out, smooth_step((r0 + r1 - 2.0 * d) / (r1 - r0)))
+            out = np.maximum(out, smooth_step(1.0 - 2.0 * (d - r) / falloff))
         return 1.0 + penalty * out
 
     return weight
@@ -66,7 +92,7 @@ def solve_compatible_phase(grading: GradingField, lo, hi, h: float, *, order: in
     anchor : array_like, shape (3,)
         ``phi(anchor) = 0`` (a cell corner there).
     cell_edge : float
-        Built cell edge (mm), the unit of :data:`PENALTY_RADII`.
+        Built cell edge (mm), the unit of :data:`PENALTY_RADIUS` and :data:`PENALTY_FALLOFF`.
     exact : bool
         Weighted and constrained fit (module docstring); False gives the plain
         least-squares fit of SI Eq. 13.
@@ -81,6 +107,8 @@ def solve_compatible_phase(grading: GradingField, lo, hi, h: float, *, order: in
     if not exact:
         return solve_phase_fields(grading.inverse_basis, lo, hi, h, order=order, anchor=anchor,
                                   anchor_value=np.zeros(3), constraint_points=points, enforce=False)
+    radii = np.minimum(PENALTY_RADIUS * cell_edge, plateau_radii(grading))
+    weight = point_weight(points, radii, PENALTY_FALLOFF * cell_edge)
     return solve_phase_fields(grading.inverse_basis, lo, hi, h, order=order, anchor=anchor,
-                              anchor_value=np.zeros(3), weight=point_weight(points, cell_edge),
+                              anchor_value=np.zeros(3), weight=weight,
                               constraint_points=points, constraint_gradients=np.linalg.inv(grading.bases))

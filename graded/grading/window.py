@@ -240,7 +240,9 @@ def window_stiffness(graph, phase, mu: float, x, *, cells: int = WINDOW_CELLS, n
         Kff = K[free][:, free].tocsc()
         reg = REGULARIZATION * float(Kff.diagonal().mean())
         Kff = Kff + reg * sparse.identity(len(free), format="csc")
-        U[free] = splu(Kff).solve(-(K[free][:, np.flatnonzero(fixed)] @ U[fixed]))
+        # symmetric positive definite: symmetric minimum-degree ordering, no pivoting
+        lu = splu(Kff, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+        U[free] = lu.solve(-(K[free][:, np.flatnonzero(fixed)] @ U[fixed]))
 
     # window volume: cell centres by the inverse phase map, midpoint rule per cell
     idx = np.stack(np.meshgrid(*(np.arange(n),) * 3, indexing="ij"), -1).reshape(-1, 3) + lo
