@@ -6,7 +6,7 @@ least-squares phase fields of SI Eq. 13 miss it somewhere -- by default also at 
 control points. Here the fit is
 
 * weighted: ``c(x) = 1 + POINT_PENALTY * b(x)`` with a smooth bump ``b`` that is 1 within
-  ``r_i`` of control point i and 0 beyond ``r_i + PENALTY_FALLOFF`` built cells, so the
+  ``r_i - PENALTY_FALLOFF`` built cells of control point i and 0 beyond ``r_i``, so the
   cells around each point follow their target closely and the unavoidable misfit is
   pushed into the transition zones between points. ``r_i`` is
   :data:`PENALTY_RADIUS` cells, or less: the radius of the plateau of the point's own
@@ -30,14 +30,18 @@ from .field import GradingField, smooth_step
 __all__ = ["solve_compatible_phase", "point_weight", "plateau_radii", "POINT_PENALTY", "PENALTY_RADIUS",
            "PENALTY_FALLOFF"]
 
-#: Weight of the fit near the control points relative to elsewhere: large enough that
-#: the misfit there drops by about this factor, small enough that the weighted Laplacian
-#: stays well conditioned (contrast 1e2 costs nothing in the direct solve).
-POINT_PENALTY = 100.0
-#: Largest radius (built cells) of full penalty around a point: the 3-cell window the
-#: independent as-built check cuts around a point lies within 1.5 cells along its axes.
-PENALTY_RADIUS = 1.5
-#: The penalty falls from full to none over this many built cells.
+#: Weight of the fit near the control points relative to elsewhere. The full weight lies
+#: inside each point's plateau, where the target is one constant basis (compatible), so
+#: it forces nothing incompatible: it only makes the field there affine, to ~1/penalty
+#: (measured: the built cell at a point is its own cell to ~1e-6 of a cell edge with 1e6,
+#: 1e-4 with 1e4). Larger contrasts start to show as round-off in the node positions
+#: (1e8 moves nodes on the body's faces by ~2e-8 mm, the inside tolerance of a box body).
+POINT_PENALTY = 1e6
+#: Largest radius (built cells) of the penalty around a point; it is full within
+#: ``PENALTY_RADIUS - PENALTY_FALLOFF`` = 1.5 cells, where the 3-cell window of the
+#: independent as-built check lies along its axes.
+PENALTY_RADIUS = 2.5
+#: The penalty falls from full to none over this many built cells (inside the radius).
 PENALTY_FALLOFF = 1.0
 
 
@@ -62,7 +66,8 @@ def plateau_radii(grading: GradingField) -> np.ndarray:
 def point_weight(points: np.ndarray, radii: np.ndarray, falloff: float, penalty: float = POINT_PENALTY):
     """The fit weight ``c(x)`` (module docstring) as a callable ``x (N, 3) -> (N,)``.
 
-    ``radii`` (k,) mm of full penalty around each point, ``falloff`` mm to none.
+    ``radii`` (k,) mm: the penalty is full within ``radii - falloff`` of each point and falls
+    to none at ``radii`` (mm).
     """
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
     r0 = np.asarray(radii, dtype=np.float64).reshape(-1)
@@ -72,7 +77,7 @@ def point_weight(points: np.ndarray, radii: np.ndarray, falloff: float, penalty:
         out = np.zeros(len(x))
         for p, r in zip(pts, r0):
             d = np.linalg.norm(x - p, axis=1)
-            out = np.maximum(out, smooth_step(1.0 - 2.0 * (d - r) / falloff))
+            out = np.maximum(out, smooth_step(1.0 - 2.0 * (d - r + falloff) / falloff))
         return 1.0 + penalty * out
 
     return weight

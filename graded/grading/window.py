@@ -48,6 +48,9 @@ WINDOW_CELLS = 3
 #: integer value (nodes are placed at ``mu phi = n + xi`` to 1e-11; merging moves them by
 #: < 1e-3 of a cell only when two nodes nearly coincide).
 ON_FACE = 1e-6
+#: The completeness test samples the window's faces this far inside (cells): a window
+#: face on the body's surface counts as inside, one a sliver beyond it does not.
+WINDOW_SAMPLE_INSET = 1e-3
 #: Added to the diagonal of the free-dof matrix, relative to its mean: removes the zero
 #: energy of a node's spin about a single strut's axis without changing any energy
 #: (1e-12 of a typical stiffness).
@@ -107,7 +110,7 @@ class WindowCheck:
 
 def _window_inside(x0, A_loc, q0, lo, n, contains) -> float:
     """Fraction of sample points of the window [lo, lo + n]^3 (lattice coords) inside the body."""
-    t = (np.arange(2 * n + 1) + 0.5) / (2 * n + 1) * n
+    t = np.linspace(WINDOW_SAMPLE_INSET, n - WINDOW_SAMPLE_INSET, 2 * n + 1)  # faces included
     q = np.stack(np.meshgrid(t, t, t, indexing="ij"), -1).reshape(-1, 3) + lo
     x = x0 + (q - q0) @ A_loc.T  # affine map around the point
     return float(contains(x).mean())
@@ -151,20 +154,24 @@ def window_stiffness(graph, phase, mu: float, x, *, cells: int = WINDOW_CELLS, n
     phi0, J0 = phase.evaluate(x0[None])
     q0, J0 = mu * phi0[0], mu * J0[0]
     A_loc = np.linalg.inv(J0)
-    c0 = np.floor(q0).astype(np.int64)
     contains = (lambda p: np.ones(len(p), dtype=bool)) if contains is None else contains
-    centre = np.full(3, n // 2)
+    # every window of whole cells that holds the point (a point on a cell face is held by
+    # the cells on both sides), the most central first
+    first = np.ceil(q0 - n - ON_FACE).astype(np.int64)
+    last = np.floor(q0 + ON_FACE).astype(np.int64)
+    axes = [np.arange(first[a], last[a] + 1) for a in range(3)]
+    cand = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+    off_centre = np.abs(cand + n / 2.0 - q0).sum(axis=1)
     best, best_key = None, None
-    offsets = [centre] + [np.array(o) for o in np.ndindex(n, n, n) if tuple(o) != tuple(centre)]
-    for o in offsets:
-        frac = _window_inside(x0, A_loc, q0, c0 - o, n, contains)
-        key = (frac, -np.abs(o - centre).sum())
-        if best_key is None or key > best_key:
-            best, best_key = o, key
+    for lo_c in cand[np.argsort(off_centre, kind="stable")]:
+        frac = _window_inside(x0, A_loc, q0, lo_c, n, contains)
+        if best_key is None or frac > best_key:
+            best, best_key = lo_c, frac
         if frac == 1.0:
             break
-    lo = (c0 - best).astype(np.float64)
+    lo = best.astype(np.float64)
     hi = lo + n
+    cell_of_point = np.clip(np.floor(q0).astype(np.int64), best, best + n - 1)
 
     # nodes near the window, their lattice coordinates
     reach = (n + 1) * np.linalg.norm(A_loc, 2) * np.sqrt(3.0)
@@ -254,7 +261,7 @@ def window_stiffness(graph, phase, mu: float, x, *, cells: int = WINDOW_CELLS, n
     V = float(vol_cells.sum())
     C = U.T @ (K @ U) / V
     C = 0.5 * (C + C.T)
-    info = {"offset": best.tolist(), "complete": bool(best_key[0] == 1.0), "n_struts": int(len(S)),
+    info = {"offset": (cell_of_point - best).tolist(), "complete": bool(best_key == 1.0), "n_struts": int(len(S)),
             "n_boundary_nodes": int(boundary.sum()), "volume_mm3": V}
     return C, info
 
