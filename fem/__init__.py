@@ -5,6 +5,6 @@ Depends on nothing else of ``graded``: plain arrays and its own dataclasses.
 
 from .homogenize import homogenize
 from .periodic_graph import PeriodicGraph
-from .phase import PhaseField, solve_phase_fields
+from .phase import PhaseField, PhaseFit, solve_phase_fields
 
-__all__ = ["PeriodicGraph", "homogenize", "PhaseField", "solve_phase_fields"]
+__all__ = ["PeriodicGraph", "homogenize", "PhaseField", "PhaseFit", "solve_phase_fields"]

@@ -13,6 +13,24 @@ is the same for the three fields, so it is factorised once and reused for the th
 right-hand sides. The constant is fixed afterwards: either the integral mean of each
 ``phi_j`` is zero, or ``phi(anchor) = anchor_value``.
 
+**Weighted fit and exact point constraints.** A target field that is not a gradient
+(``curl k != 0``) cannot be met everywhere; the plain least-squares fit spreads the misfit
+over the whole domain, control points included. Two options move it away from where it
+matters:
+
+* a weight ``c(x) > 0`` (penalty): minimise ``int c |grad phi_j - k_j|^2``, i.e. the
+  bilinear form ``int c grad phi . grad v`` against ``int c k . grad v``;
+* point constraints: ``grad phi_j(p_m) = g_mj`` exactly at given points, by Lagrange
+  multipliers. With ``B`` the (3M, N) operator that evaluates gradients at the points
+  (the same element and reference coordinates :meth:`PhaseField.evaluate` uses), the
+  stationarity system ``A u + B^T l = b, B u = g`` is solved by its Schur complement
+  ``(B A^-1 B^T) l = B A^-1 b - g`` with the one factorisation of ``A`` (3M extra solves).
+
+The fit is measured (:class:`PhaseFit`): the relative residual
+``sqrt(int |grad phi - k|^2 / int |k|^2)`` over the box -- the incompatibility of the
+target, as far as this fit leaves it -- and the relative error of the gradient and of its
+inverse (the built basis) at each constrained point.
+
 The mesh is a structured Kuhn (Freudenthal) subdivision of a grid of boxes into six
 tetrahedra each, so a point is located in O(1) without a search tree; points outside
 the box are evaluated by extrapolating the polynomial of the nearest boundary element
@@ -27,10 +45,13 @@ from itertools import permutations
 
 import numpy as np
 import scipy.sparse.linalg as spla
-from skfem import Basis, ElementTetP1, ElementTetP2, LinearForm, MeshTet, asm
+from scipy import sparse
+from skfem import Basis, BilinearForm, ElementTetP1, ElementTetP2, LinearForm, MeshTet, asm
+from skfem.helpers import dot, grad
 from skfem.models.poisson import laplace
 
-__all__ = ["BoxTetMesh", "box_tet_mesh", "PhaseField", "nested_dissection", "solve_phase_fields"]
+__all__ = ["BoxTetMesh", "box_tet_mesh", "PhaseField", "PhaseFit", "nested_dissection", "solve_phase_fields",
+           "gradient_operator"]
 
 #: Points are evaluated in blocks of this many so per-point temporaries (Jacobians,
 #: ten basis values) stay around 100 MB whatever the number of points.
@@ -147,6 +168,39 @@ def box_tet_mesh(lo, hi, h: float) -> BoxTetMesh:
 
 
 @dataclass(frozen=True)
+class PhaseFit:
+    """How well the phase fields follow their target gradient field.
+
+    Attributes
+    ----------
+    residual : float
+        ``sqrt(int |grad phi - k|^2 / int |k|^2)`` over the box, all three fields together
+        (unweighted; 0 for a compatible target up to discretisation).
+    weighted_residual : float
+        The same with the fit's weight ``c(x)`` in both integrals.
+    point_gradient_error : ndarray, shape (M,)
+        ``|grad phi(p_m) - g_m|_F / |g_m|_F`` at the constrained points.
+    point_basis_error : ndarray, shape (M,)
+        ``|(grad phi(p_m))^-1 - g_m^-1|_F / |g_m^-1|_F``: the built lattice basis against
+        the wanted one.
+    """
+
+    residual: float
+    weighted_residual: float
+    point_gradient_error: np.ndarray
+    point_basis_error: np.ndarray
+
+    def to_dict(self) -> dict:
+        """JSON-ready."""
+        return {
+            "residual": float(self.residual),
+            "weighted_residual": float(self.weighted_residual),
+            "point_gradient_error": [float(v) for v in self.point_gradient_error],
+            "point_basis_error": [float(v) for v in self.point_basis_error],
+        }
+
+
+@dataclass(frozen=True)
 class PhaseField:
     """Three scalar fields ``phi_j`` on a :class:`BoxTetMesh`, evaluable anywhere.
 
@@ -159,12 +213,15 @@ class PhaseField:
         Degrees of freedom of the three fields.
     element_dofs : ndarray, shape (n_local, n_elements), int64
         Global dof of each local basis function (scikit-fem order).
+    fit : PhaseFit, optional
+        Residuals of the fit (set by :func:`solve_phase_fields`).
     """
 
     grid: BoxTetMesh
     order: int
     coeffs: np.ndarray
     element_dofs: np.ndarray
+    fit: PhaseFit | None = None
 
     def evaluate(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Values and gradients at points.
@@ -209,6 +266,30 @@ class PhaseField:
         # grad_x = J^-T grad_X  ->  grad[n, j, l] = sum_k gref[n, j, k] invJ[k, l]
         grad = np.einsum("njk,nkl->njl", gref, self.grid.inv_jac[perm])
         return phi, grad
+
+
+def gradient_operator(grid: BoxTetMesh, order: int, element_dofs: np.ndarray, x: np.ndarray) -> sparse.csr_matrix:
+    """Sparse operator (3M, n_dofs) with ``(G @ c).reshape(M, 3) = grad(field c)(x)``.
+
+    Row ``3 m + l`` is the derivative along axis ``l`` at point ``m``, evaluated in the
+    element :meth:`BoxTetMesh.locate` assigns (as :meth:`PhaseField.evaluate` does).
+    """
+    x = np.asarray(x, dtype=np.float64).reshape(-1, 3)
+    elem, X = grid.locate(x)
+    inv_jac = grid.inv_jac[elem % 6]
+    element = _ELEMENTS[order]()
+    n_local = element_dofs.shape[0]
+    rows, cols, vals = [], [], []
+    for i in range(n_local):
+        _, dval = element.lbasis(X.T, i)
+        g = np.einsum("kn,nkl->nl", np.asarray(dval), inv_jac)  # (M, 3) physical gradient
+        for ax in range(3):
+            rows.append(3 * np.arange(len(x)) + ax)
+            cols.append(element_dofs[i, elem])
+            vals.append(g[:, ax])
+    n = int(element_dofs.max()) + 1
+    return sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                             shape=(3 * len(x), n))
 
 
 def nested_dissection(ijk: np.ndarray, leaf: int = ND_LEAF) -> np.ndarray:
@@ -258,6 +339,11 @@ def nested_dissection(ijk: np.ndarray, leaf: int = ND_LEAF) -> np.ndarray:
     return np.concatenate(out)
 
 
+@BilinearForm
+def _weighted_laplace(u, v, w):
+    return w.c * dot(grad(u), grad(v))
+
+
 def solve_phase_fields(
     target: Callable[[np.ndarray], np.ndarray],
     lo,
@@ -268,6 +354,10 @@ def solve_phase_fields(
     intorder: int | None = None,
     anchor=None,
     anchor_value=None,
+    weight: Callable[[np.ndarray], np.ndarray] | None = None,
+    constraint_points=None,
+    constraint_gradients=None,
+    enforce: bool = True,
 ) -> PhaseField:
     """Least-squares phase fields ``phi_j ~ int k_j`` on the box ``[lo, hi]``.
 
@@ -289,27 +379,46 @@ def solve_phase_fields(
         Point at which the constant is fixed; default: zero integral mean.
     anchor_value : array_like, shape (3,), optional
         ``phi(anchor)``; default zeros.
+    weight : callable, optional
+        ``weight(x (N, 3)) -> (N,)``, positive: the fit minimises ``int c |grad phi - k|^2``.
+    constraint_points : array_like, shape (M, 3), optional
+        Points where ``grad phi`` is enforced exactly (Lagrange multipliers).
+    constraint_gradients : array_like, shape (M, 3, 3), optional
+        The enforced ``grad phi`` (row j = grad phi_j); default ``target(constraint_points)``.
+    enforce : bool
+        False: only measure the errors at ``constraint_points`` (plain or weighted fit).
 
     Returns
     -------
     PhaseField
+        With ``fit`` (:class:`PhaseFit`) filled in.
     """
     if order not in _ELEMENTS:
         raise ValueError(f"order: {order!r} is not supported; use 1 (P1) or 2 (P2)")
     grid = box_tet_mesh(lo, hi, h)
     basis = Basis(grid.mesh, _ELEMENTS[order](), intorder=intorder or order + 2)
-    A = asm(laplace, basis)
 
-    # Right-hand sides: b_j[i] = sum_q dx_q k_j(x_q) . grad v_i(x_q), all three at once.
     xq = basis.mapping.F(basis.X)  # (3, nel, nqp)
     nel, nqp = xq.shape[1:]
-    kq = np.asarray(target(xq.reshape(3, -1).T), dtype=np.float64).reshape(nel, nqp, 3, 3)
+    flat_x = xq.reshape(3, -1).T
+    kq = np.asarray(target(flat_x), dtype=np.float64).reshape(nel, nqp, 3, 3)
+    if weight is None:
+        cq = np.ones((nel, nqp))
+        A = asm(laplace, basis)
+    else:
+        cq = np.asarray(weight(flat_x), dtype=np.float64).reshape(nel, nqp)
+        if not np.all(cq > 0):
+            raise ValueError("weight: the fit weight must be > 0 everywhere")
+        A = asm(_weighted_laplace, basis, c=cq)
+
+    # Right-hand sides: b_j[i] = sum_q dx_q c_q k_j(x_q) . grad v_i(x_q), all three at once.
     dx = basis.dx  # (nel, nqp)
+    cdx = cq * dx
     dofs = basis.element_dofs
     b = np.zeros((basis.N, 3))
     for i in range(dofs.shape[0]):
         gv = basis.basis[i][0].grad  # (3, nel, nqp)
-        local = np.einsum("eqjd,deq,eq->ej", kq, gv, dx)
+        local = np.einsum("eqjd,deq,eq->ej", kq, gv, cdx)
         for j in range(3):
             b[:, j] += np.bincount(dofs[i], weights=local[:, j], minlength=basis.N)
 
@@ -321,15 +430,51 @@ def solve_phase_fields(
     perm = nested_dissection(ijk)
     Ar = A.tocsr()[1:, 1:][perm][:, perm].tocsc()
     lu = spla.splu(Ar, permc_spec="NATURAL", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
-    u = np.zeros((basis.N, 3))
-    u[1 + perm] = lu.solve(b[1:][perm])
 
-    field = PhaseField(grid=grid, order=order, coeffs=u, element_dofs=np.asarray(dofs, dtype=np.int64))
+    def solve(rhs: np.ndarray) -> np.ndarray:  # reduced system (dofs 1..N-1), any number of columns
+        out = np.empty_like(rhs)
+        out[perm] = lu.solve(np.ascontiguousarray(rhs[perm]))
+        return out
+
+    u = np.zeros((basis.N, 3))
+    u[1:] = solve(b[1:])
+    edofs = np.asarray(dofs, dtype=np.int64)
+    G = None
+    if constraint_points is not None:
+        cp = np.asarray(constraint_points, dtype=np.float64).reshape(-1, 3)
+        g = (np.asarray(target(cp), dtype=np.float64) if constraint_gradients is None
+             else np.asarray(constraint_gradients, dtype=np.float64)).reshape(-1, 3, 3)
+        G = gradient_operator(grid, order, edofs, cp)
+    if G is not None and enforce:
+        Br = G[:, 1:].toarray()  # (3M, N - 1): dof 0 is pinned to 0
+        Z = solve(np.ascontiguousarray(Br.T))  # A^-1 B^T
+        S = Br @ Z
+        # g[m, j, l] = d phi_j / d x_l at point m -> constraint rows 3m + l, field j
+        rhs = Br @ u[1:] - np.transpose(g, (0, 2, 1)).reshape(-1, 3)
+        lam = np.linalg.lstsq(S, rhs, rcond=None)[0]
+        u[1:] -= Z @ lam
+
+    field = PhaseField(grid=grid, order=order, coeffs=u, element_dofs=edofs)
     if anchor is None:
         weights = asm(LinearForm(lambda v, w: v), basis)  # int N_i
         shift = -(weights @ u) / weights.sum()
     else:
         value = np.zeros(3) if anchor_value is None else np.asarray(anchor_value, dtype=np.float64)
         shift = value - field(np.asarray(anchor, dtype=np.float64).reshape(1, 3))[0]
+
+    # fit measures: residual over the box, errors at the constrained points
+    gq = np.stack([basis.interpolate(u[:, j]).grad for j in range(3)], axis=0)  # (3 fields, 3, nel, nqp)
+    diff = np.transpose(gq, (2, 3, 0, 1)) - kq  # (nel, nqp, j, l)
+    err2 = (diff**2).sum(axis=(2, 3))
+    ref2 = (kq**2).sum(axis=(2, 3))
+    residual = float(np.sqrt((err2 * dx).sum() / (ref2 * dx).sum()))
+    weighted = float(np.sqrt((err2 * cdx).sum() / (ref2 * cdx).sum()))
+    pg = pb = np.zeros(0)
+    if G is not None:
+        got = np.transpose((G @ u).reshape(-1, 3, 3), (0, 2, 1))  # [m, j, l]
+        pg = np.linalg.norm(got - g, axis=(1, 2)) / np.linalg.norm(g, axis=(1, 2))
+        gi = np.linalg.inv(g)
+        pb = np.linalg.norm(np.linalg.inv(got) - gi, axis=(1, 2)) / np.linalg.norm(gi, axis=(1, 2))
+    fit = PhaseFit(residual=residual, weighted_residual=weighted, point_gradient_error=pg, point_basis_error=pb)
     # Lagrange bases sum to one, so adding c to every dof adds c to the field.
-    return PhaseField(grid=grid, order=order, coeffs=u + shift, element_dofs=field.element_dofs)
+    return PhaseField(grid=grid, order=order, coeffs=u + shift, element_dofs=edofs, fit=fit)

@@ -5,8 +5,10 @@ Stages, each a function of the previous stage's result (DESIGN §3)::
     Spec --make_body/check_body--> Body
          --resolve_cells--> [CellDesign]          (graded.cells: explicit or inverse design, FE once)
          --prepare--> Prepared                    (graded.grading: blended basis, phase fields)
+         --correct--> Prepared, ClosedLoopReport  (graded.grading: as-built closed loop per point)
          --assemble--> Lattice                    (graded.grading: cells, nodes, diameters, clean-up)
          --measure_as_built--> [AsBuilt]          (graded.grading: FE of the local cell per point)
+         --check_windows--> [WindowCheck]         (graded.grading: beam FE of the built graph per point)
          --mesh_graph--> SolidMesh                (graded.mesh: watertight solid, clipped to the body)
          --WRITERS--> files                       (graded.io: STL, 3MF, graph files, report)
 
@@ -34,6 +36,8 @@ from .grading.pipeline import (
     assemble,
     check_body,
     check_printable,
+    check_windows,
+    correct,
     graph_meta,
     make_body,
     measure_as_built,
@@ -54,7 +58,8 @@ EXCURSION_SAMPLE = 50_000
 
 #: The stages of a build and their share of the progress bar (rough shares of the time of the
 #: bundled main job: inverse design and meshing dominate).
-STAGES = {"cells": 40, "phase": 5, "graph": 15, "as_built": 5, "mesh": 25, "write": 10}
+STAGES = {"cells": 40, "phase": 5, "closed_loop": 5, "graph": 12, "as_built": 3, "window": 5, "mesh": 22,
+          "write": 8}
 
 
 class _StageProgress:
@@ -102,6 +107,10 @@ class BuildResult:
         The graded strut graph and its clean-up counts.
     as_built : list of AsBuilt
         As-built stiffness at every control point.
+    closed_loop : graded.grading.correction.ClosedLoopReport
+        Before and after of the closed-loop correction at every point.
+    windows : list of graded.grading.window.WindowCheck or None
+        The independent check: apparent stiffness of a window of the built graph per point.
     solid : graded.mesh.SolidMesh or None
         The printable solid (None when no output needed it).
     files : dict of str -> Path
@@ -116,6 +125,8 @@ class BuildResult:
     grading: Prepared
     lattice: Lattice
     as_built: list[AsBuilt]
+    closed_loop: object | None = None
+    windows: list = field(default_factory=list)
     solid: object | None = None
     files: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
@@ -213,18 +224,30 @@ def build(spec_or_path, progress: Progress | None = None, *, output_dir=None, wr
         timings["phase"] = time.perf_counter() - t
 
         t = time.perf_counter()
+        tell = stage("closed_loop")
+        if tell:
+            tell(0, 1, "as-built check and correction at the control points")
+        grading, loop = correct(grading, cells, tell)
+        timings["closed_loop"] = time.perf_counter() - t
+
+        t = time.perf_counter()
         lattice = assemble(grading, stage("graph"))
         lattice.graph.meta = graph_meta(spec, cells, grading)
         timings["graph"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        tell = stage("as_built")
-        if tell:
-            tell(0, 1, "as-built stiffness at the control points")
-        as_built = measure_as_built(grading, cells)
+        as_built = measure_as_built(grading, cells, loop)
         timings["as_built"] = time.perf_counter() - t
 
-        result = BuildResult(spec, body, cells, grading, lattice, as_built, timings=timings)
+        t = time.perf_counter()
+        tell = stage("window")
+        if tell:
+            tell(0, 1, "window check of the built graph at the control points")
+        windows = check_windows(grading, lattice.graph, cells, as_built)
+        timings["window"] = time.perf_counter() - t
+
+        result = BuildResult(spec, body, cells, grading, lattice, as_built, closed_loop=loop, windows=windows,
+                             timings=timings)
         from .io.writers import WRITERS, needs_solid
 
         if mesh if mesh is not None else (writing and needs_solid(files)):

@@ -384,6 +384,12 @@ ERROR_DEFINITIONS = {
     "design_vs_target": "the designed cell (FE) against the target",
     "as_built_vs_target": "the as-built local cell (FE of the lattice at the point) against the target",
     "as_built_vs_cell": "the as-built local cell against the point's own cell (what the grading changed)",
+    "window_vs_local": "apparent stiffness of a window of the real built graph around the point (beam FE, affine "
+                       "boundary conditions: an upper bound) against the periodic as-built local cell",
+    "phase_fit.residual": "sqrt(int |grad phi - k|^2 / int |k|^2): how far the blended reciprocal basis k(x) is from "
+                          "a gradient field (the incompatibility the phase fields cannot follow)",
+    "phase_fit.point_basis_error": "|(grad phi)^-1 - A_i|_F / |A_i|_F at each control point: the built lattice basis "
+                                   "against the point's own cell basis",
 }
 
 #: What each count of the build means (``counts`` in report.json).
@@ -450,6 +456,21 @@ def build_report(result, files: Mapping[str, Path] | None = None) -> dict:
         if ab.note:
             entry["note"] = ab.note
         points.append(entry)
+    loop = result.closed_loop
+    if loop is not None:
+        for entry, pc, built in zip(points, loop.points, result.grading.cells):
+            entry["closed_loop"] = {"reference": pc.reference, "allowance": pc.allowance,
+                                    "error_before": pc.error_before, "error_after": pc.error_after,
+                                    "within": pc.within, "corrections": pc.corrections}
+            if pc.corrections:
+                entry["cell_built"] = built.to_dict()  # the corrected cell; "cell" is the designed one
+    for entry, w in zip(points, result.windows or []):
+        if w is not None:
+            entry["window_check"] = {"cells": w.cells, "complete": w.complete, "struts": w.n_struts,
+                                     "error_vs_local": w.error_vs_local, "error_vs_reference": w.error_vs_reference,
+                                     "upper_bound_margin": w.upper_bound_margin,
+                                     "as_built_window": _in_units(w.C_window, unit, E)}
+    fit = getattr(result.grading.phase, "fit", None)
     g = result.graph
     d = g.diameters
     from .grading.pipeline import stats_dict
@@ -485,6 +506,13 @@ def build_report(result, files: Mapping[str, Path] | None = None) -> dict:
                      "min_strut_diameter_mm": spec.min_strut_diameter, "seed": spec.seed,
                      "design": spec.design.model_dump()},
         "control_points": points,
+        "grading": {
+            "blend": {"kind": spec.blend.kind, "width_cells": spec.blend.width, "basis": spec.blend.basis,
+                      "zeta": spec.zeta},
+            "phase_fit": fit.to_dict() if fit is not None else None,
+            "closed_loop": None if loop is None else {"rebuilds": loop.rebuilds, "tolerance": loop.tolerance,
+                                                      "seconds": loop.time_s, "history": loop.history},
+        },
         "graph": {
             "nodes": g.n_nodes,
             "struts": g.n_struts,

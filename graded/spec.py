@@ -15,13 +15,15 @@ YAML document (``control_points[1].cell.rho``) and whose message gives the YAML 
                R1: [0, 0, 0], R2: [0, 0, 0]}    # rotations: (theta [rad], e1, e2) or 3x3
       - position: [40, 5, 5]
         target: {stiffness: [...21 constants...], units: GPa}   # or a 6x6; GPa|normalized
-    zeta: 0.5                      # RBF sharpness, distances in cell sizes (SI Eq. 14)
+    blend: {kind: interpolating, width: 3, basis: polar}   # or kind: gaussian (SI Eq. 14, uses zeta)
+    zeta: 0.5                      # Gaussian sharpness, distances in cell sizes (SI Eq. 14)
     mu: 1                          # phase frequency: the built cell edge is cell_size / mu
     min_strut_diameter: 0.2        # mm; thinner struts are dropped
     seed: 0                        # seeds inverse design
     design: {n_draws: 10000, tau: 1, top_k: 10, refine: true, library: 5}   # as `graded design`
     outputs: {directory: out, files: [stl, 3mf, beams, report, vtu, json, csv, png]}
     phase: {order: 2, spacing: 2.0}   # optional: P1/P2, mesh spacing in built cells
+    closed_loop: {iterations: 3, tolerance: 0.01}   # as-built correction at the control points
 
 A control point may carry a ``name`` (used in the report). Duplicate keys, documents that
 expand (through YAML aliases) to more than :data:`MAX_YAML_NODES` nodes and two control
@@ -43,8 +45,8 @@ from pydantic import ValidationError as PydanticValidationError
 from .validation import ValidationError
 
 __all__ = ["Spec", "Body", "BoxBody", "ControlPoint", "CellSpec", "TargetSpec", "Material", "Outputs",
-           "PhaseOptions", "DesignOptions", "OUTPUT_FILES", "MAX_YAML_NODES", "COINCIDENT_POINTS",
-           "format_path", "load_spec", "parse_spec"]
+           "PhaseOptions", "DesignOptions", "BlendOptions", "ClosedLoopOptions", "OUTPUT_FILES", "MAX_YAML_NODES",
+           "COINCIDENT_POINTS", "format_path", "load_spec", "parse_spec"]
 
 #: Files a build can write (``outputs.files``), all on by default; the writers are in
 #: :data:`graded.io.writers.WRITERS`, which checks it knows exactly these names.
@@ -210,6 +212,32 @@ class PhaseOptions(_Strict):
     spacing: float = Field(2.0, gt=0, le=8, description="mesh spacing in built cell edges")
 
 
+class BlendOptions(_Strict):
+    """How the control points' cells are blended (``graded.grading.field``).
+
+    ``interpolating``: weights exactly 1 at their own point and 0 at the others, changing
+    over ``width`` cells between points; ``gaussian``: the SI's Gaussian weights (``zeta``).
+    ``basis``: ``polar`` blends stretch (log-SPD) and rotation (quaternion mean) separately,
+    ``linear`` sums the bases (SI Eq. 15).
+    """
+
+    kind: Literal["interpolating", "gaussian"] = "interpolating"
+    width: float = Field(3.0, gt=0, description="transition width, cells")
+    basis: Literal["polar", "linear"] = "polar"
+
+
+class ClosedLoopOptions(_Strict):
+    """As-built correction at the control points (``graded.grading.correction``).
+
+    Each control point's cell is re-polished against the FE of its as-built local cell
+    until the as-built error is within the cell's own design error + ``tolerance`` or
+    ``iterations`` rebuilds were made (0 switches the correction off).
+    """
+
+    iterations: int = Field(3, ge=0, le=20)
+    tolerance: float = Field(0.01, gt=0, lt=1, description="relative Frobenius error")
+
+
 class Spec(_Strict):
     """A validated ``spec.yaml`` (see the module docstring for every field)."""
 
@@ -218,6 +246,7 @@ class Spec(_Strict):
     cell_size: float = Field(gt=0, allow_inf_nan=False, description="mm")
     material: Material = Field(default_factory=Material)
     control_points: list[ControlPoint] = Field(min_length=1)
+    blend: BlendOptions = Field(default_factory=BlendOptions)
     zeta: float = Field(0.5, gt=0, allow_inf_nan=False)
     mu: float = Field(1.0, gt=0, allow_inf_nan=False)
     min_strut_diameter: float = Field(0.0, ge=0, allow_inf_nan=False, description="mm")
@@ -225,6 +254,7 @@ class Spec(_Strict):
     design: DesignOptions = Field(default_factory=DesignOptions)
     outputs: Outputs = Field(default_factory=Outputs)
     phase: PhaseOptions = Field(default_factory=PhaseOptions)
+    closed_loop: ClosedLoopOptions = Field(default_factory=ClosedLoopOptions)
 
     def design_settings(self):
         """The :class:`graded.cells.DesignSettings` of this spec's ``design`` section."""

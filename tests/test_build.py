@@ -48,8 +48,8 @@ def test_fe_runs_once_per_cell_and_once_per_as_built_point(tmp_path, monkeypatch
     monkeypatch.setattr(unitcell_mod, "homogenize", count("cell", cell_fe))
     monkeypatch.setattr(local_mod, "homogenize", count("local", local_fe))
     result = build(parse_spec(SPEC), output_dir=tmp_path / "out")
-    # two explicit cells homogenized once each (stage 2), two as-built local cells (stage 5); writing
-    # the files and the report re-runs none of them
+    # two explicit cells homogenized once each (stage 2), two as-built local cells (measured once in the
+    # closed loop, reused by the report and the window check); writing the files re-runs none of them
     assert calls == {"cell": 2, "local": 2}
     assert isinstance(result, BuildResult) and result.solid is not None
     assert set(result.timings) == set(STAGES) | {"total"}

@@ -9,6 +9,7 @@ from scipy.spatial import cKDTree
 from graded.elastic import nmse
 from graded.grading import build_graph
 from graded.grading.assemble import strut_membership
+from graded.grading.body import INSIDE_TOL
 from graded.grading.local import local_stiffness
 from graded.grading.pipeline import prepare
 from graded.spec import parse_spec
@@ -44,7 +45,8 @@ def test_one_connected_graph_without_dangling_or_short_struts(built):
     assert np.unique(np.sort(g.struts, axis=1), axis=0).shape[0] == g.n_struts  # no duplicates
     assert cKDTree(g.nodes).query(g.nodes, k=2)[0][:, 1].min() > 1e-3 * L  # no stacked nodes
     assert g.diameters.min() >= SPEC["min_strut_diameter"]
-    assert np.all((g.nodes >= -1e-9) & (g.nodes <= np.array([24.0, 6, 6]) + 1e-9))
+    tol = INSIDE_TOL * np.linalg.norm([24.0, 6, 6])  # the body's own inside tolerance (2.5e-8 mm)
+    assert np.all((g.nodes >= -tol) & (g.nodes <= np.array([24.0, 6, 6]) + tol))
 
 
 def test_diameters_vary_monotonically_along_the_bar(built):

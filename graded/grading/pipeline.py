@@ -5,10 +5,14 @@ Each stage takes the previous stage's dataclass and returns its own:
 * :func:`make_body` (spec -> :class:`Body`) and :func:`check_body` (positions, cell size);
 * :func:`prepare` (spec, body, resolved cells -> :class:`Prepared`): blended basis A(x)
   (SI Eq. 15), phase fields (SI Eq. 13);
+* :func:`correct` (Prepared, cells -> Prepared, closed-loop report): the closed loop of
+  :mod:`graded.grading.correction`, which re-polishes a point's cell where the as-built
+  local cell misses what was asked;
 * :func:`assemble` (Prepared -> :class:`Lattice`): cells at the minima of tau', nodes
   through the inverse phase map, blended diameters (SI Eq. 16), merge, drop, prune, clip;
 * :func:`measure_as_built` (Prepared, cells -> list of :class:`AsBuilt`): FE of the
-  as-built local cell at every control point.
+  as-built local cell at every control point, and :func:`check_windows`, the independent
+  check on a window of the real built graph (:mod:`graded.grading.window`).
 
 :func:`graded.build.build` runs them in order (after :func:`graded.cells.resolve_cells`);
 :func:`build_graph` is the shortcut to the graph alone.
@@ -30,7 +34,7 @@ import numpy as np
 
 from ..cells import CellDesign, resolve_cells
 from ..elastic.metrics import relative_frobenius
-from ..fem.phase import PhaseField, solve_phase_fields
+from ..fem.phase import PhaseField
 from ..graph import LatticeGraph
 from ..spec import Spec, load_spec, parse_spec
 from ..topology import reference_graph
@@ -38,11 +42,13 @@ from ..unitcell import UnitCell
 from ..validation import ValidationError
 from .assemble import AssemblyStats, assemble_graph, strut_membership
 from .body import Body, box_body, mesh_body
+from .compatible import solve_compatible_phase
 from .field import GradingField
 from .placement import locate_cells
 
 __all__ = ["AsBuilt", "Lattice", "Prepared", "MAX_PHASE_BOXES", "assemble", "build_graph", "check_body",
-           "check_printable", "graph_meta", "make_body", "measure_as_built", "prepare", "stats_dict"]
+           "check_printable", "check_windows", "correct", "graph_meta", "grading_field", "make_body",
+           "measure_as_built", "prepare", "prepare_cells", "stats_dict"]
 
 #: Upper bound on the number of small boxes of the phase mesh (six tetrahedra each;
 #: ~8 P2 dofs per box). 6,000 boxes factorise in a few seconds on one core; a finer
@@ -189,13 +195,30 @@ def prepare(spec: Spec, body: Body | None = None, designs: list[CellDesign] | No
         check_body(spec, body)
     if designs is None:
         designs = resolve_cells(spec)
-    timings: dict = {}
-    points = np.array([d.position for d in designs], dtype=np.float64)
-    cells = [d.cell for d in designs]
+    return prepare_cells(spec, body, [d.cell for d in designs], progress=progress)
+
+
+def grading_field(spec: Spec, cells: list[UnitCell]) -> GradingField:
+    """The spec's blend (``blend.kind``, ``blend.width``, ``blend.basis``, ``zeta``) of the cells' bases."""
+    points = np.array([cp.position for cp in spec.control_points], dtype=np.float64)
     L = spec.cell_size
-    edge = L / spec.mu
     bases = np.stack([L * c.basis for c in cells])
-    grading = GradingField(points, bases, spec.zeta, length_scale=L)
+    return GradingField(points, bases, spec.zeta, length_scale=L, kind=spec.blend.kind, width=spec.blend.width,
+                        basis_blend=spec.blend.basis)
+
+
+def prepare_cells(spec: Spec, body: Body, cells: list[UnitCell], *, timings: dict | None = None,
+                  progress=None) -> Prepared:
+    """Blend the given cells' bases and solve the phase fields.
+
+    With interpolating weights the phase fit is weighted towards and constrained at the
+    control points (:func:`graded.grading.compatible.solve_compatible_phase`); with the
+    SI's Gaussian weights it is the plain least-squares fit of SI Eq. 13.
+    """
+    timings = {} if timings is None else timings
+    edge = spec.cell_size / spec.mu
+    grading = grading_field(spec, cells)
+    bases = grading.bases
 
     # phase domain: the body's bounds padded by one (largest) cell so cells straddling
     # the surface see the solved field rather than an extrapolation
@@ -215,15 +238,37 @@ def prepare(spec: Spec, body: Body | None = None, designs: list[CellDesign] | No
     if progress:
         progress(0, 1, "phase fields")
     t1 = time.perf_counter()
-    phase = solve_phase_fields(grading.inverse_basis, lo, hi, h, order=spec.phase.order,
-                               anchor=body.lo, anchor_value=np.zeros(3))
+    phase = solve_compatible_phase(grading, lo, hi, h, order=spec.phase.order, anchor=body.lo, cell_edge=edge,
+                                   exact=spec.blend.kind == "interpolating")
     timings["phase_s"] = time.perf_counter() - t1
     _check_phase_map(spec, body, grading, phase, samples)
     timings["phase_dofs"] = int(phase.coeffs.shape[0])
     timings["phase_spacing_mm"] = float(h)
-    diam = np.array([d.diameter(edge) for d in designs])
-    return Prepared(spec=spec, body=body, cells=cells, field=grading, phase=phase, cell_edge=edge,
+    diam = np.array([c.diameter(cell_size=edge) for c in cells])
+    return Prepared(spec=spec, body=body, cells=list(cells), field=grading, phase=phase, cell_edge=edge,
                     diameters=diam, timings=timings)
+
+
+def _references(designs: list[CellDesign]) -> list[tuple]:
+    """What each point asked for: (C_ref, "target" or "cell", design error)."""
+    return [(d.C_target, "target", float(d.design_error)) if d.C_target is not None else (d.C_cell, "cell", 0.0)
+            for d in designs]
+
+
+def correct(prep: Prepared, designs: list[CellDesign], progress=None):
+    """The closed-loop stage (:func:`graded.grading.correction.correct_cells`) with the spec's settings.
+
+    Returns
+    -------
+    prep : Prepared
+        The corrected state (the input where nothing needed correcting).
+    report : graded.grading.correction.ClosedLoopReport
+    """
+    from .correction import correct_cells
+
+    opts = prep.spec.closed_loop
+    return correct_cells(prep, iterations=opts.iterations, tolerance=opts.tolerance,
+                         references=_references(designs), progress=progress)
 
 
 def _check_phase_map(spec: Spec, body: Body, grading: GradingField, phase: PhaseField, samples: np.ndarray) -> None:
@@ -291,20 +336,46 @@ def assemble(prep: Prepared, progress=None) -> Lattice:
     return Lattice(graph=graph, stats=stats, seconds=time.perf_counter() - t1)
 
 
-def measure_as_built(prep: Prepared, designs: list[CellDesign]) -> list[AsBuilt]:
-    """FE stiffness of the as-built local cell at every control point, against its cell and target."""
-    return [_as_built(prep, d) for d in designs]
+def measure_as_built(prep: Prepared, designs: list[CellDesign], loop=None) -> list[AsBuilt]:
+    """FE stiffness of the as-built local cell at every control point, against its cell and target.
+
+    ``loop`` (the closed-loop report of :func:`correct`) holds the FE of the kept state
+    already; it is reused, not recomputed.
+    """
+    known = getattr(loop, "as_built", None) or [None] * len(designs)
+    return [_as_built(prep, d, C) for d, C in zip(designs, known)]
 
 
-def _as_built(prep: Prepared, design: CellDesign) -> AsBuilt:
+def check_windows(prep: Prepared, graph: LatticeGraph, designs: list[CellDesign],
+                  as_built: list[AsBuilt] | None = None) -> list:
+    """The independent as-built check (:mod:`graded.grading.window`) at every control point.
+
+    ``as_built`` (from :func:`measure_as_built`) gives the periodic local-cell figure the
+    window is compared with, so it is not computed again.
+    """
+    from .window import check_point
+
+    out = []
+    local = [ab.C for ab in as_built] if as_built is not None else [None] * len(designs)
+    for d, (ref, _, _), C in zip(designs, _references(designs), local):
+        try:
+            out.append(check_point(prep, graph, d.index, reference=ref, C_local=C))
+        except RuntimeError as exc:
+            warnings.warn(f"{d.name}: window check not available: {exc}", stacklevel=3)
+            out.append(None)
+    return out
+
+
+def _as_built(prep: Prepared, design: CellDesign, local: np.ndarray | None = None) -> AsBuilt:
     from ..elastic import nmse
     from .local import local_stiffness
 
-    try:
-        local = local_stiffness(prep, design.position, nu=prep.spec.material.nu)
-    except RuntimeError as exc:  # nothing printable, or a mechanism, left at this point
-        warnings.warn(f"{design.name}: as-built stiffness not available: {exc}", stacklevel=3)
-        return AsBuilt(C=None, note=str(exc))
+    if local is None:
+        try:
+            local = local_stiffness(prep, design.position, nu=prep.spec.material.nu)
+        except RuntimeError as exc:  # nothing printable, or a mechanism, left at this point
+            warnings.warn(f"{design.name}: as-built stiffness not available: {exc}", stacklevel=3)
+            return AsBuilt(C=None, note=str(exc))
     own = design.C_cell.copy()
     own[np.abs(own) < ROUNDOFF_ZERO * np.abs(own).max()] = 0.0
     out = AsBuilt(C=local, error_vs_cell=float(relative_frobenius(own, local)),
@@ -338,6 +409,7 @@ def build_graph(spec, progress=None) -> LatticeGraph:
     designs = resolve_cells(spec, progress=progress)
     check_printable(spec, designs)
     prep = prepare(spec, body, designs, progress)
+    prep, _ = correct(prep, designs, progress)
     lattice = assemble(prep, progress)
     lattice.graph.meta = graph_meta(spec, designs, prep)
     return lattice.graph
@@ -351,10 +423,11 @@ def graph_meta(spec: Spec, designs: list[CellDesign], prep: Prepared) -> dict:
         "built_cell_edge_mm": prep.cell_edge,
         "mu": spec.mu,
         "min_strut_diameter_mm": spec.min_strut_diameter,
+        "blend": {"kind": spec.blend.kind, "width_cells": spec.blend.width, "basis": spec.blend.basis},
         "control_points": [
-            {"name": d.name, "position": d.position.tolist(), "cell": d.cell.to_dict(), "source": d.source,
+            {"name": d.name, "position": d.position.tolist(), "cell": c.to_dict(), "source": d.source,
              "diameter_mm": float(dia)}
-            for d, dia in zip(designs, prep.diameters)
+            for d, c, dia in zip(designs, prep.cells, prep.diameters)
         ],
     }
 
