@@ -129,8 +129,8 @@ def design(target, row, units, E, draws, tau, top, no_verify, refine, n_library,
     import torch
 
     from graded.elastic import NAMES_21, to_21
+    from graded.elastic.metrics import relative_error
     from graded.inverse.design import design as run_design
-    from graded.inverse.polish import relative_error
 
     torch.set_num_threads(2)
     values, label = read_target(target, row)

@@ -124,8 +124,9 @@ def inverse(dataset_path, forward_path, out, g1_widths, g2_widths, epochs, batch
     """Train G1 and G2 jointly through the frozen forward model on the targets of DATASET."""
     import numpy as np
 
+    from graded.elastic.metrics import component_weights
     from graded.inverse.dataset import load_dataset
-    from graded.inverse.train import component_weights, train_inverse
+    from graded.inverse.train import train_inverse
     from graded.inverse.weights import WEIGHTS_DIR, load_forward, load_inverse, read_sidecar, save_weights
 
     _threads(threads)

@@ -38,6 +38,7 @@ import torch
 
 from graded.elastic import from_9, rotate_voigt, to_21
 from graded.elastic import torch as et
+from graded.elastic.metrics import MANDEL_W21, component_weights
 from graded.validation import check_choice, check_range, fail
 
 from .forward import (
@@ -53,7 +54,6 @@ from .inverse_model import InverseConfig, InverseModel
 from .scaling import RHO_RANGE, STRETCH_RANGE, MinMax, density_label, stiffness_scale
 
 __all__ = [
-    "MANDEL_W21",
     "TrainHistory",
     "forward_config_from_data",
     "inverse_config_from_data",
@@ -61,26 +61,11 @@ __all__ = [
     "train_inverse",
     "mandel_loss",
     "mandel_error",
-    "component_weights",
     "multiple_choice_loss",
     "random_rotations_torch",
 ]
 
 Progress = Callable[[int, int, str], None]
-
-
-def _mandel_w21() -> np.ndarray:
-    w = np.array([1.0, 1, 1, 2, 2, 2])  # squared Mandel weights of the Voigt rows
-    out = []
-    for i in range(6):
-        for j in range(i, 6):
-            out.append(w[i] * w[j] * (1.0 if i == j else 2.0))
-    return np.array(out)
-
-
-#: Weights of the 21 constants in ``||M||_F^2`` of the Mandel form M (off-diagonal
-#: entries count twice; shear rows carry sqrt(2)).
-MANDEL_W21 = _mandel_w21()
 
 
 def mandel_loss(pred21: torch.Tensor, true21: torch.Tensor, s: torch.Tensor,
@@ -98,30 +83,11 @@ def mandel_error(pred21: torch.Tensor, true21: torch.Tensor, s: torch.Tensor,
     """Per-sample ``||M(pred) - M(true)||_F^2 / s^2`` (...,) of 21-constant stiffnesses
     (..., 21), normalised by the weight sum (the quantity :func:`mandel_loss` averages).
 
-    ``weights`` (21,) replaces the Mandel weights :data:`MANDEL_W21` (e.g.
-    :func:`component_weights`)."""
+    ``weights`` (21,) replaces the Mandel weights :data:`~graded.elastic.metrics.MANDEL_W21` (e.g.
+    :func:`~graded.elastic.metrics.component_weights`)."""
     w = torch.as_tensor(MANDEL_W21 if weights is None else weights, dtype=pred21.dtype)
     e = (pred21 - true21) / s[..., None]
     return (e.square() * w).sum(-1) / float(w.sum())
-
-
-def component_weights(C21: np.ndarray) -> np.ndarray:
-    """Weights (21,) of the squared errors of the 21 constants that make the error sum
-    track the per-component R^2 of a set of targets.
-
-    ``w_c = 1 / Var(C_c)`` over ``C21`` (N, 21), rescaled to the sum of :data:`MANDEL_W21`
-    (so losses keep their magnitude). With the per-target weight ``(s / mean s)^2``
-    (``size_weight = 2``) the mean error over a set of targets is then
-    ``sum_c w_c SSE_c / N``, i.e. ``sum_c (1 - R^2_c)`` up to one constant factor: the
-    quantity whose components the inverse model's acceptance bounds. The couplings
-    ``C14, C25, C36`` and ``C45, C46, C56`` vary about 50x less than ``C11`` over
-    randomly oriented cells, so the Mandel norm (weights 1-4) nearly ignores them.
-    """
-    var = np.asarray(C21, dtype=np.float64).reshape(-1, 21).var(0)
-    if not np.all(var > 0):
-        fail("C21", "a component is constant over the targets", "use a set of varied targets")
-    w = 1.0 / var
-    return w * (MANDEL_W21.sum() / w.sum())
 
 
 def multiple_choice_loss(err: torch.Tensor, head_logits: torch.Tensor, eps: float,
@@ -550,7 +516,8 @@ def train_inverse(
     metric : {"mandel", "r2"}
         Reconstruction error of a design: ``"mandel"`` the Mandel-norm error in the
         canonical frame (rotation invariant); ``"r2"`` the squared errors of the 21
-        constants in the target's own frame weighted by :func:`component_weights` of the
+        constants in the target's own frame weighted by
+        :func:`~graded.elastic.metrics.component_weights` of the
         training targets -- with ``size_weight = 2`` the loss is then the sum over the
         components of ``1 - R^2``, which the acceptance of the inverse model bounds. The
         model stays exactly rotation-equivariant either way (canonical frame); over

@@ -152,7 +152,7 @@ def test_ranking_distinct_topologies_first_and_fe_verification(models):
 def test_rotated_target_gives_rotated_draws(models):
     """Draws are equivariant (R_II -> Q R_II); the Eq. 8 ranking is not (it divides by
     the target's entries, which change with the frame), so draws are compared."""
-    from graded.inverse.design import draw_designs
+    from graded.inverse.draw import draw_designs
 
     Q = random_rotations(1, np.random.default_rng(2))[0]
     C = parse_target(BONE_A, E=114, units="GPa")
@@ -168,7 +168,7 @@ def test_rotated_target_gives_rotated_draws(models):
 
 
 def test_refinement_never_makes_a_design_worse(models):
-    from graded.inverse.polish import relative_error
+    from graded.elastic.metrics import relative_error
 
     kw = dict(target=BONE_A, E=114, units="GPa", n_draws=100, top_k=2, seed=2, models=models)
     plain = _quiet(verify=True, refine=False, n_library=0, **kw)
@@ -182,7 +182,7 @@ def test_shipped_models_design_bone_target_quickly():
     """Bone A with the shipped weights: the FE-verified design is within 20 % of the target
     in the rotation-invariant Mandel norm (measured 12 %); Eq. 8's NMSE is far larger
     because it divides by near-zero entries such as C46 = -0.002 GPa."""
-    from graded.inverse.polish import relative_error
+    from graded.elastic.metrics import relative_error
 
     res = _quiet(target=BONE_A, E=114, units="GPa", n_draws=2000, top_k=3, verify=True, refine=False, n_library=0)
     assert len(res) == 3
@@ -200,9 +200,11 @@ def test_shipped_models_design_bone_target_quickly():
 def test_surrogate_refinement_in_float32_matches_float64():
     """Gradient refinement through the shipped forward model lowers the predicted error,
     and float32 (the fast path for many designs) ends where float64 does."""
+    from graded.elastic.metrics import relative_error
     from graded.inverse.dataset import shipped_test_set
-    from graded.inverse.design import default_models, draw_designs, refine_designs
-    from graded.inverse.polish import relative_error
+    from graded.inverse.design import default_models
+    from graded.inverse.draw import draw_designs
+    from graded.inverse.refine import refine_designs
 
     inv, fwd = default_models()
     T = from_21(shipped_test_set().C[:30])
@@ -225,11 +227,12 @@ def test_forward_head_choice_takes_the_nearest_head_of_each_draw():
     stiffness is nearest the target (Mandel norm); the topology draws are those of
     ``heads="posterior"`` with the same seed, and no draw is farther than the posterior's
     head."""
+    from graded.elastic.metrics import relative_error
     from graded.inverse.dataset import shipped_test_set
-    from graded.inverse.design import default_models, draw_designs
+    from graded.inverse.design import default_models
+    from graded.inverse.draw import draw_designs
     from graded.inverse.forward import topology_onehot
     from graded.inverse.inverse_model import pick_head
-    from graded.inverse.polish import relative_error
 
     inv, fwd = default_models()
     T = from_21(shipped_test_set().C[:40])

@@ -78,8 +78,7 @@ def test_r2_error_sums_to_the_summed_one_minus_r2():
     """With weights 1/Var over the targets, the per-target errors add up to
     ``n * sum_c (1 - R^2_c)`` times the weights' normalisation (an identity)."""
     from graded.elastic import r2_score
-    from graded.inverse.evaluate import r2_error
-    from graded.inverse.train import component_weights
+    from graded.elastic.metrics import component_weights, r2_error
 
     rng = np.random.default_rng(5)
     T = rng.normal(size=(300, 21)) * rng.uniform(0.01, 1.0, 21)
@@ -111,12 +110,12 @@ def test_r2_selection_minimises_the_summed_one_minus_r2_of_the_verified_draws(mo
 def test_shipped_inverse_model_records_its_training_targets_component_weights():
     """The shipped sidecar carries the weights the "r2" selection uses: 1/Var of the 21
     constants over the 200k training targets, which the held-out targets match within 15 %."""
+    from graded.elastic.metrics import component_weights
     from graded.inverse.design import default_models
-    from graded.inverse.evaluate import _selection_weights
-    from graded.inverse.train import component_weights
+    from graded.inverse.evaluate import selection_weights
 
     inv, _ = default_models()
-    w, source = _selection_weights(inv, shipped_test_set().C)
+    w, source = selection_weights(inv, shipped_test_set().C)
     assert source == "training targets" and w.shape == (21,)
     ratio = w / component_weights(shipped_test_set().C)
     assert np.all(np.abs(ratio - 1.0) < 0.15)

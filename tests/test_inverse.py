@@ -338,8 +338,9 @@ def test_component_weights_turn_the_error_sum_into_the_r2_deficit():
     set of designs is ``sum_c (1 - R^2_c)`` over the 21 constants, up to the constant
     ``1 / (mean(s)^2 sum_c 1 / Var_c)`` -- an identity, so round-off tight."""
     from graded.elastic import r2_score, to_21
+    from graded.elastic.metrics import MANDEL_W21, component_weights
     from graded.inverse.scaling import stiffness_scale
-    from graded.inverse.train import MANDEL_W21, component_weights, mandel_error
+    from graded.inverse.train import mandel_error
 
     rng = np.random.default_rng(3)
     true = to_21(_stiffness(300, 8))
