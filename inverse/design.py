@@ -1,10 +1,12 @@
 """Inverse design of truss unit cells for a target stiffness, verified by FE.
 
 :func:`design` draws many candidates from the inverse model (Gumbel-softmax sampling,
-main text Eqs. 5-7), ranks them by the NMSE predicted by the forward model (main Eq. 8),
-optionally refines the continuous parameters of the best ones by gradient descent
-through the forward model, homogenizes them by FE and returns ranked
-:class:`DesignResult` objects -- best design of every distinct topology first.
+main text Eqs. 5-7, :mod:`~graded.inverse.draw`), ranks them by the relative Mandel-norm
+error predicted by the forward model (:mod:`~graded.inverse.select`), adds the design
+library's nearest neighbours (:mod:`~graded.inverse.library`), homogenizes them by FE
+(:mod:`~graded.inverse.oracle`), refines and polishes them (:mod:`~graded.inverse.refine`)
+and returns ranked :class:`DesignResult` objects -- the best design of every distinct cell
+first. :func:`candidate_designs` and :func:`rank_results` are the steps of its own.
 
 Honest limits
 -------------
@@ -40,7 +42,7 @@ from .oracle import fe_stiffness
 from .refine import DESIGN_KEYS, POLISH_ITERATIONS, improve_designs
 from .sampling import design_basis
 from .scaling import RHO_RANGE, stiffness_scale
-from .select import ranking_error, select_designs
+from .select import cell_key, ranking_error, select_designs
 
 __all__ = [
     "TargetOutOfReachWarning",
@@ -54,6 +56,7 @@ __all__ = [
     "REACH",
     "POOR_MATCH",
     "TARGET_SYMMETRY_TOL",
+    "SAME_CELL_TOL",
 ]
 
 Progress = Callable[[int, int, str], None]
@@ -67,6 +70,10 @@ REACH = (0.002 * 0.4, 0.1 * 1.02)
 POOR_MATCH = 0.25
 #: Symmetry defect tolerated in a target (values printed with ~6 digits).
 TARGET_SYMMETRY_TOL = 1e-6
+#: Two designs of one lattice whose stiffnesses differ by less than this relative Mandel
+#: norm are the same cell (e.g. two starts polished into one optimum: the polish stops at
+#: 1e-4 relative progress); 1e-3 is far below any difference a design could be chosen by.
+SAME_CELL_TOL = 1e-3
 
 
 class TargetOutOfReachWarning(UserWarning):
@@ -84,7 +91,8 @@ class DesignResult:
     Attributes
     ----------
     rank : int
-        0 = best. Designs of distinct topologies come first, each group by NMSE.
+        0 = best. The best designs of distinct cells come first, each group by the
+        ranking error (:func:`rank_results`).
     topology : str
         E.g. ``"1x2+2x3+2x5"`` (tessellation x elementary id, SI Table S1).
     rho : float
@@ -101,8 +109,12 @@ class DesignResult:
         Stiffness by FE homogenization (None if not verified).
     nmse_pred, nmse_fe : float
         NMSE (main Eq. 8) of C_pred / C_fe against the target.
+    error_pred, error_fe : float
+        Relative Mandel-norm error ``||M(C - C_target)|| / ||M(C_target)||``
+        (:func:`~graded.elastic.metrics.relative_error`) of C_pred / C_fe.
     distinct : bool
-        True for the best design of its topology.
+        True for the best design of its cell (its lattice,
+        :func:`~graded.inverse.select.cell_key`; different part lists can make one lattice).
     refined : bool
         Continuous parameters were refined by gradient descent.
     E : float or None
@@ -129,6 +141,8 @@ class DesignResult:
     refined: bool = False
     E: float | None = None
     source: str = "model"
+    error_pred: float | None = None
+    error_fe: float | None = None
 
     @property
     def R1_axis_angle(self) -> np.ndarray:
@@ -142,6 +156,11 @@ class DesignResult:
     def nmse(self) -> float:
         """The FE-verified NMSE if available, else the predicted one."""
         return self.nmse_fe if self.nmse_fe is not None else self.nmse_pred
+
+    @property
+    def error(self) -> float | None:
+        """The FE-verified relative Mandel-norm error if available, else the predicted one."""
+        return self.error_fe if self.error_fe is not None else self.error_pred
 
     @property
     def cell(self):
@@ -164,6 +183,8 @@ class DesignResult:
             "source": self.source,
             "nmse_pred": self.nmse_pred,
             "nmse_fe": self.nmse_fe,
+            "error_pred": self.error_pred,
+            "error_fe": self.error_fe,
             "C_pred": dict(zip(NAMES_21, to_21(self.C_pred).tolist())),
             "C_fe": None if self.C_fe is None else dict(zip(NAMES_21, to_21(self.C_fe).tolist())),
         }
@@ -253,7 +274,7 @@ def candidate_designs(
     library=None,
     tau: float = 1.0,
     generator: torch.Generator | None = None,
-    rank_by: str = "nmse",
+    rank_by: str = "mandel",
 ) -> dict[str, np.ndarray]:
     """The candidates :func:`design` verifies: the best draws of the inverse model and the
     design library's nearest neighbours of one target.
@@ -293,13 +314,15 @@ def candidate_designs(
     return pick
 
 
-def _results(pick: dict[str, np.ndarray], refined: np.ndarray, *, E: float | None,
+def _results(pick: dict[str, np.ndarray], refined: np.ndarray, target: np.ndarray, *, E: float | None,
              cell_size: float | None) -> list[DesignResult]:
     """One :class:`DesignResult` per design of ``pick`` (unranked)."""
     from graded.topology import parse_topology
     from graded.unitcell import diameter_from_density
 
     verified = "C_fe" in pick
+    err_pred = relative_error(target, pick["C_pred"])
+    err_fe = relative_error(target, pick["C_fe"]) if verified else None
     results = []
     for j in range(len(pick["rho"])):
         topo = _format(pick["topology"][j])
@@ -324,13 +347,19 @@ def _results(pick: dict[str, np.ndarray], refined: np.ndarray, *, E: float | Non
             refined=bool(refined[j]),
             E=E,
             source=str(pick["source"][j]),
+            error_pred=float(err_pred[j]),
+            error_fe=float(err_fe[j]) if verified else None,
         ))
     return results
 
 
-def rank_results(results: list[DesignResult], target: np.ndarray, rank_by: str = "nmse") -> list[DesignResult]:
-    """Sort designs in place -- the best design of each distinct topology first, each group
-    by its ``rank_by`` error (FE-verified where available) -- and number them.
+def rank_results(results: list[DesignResult], target: np.ndarray, rank_by: str = "mandel") -> list[DesignResult]:
+    """Rank designs: the best design of each distinct cell first, each group by its
+    ``rank_by`` error (FE-verified where available); repeats of a cell dropped.
+
+    Two designs are the same cell when their topologies superpose to the same lattice
+    (:func:`~graded.inverse.select.cell_key`) and their stiffnesses agree within
+    :data:`SAME_CELL_TOL`; of such a pair only the better one is kept.
 
     Parameters
     ----------
@@ -342,19 +371,27 @@ def rank_results(results: list[DesignResult], target: np.ndarray, rank_by: str =
     Returns
     -------
     list of DesignResult
-        ``results``, sorted, with ``rank`` and ``distinct`` set.
+        A new list, sorted, with ``rank`` and ``distinct`` set.
     """
     check_choice("rank_by", rank_by, ("mandel", "nmse"))
-    err = {id(r): float(ranking_error(rank_by, target, r.C_fe if r.C_fe is not None else r.C_pred)) for r in results}
-    results.sort(key=lambda r: err[id(r)])
-    seen: set = set()
-    for r in results:
-        r.distinct = r.topology not in seen
-        seen.add(r.topology)
-    results.sort(key=lambda r: (not r.distinct, err[id(r)]))
-    for i, r in enumerate(results):
+
+    def C(r):
+        return r.C_fe if r.C_fe is not None else r.C_pred
+
+    err = {id(r): float(ranking_error(rank_by, target, C(r))) for r in results}
+    kept: list[DesignResult] = []
+    by_cell: dict[frozenset, list[DesignResult]] = {}
+    for r in sorted(results, key=lambda r: err[id(r)]):
+        same = by_cell.setdefault(cell_key(r.topology), [])
+        if any(float(relative_error(C(o), C(r))) < SAME_CELL_TOL for o in same):
+            continue
+        r.distinct = not same
+        same.append(r)
+        kept.append(r)
+    kept.sort(key=lambda r: (not r.distinct, err[id(r)]))
+    for i, r in enumerate(kept):
         r.rank = i
-    return results
+    return kept
 
 
 # ---------------------------------------------------------------------------
@@ -377,7 +414,7 @@ def design(
     cell_size: float | None = None,
     seed: int = 0,
     models: tuple | None = None,
-    rank_by: str = "nmse",
+    rank_by: str = "mandel",
     progress: Progress | None = None,
 ) -> list[DesignResult]:
     """Propose unit cells whose stiffness matches ``target``.
@@ -391,9 +428,9 @@ def design(
         normalised targets it only adds GPa views to the results).
     units : {"normalized", "GPa"}
     n_draws : int
-        Candidates drawn from the inverse model and ranked by predicted NMSE (each
-        draw's geometry is the head of G2 that the forward model puts nearest the target,
-        :func:`draw_designs`).
+        Candidates drawn from the inverse model and ranked by their predicted ``rank_by``
+        error (each draw's geometry is the head of G2 that the forward model puts nearest
+        the target, :func:`~graded.inverse.draw.draw_designs`).
     tau : float
         Gumbel-softmax temperature (larger: more varied topologies).
     top_k : int
@@ -424,9 +461,11 @@ def design(
         Seed of the Gumbel noise: a fixed seed gives identical designs.
     models : (InverseModel, ForwardModel), optional
         Default: the shipped weights.
-    rank_by : {"nmse", "mandel"}
+    rank_by : {"mandel", "nmse"}
         Error the candidates and the returned designs are ranked by
-        (:data:`~graded.inverse.select.CRITERIA`).
+        (:data:`~graded.inverse.select.CRITERIA`): the relative Mandel (Frobenius) norm
+        error, rotation invariant, the error of the elastic surface (default); or the NMSE
+        of main Eq. 8, dominated by the near-zero entries of the target.
     progress : callable, optional
         ``progress(done, total, message)`` after each stage (drawing, ranking, FE
         verification, refinement and polish), and with the polish's messages in between.
@@ -434,10 +473,11 @@ def design(
     Returns
     -------
     list of DesignResult
-        Distinct topologies first; each group sorted by NMSE (FE-verified if ``verify``).
-        Up to ``top_k``: a draw repeating an earlier one exactly (same topology, same
-        geometry head) is not returned twice, so a narrow posterior (small ``tau``, few
-        draws) can give fewer.
+        The best design of each distinct cell first, each group sorted by its ``rank_by``
+        error (FE-verified if ``verify``; :func:`rank_results`). Up to ``top_k``: a draw
+        repeating an earlier one exactly (same cell, same geometry head) is not returned
+        twice, nor is a design that ends up as the same cell with the same stiffness as a
+        better one, so a narrow posterior (small ``tau``, few draws) can give fewer.
 
     Warns
     -----
@@ -477,7 +517,7 @@ def design(
             step("refined and polished against FE")
     if verify:
         pick["nmse_fe"] = nmse(C_t[None], pick["C_fe"])
-    results = rank_results(_results(pick, refined, E=E, cell_size=cell_size), C_t, rank_by)
+    results = rank_results(_results(pick, refined, C_t, E=E, cell_size=cell_size), C_t, rank_by)
     step("done")
     best = results[0]
     C_best = best.C_fe if best.C_fe is not None else best.C_pred
