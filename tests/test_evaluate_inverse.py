@@ -28,7 +28,7 @@ def test_exploration_temperature_changes_only_the_best_of_draws(models):
     ds = shipped_test_set()
     inv, fwd = models
     kw = dict(n_targets=5, n_draws=6, top_k=2, rank_by="mandel", seed=3)
-    a = evaluate_inverse(inv, fwd, ds, **kw)
+    a = evaluate_inverse(inv, fwd, ds, tau_best=None, **kw)  # None: the single draw's tau
     b = evaluate_inverse(inv, fwd, ds, tau_best=50.0, **kw)
     assert np.array_equal(a.r2_single_fe, b.r2_single_fe) and np.array_equal(a.err_single_fe, b.err_single_fe)
     assert not np.array_equal(a.err_best_fe, b.err_best_fe)
