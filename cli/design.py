@@ -37,43 +37,7 @@ def read_target(args: tuple[str, ...], row: str | None) -> tuple[np.ndarray, str
     selecting the row by 0-based index or by name.
     """
     if len(args) == 1 and Path(args[0]).is_file():
-        path = Path(args[0])
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = [r for r in csv.reader(line for line in f if line.strip() and not line.lstrip().startswith("#"))]
-        data = []
-        for r in rows:
-            r = [c.strip() for c in r if c.strip() != ""]
-            try:
-                float(r[-1])
-            except (ValueError, IndexError):
-                continue
-            try:
-                vals = [float(c) for c in r]
-                name = None
-            except ValueError:
-                vals = [float(c) for c in r[1:]]
-                name = r[0]
-            data.append((name, vals))
-        if not data:
-            fail("TARGET", f"{path} has no numeric rows", "give a CSV with one target per row")
-        if row is None:
-            if len(data) > 1:
-                names = [n if n is not None else str(i) for i, (n, _) in enumerate(data)]
-                fail("--row", f"{path} has {len(data)} targets", f"choose one with --row (index or name: {names})")
-            idx = 0
-        else:
-            names = [n for n, _ in data]
-            if row in names:
-                idx = names.index(row)
-            else:
-                try:
-                    idx = int(row)
-                except ValueError:
-                    fail("--row", f"{row!r} is neither a row index nor a name in {path}", f"names: {names}")
-                if not 0 <= idx < len(data):
-                    fail("--row", f"index {idx} is outside 0..{len(data) - 1}", None)
-        name, vals = data[idx]
-        return _shape(np.array(vals)), f"{path.name}:{name if name is not None else idx}"
+        return _csv_target(Path(args[0]), row)
     if row is not None:
         fail("--row", "only applies to a CSV file TARGET", "drop --row or give a file")
     parts = [p for a in args for p in a.replace(",", " ").split()]
@@ -81,6 +45,47 @@ def read_target(args: tuple[str, ...], row: str | None) -> tuple[np.ndarray, str
     if unknown:
         fail("TARGET", f"{unknown[0]!r} is not an option of graded design", "see graded design --help")
     return _shape(_floats(parts, "TARGET")), "command line"
+
+
+def _csv_rows(path: Path) -> list[tuple[str | None, list[float]]]:
+    """Numeric rows of a target CSV as (name or None, values); header and comments skipped."""
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(line for line in f if line.strip() and not line.lstrip().startswith("#")))
+    data = []
+    for r in rows:
+        r = [c.strip() for c in r if c.strip() != ""]
+        try:
+            float(r[-1])
+        except (ValueError, IndexError):
+            continue  # a header
+        try:
+            data.append((None, [float(c) for c in r]))
+        except ValueError:
+            data.append((r[0], [float(c) for c in r[1:]]))
+    if not data:
+        fail("TARGET", f"{path} has no numeric rows", "give a CSV with one target per row")
+    return data
+
+
+def _csv_target(path: Path, row: str | None) -> tuple[np.ndarray, str]:
+    data = _csv_rows(path)
+    names = [n for n, _ in data]
+    if row is None:
+        if len(data) > 1:
+            labels = [n if n is not None else str(i) for i, n in enumerate(names)]
+            fail("--row", f"{path} has {len(data)} targets", f"choose one with --row (index or name: {labels})")
+        idx = 0
+    elif row in names:
+        idx = names.index(row)
+    else:
+        try:
+            idx = int(row)
+        except ValueError:
+            fail("--row", f"{row!r} is neither a row index nor a name in {path}", f"names: {names}")
+        if not 0 <= idx < len(data):
+            fail("--row", f"index {idx} is outside 0..{len(data) - 1}", None)
+    name, vals = data[idx]
+    return _shape(np.array(vals)), f"{path.name}:{name if name is not None else idx}"
 
 
 def _shape(values: np.ndarray) -> np.ndarray:

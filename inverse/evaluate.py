@@ -11,6 +11,7 @@ alone, except where a figure is labelled "surrogate").
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -380,82 +381,45 @@ def evaluate_inverse(
         fail("n_targets", f"{n} targets", "need at least 2 for R^2")
     ds = dataset.subset(slice(0, n))
     targets = from_21(ds.C)
-    timings = {}
+    timings: dict[str, float] = {}
     gen = torch.Generator().manual_seed(int(seed))
-    t0 = time.perf_counter()
-    # --- single draw per target
-    single = draw_designs(inverse, forward, targets, 1, tau=tau, generator=gen, heads=heads)
-    single = {k: v[:, 0] for k, v in single.items()}
-    timings["draw_single"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    C_single = fe_stiffness(*(single[k] for k in DESIGN_KEYS), progress=progress)
-    timings["fe_single"] = time.perf_counter() - t0
-    # --- best of n_draws
-    t0 = time.perf_counter()
+    with _timed(timings, "draw_single"):
+        single = {k: v[:, 0] for k, v in draw_designs(inverse, forward, targets, 1, tau=tau, generator=gen,
+                                                       heads=heads).items()}
+    with _timed(timings, "fe_single"):
+        C_single = fe_stiffness(*(single[k] for k in DESIGN_KEYS), progress=progress)
     tau_best = tau if tau_best is None else float(tau_best)
-    many = draw_designs(inverse, forward, targets, n_draws, tau=tau_best, generator=gen, heads=heads)
-    timings["draw_many"] = time.perf_counter() - t0
+    with _timed(timings, "draw_many"):
+        many = draw_designs(inverse, forward, targets, n_draws, tau=tau_best, generator=gen, heads=heads)
     weights, weights_from = selection_weights(inverse, ds.C) if rank_by == "r2" else (None, None)
-
-    def criterion(C_all: np.ndarray) -> np.ndarray:
-        return ranking_error(rank_by, targets[:, None], C_all, weights)
-
-    crit = criterion(many["C_pred"])
-
-    # the best draws of distinct topologies first, exact repeats skipped, as design() chooses
-    # them; a target with fewer distinct designs than top_k repeats its last one (the same FE result)
-    def chosen(t):
-        c = select_designs(crit[t], many["topology"][t], top_k, rho=many["rho"][t])[0]
-        return c + [c[-1]] * (top_k - len(c))
-
-    flat = gather({k: many[k] for k in DESIGN_KEYS}, np.array([chosen(t) for t in range(n)]))
-    t0 = time.perf_counter()
-    C_top = fe_stiffness(*(flat[k] for k in DESIGN_KEYS), progress=progress).reshape(n, top_k, 6, 6)
-    timings["fe_best"] = time.perf_counter() - t0
+    best = _BestOf(rank_by, targets, weights)
+    flat = best.chosen(many, top_k)
+    with _timed(timings, "fe_best"):
+        C_top = fe_stiffness(*(flat[k] for k in DESIGN_KEYS), progress=progress).reshape(n, top_k, 6, 6)
     C_top_raw = C_top
     if refine:
-        t0 = time.perf_counter()
-        start = dict(flat, C_fe=C_top.reshape(-1, 6, 6))
-        improve_designs(forward, np.repeat(targets, top_k, axis=0), start, progress=progress)
-        C_top = np.concatenate([C_top, start["C_fe"].reshape(n, top_k, 6, 6)], axis=1)
-        timings["refine_and_fe"] = time.perf_counter() - t0
-
-    def best_of(C_all):
-        i, b = np.arange(n), np.argmin(criterion(C_all), axis=1)
-        return C_all[i, b], nmse(targets, C_all[i, b]), relative_error(targets, C_all[i, b])
-
-    C_best, nmse_best, err_best = best_of(C_top)
-    refined_fields = {}
-    if refine_steps > 0:
-        t0 = time.perf_counter()
-        r1 = refine_designs(forward, targets, single, steps=int(refine_steps), loss="mandel")
-        C_r1 = fe_stiffness(*(r1[k] for k in DESIGN_KEYS), progress=progress)
-        rk = refine_designs(forward, np.repeat(targets, top_k, axis=0), flat, steps=int(refine_steps), loss="mandel")
-        C_rk = fe_stiffness(*(rk[k] for k in DESIGN_KEYS), progress=progress).reshape(n, top_k, 6, 6)
-        C_rb, nmse_rb, err_rb = best_of(np.concatenate([C_top_raw, C_rk], axis=1))
-        refined_fields = {"r2_single_refined_fe": r2_score(ds.C, to_21(C_r1)),
-                          "nmse_single_refined_fe": nmse(targets, C_r1),
-                          "err_single_refined_fe": relative_error(targets, C_r1),
-                          "r2_best_refined_fe": r2_score(ds.C, to_21(C_rb)), "nmse_best_refined_fe": nmse_rb,
-                          "err_best_refined_fe": err_rb}
-        timings["refine_steps_and_fe"] = time.perf_counter() - t0
-    lib_fields = {}
-    Cb = None
+        with _timed(timings, "refine_and_fe"):
+            start = dict(flat, C_fe=C_top.reshape(-1, 6, 6))
+            improve_designs(forward, np.repeat(targets, top_k, axis=0), start, progress=progress)
+            C_top = np.concatenate([C_top, start["C_fe"].reshape(n, top_k, 6, 6)], axis=1)
+    C_best, nmse_best, err_best = best(C_top)
+    figs = [("inverse_single_fe", C_single), (f"inverse_best{n_draws}_{rank_by}_fe", C_best)]
+    extra: dict[str, np.ndarray] = {}
     if n_library > 0:
-        t0 = time.perf_counter()
-        lib = library if library is not None else shipped_library()
-        nb = lib.nearest(targets, int(n_library))
-        m = nb["rho"].shape[1]
-        nbf = {k: nb[k].reshape((-1,) + nb[k].shape[2:]) for k in DESIGN_KEYS}
-        if refine:
-            C_lib = polish_designs(np.repeat(targets, m, axis=0), nbf, iterations=POLISH_ITERATIONS,
-                                   progress=progress)["C_fe"]
-        else:
-            C_lib = fe_stiffness(*(nbf[k] for k in DESIGN_KEYS))
-        timings["library"] = time.perf_counter() - t0
-        Cb, nb_best, eb = best_of(np.concatenate([C_top, C_lib.reshape(n, m, 6, 6)], axis=1))
-        lib_fields = {"r2_best_library": r2_score(ds.C, to_21(Cb)), "nmse_best_library": nb_best,
-                      "err_best_library": eb}
+        with _timed(timings, "library"):
+            C_lib = _library_designs(library, targets, int(n_library), refine, progress)
+        Cb, nb_best, eb = best(np.concatenate([C_top, C_lib], axis=1))
+        extra |= {"r2_best_library": r2_score(ds.C, to_21(Cb)), "nmse_best_library": nb_best, "err_best_library": eb}
+        figs.append((f"inverse_best{n_draws}_library{n_library}_fe", Cb))
+    if refine_steps > 0:
+        with _timed(timings, "refine_steps_and_fe"):
+            C_r1, C_rk = _gradient_refined(forward, targets, single, flat, int(refine_steps), progress)
+        C_rb, nmse_rb, err_rb = best(np.concatenate([C_top_raw, C_rk], axis=1))
+        extra |= {"r2_single_refined_fe": r2_score(ds.C, to_21(C_r1)), "nmse_single_refined_fe": nmse(targets, C_r1),
+                  "err_single_refined_fe": relative_error(targets, C_r1),
+                  "r2_best_refined_fe": r2_score(ds.C, to_21(C_rb)), "nmse_best_refined_fe": nmse_rb,
+                  "err_best_refined_fe": err_rb}
+        figs += [(f"inverse_single_gd{refine_steps}_fe", C_r1), (f"inverse_best{n_draws}_gd{refine_steps}_fe", C_rb)]
     same = np.mean(np.all(sorted_parts(single["topology"]) == sorted_parts(ds.topology), axis=1))
     rep = InverseReport(
         n=n,
@@ -471,24 +435,85 @@ def evaluate_inverse(
         seconds=timings,
         err_single_fe=relative_error(targets, C_single),
         err_best_fe=err_best,
-        **lib_fields,
-        **refined_fields,
+        **extra,
     )
     if plot_dir is not None:
-        from graded.plot import plot_parity
-
-        d = Path(plot_dir)
-        d.mkdir(parents=True, exist_ok=True)
-        figs = [("inverse_single_fe", C_single), (f"inverse_best{n_draws}_{rank_by}_fe", C_best)]
-        if Cb is not None:
-            figs.append((f"inverse_best{n_draws}_library{n_library}_fe", Cb))
-        if refine_steps > 0:
-            figs += [(f"inverse_single_gd{refine_steps}_fe", C_r1),
-                     (f"inverse_best{n_draws}_gd{refine_steps}_fe", C_rb)]
-        for name, pred in figs:
-            p = d / f"{name}.png"
-            plot_parity(ds.C, to_21(pred), p, labels=list(NAMES_21), title=f"target vs FE of design ({name})",
-                        axis_labels=("target", "FE of design"),
-                        r2_target=0.95)
-            rep.plots.append(str(p))
+        rep.plots = _parity_plots(plot_dir, ds.C, figs)
     return rep
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], key: str):
+    t0 = time.perf_counter()
+    yield
+    timings[key] = time.perf_counter() - t0
+
+
+class _BestOf:
+    """The choice of the best design per target by one ranking criterion."""
+
+    def __init__(self, rank_by: str, targets: np.ndarray, weights: np.ndarray | None):
+        self.rank_by, self.targets, self.weights = rank_by, targets, weights
+
+    def error(self, C_all: np.ndarray) -> np.ndarray:
+        """Ranking error (T, k) of designs (T, k, 6, 6)."""
+        return ranking_error(self.rank_by, self.targets[:, None], C_all, self.weights)
+
+    def chosen(self, many: dict[str, np.ndarray], top_k: int) -> dict[str, np.ndarray]:
+        """The ``top_k`` best draws per target by their predicted error, flattened (T * top_k):
+        the best of each distinct cell first, exact repeats skipped, as ``design`` chooses them;
+        a target with fewer distinct designs than ``top_k`` repeats its last one (the same FE
+        result)."""
+        crit = self.error(many["C_pred"])
+        order = []
+        for t in range(len(self.targets)):
+            c = select_designs(crit[t], many["topology"][t], top_k, rho=many["rho"][t])[0]
+            order.append(c + [c[-1]] * (top_k - len(c)))
+        return gather({k: many[k] for k in DESIGN_KEYS}, np.array(order))
+
+    def __call__(self, C_all: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The best of k designs per target (T, k, 6, 6): its stiffness (T, 6, 6), NMSE and
+        relative error (T,)."""
+        i, b = np.arange(len(self.targets)), np.argmin(self.error(C_all), axis=1)
+        return C_all[i, b], nmse(self.targets, C_all[i, b]), relative_error(self.targets, C_all[i, b])
+
+
+def _library_designs(library, targets: np.ndarray, k: int, polish: bool, progress: Progress | None) -> np.ndarray:
+    """FE stiffness (T, k, 6, 6) of the ``k`` library neighbours of each target, polished
+    against FE if ``polish``."""
+    lib = library if library is not None else shipped_library()
+    nb = lib.nearest(targets, k)
+    m = nb["rho"].shape[1]
+    flat = {key: nb[key].reshape((-1,) + nb[key].shape[2:]) for key in DESIGN_KEYS}
+    if polish:
+        C = polish_designs(np.repeat(targets, m, axis=0), flat, iterations=POLISH_ITERATIONS, progress=progress)["C_fe"]
+    else:
+        C = fe_stiffness(*(flat[key] for key in DESIGN_KEYS))
+    return C.reshape(len(targets), m, 6, 6)
+
+
+def _gradient_refined(forward: ForwardModel, targets: np.ndarray, single: dict, flat: dict, steps: int,
+                      progress: Progress | None) -> tuple[np.ndarray, np.ndarray]:
+    """FE stiffness of the single draws (T, 6, 6) and of the verified draws (T, k, 6, 6)
+    after ``steps`` gradient steps through the forward model."""
+    r1 = refine_designs(forward, targets, single, steps=steps, loss="mandel")
+    C_r1 = fe_stiffness(*(r1[k] for k in DESIGN_KEYS), progress=progress)
+    k = len(flat["rho"]) // len(targets)
+    rk = refine_designs(forward, np.repeat(targets, k, axis=0), flat, steps=steps, loss="mandel")
+    C_rk = fe_stiffness(*(rk[key] for key in DESIGN_KEYS), progress=progress).reshape(len(targets), k, 6, 6)
+    return C_r1, C_rk
+
+
+def _parity_plots(plot_dir, C21: np.ndarray, figs: list[tuple[str, np.ndarray]]) -> list[str]:
+    """Parity plots of the targets (n, 21) against the FE stiffness of designs, one PNG each."""
+    from graded.plot import plot_parity
+
+    d = Path(plot_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, pred in figs:
+        p = d / f"{name}.png"
+        plot_parity(C21, to_21(pred), p, labels=list(NAMES_21), title=f"target vs FE of design ({name})",
+                    axis_labels=("target", "FE of design"), r2_target=0.95)
+        paths.append(str(p))
+    return paths
