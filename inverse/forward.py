@@ -60,6 +60,8 @@ __all__ = [
     "onehot_to_topology",
     "presence",
     "mlp",
+    "check_widths",
+    "init_uniform",
     "push_forward",
     "ForwardConfig",
     "ForwardModel",
@@ -189,7 +191,8 @@ CUBE_ROTATIONS = _cube_rotations()
 MAX_WIDTH, MAX_DEPTH = 8192, 16
 
 
-def _check_widths(widths: Any) -> None:
+def check_widths(widths: Any) -> None:
+    """Refuse hidden widths from a config that are not 1..MAX_DEPTH integers in 1..MAX_WIDTH."""
     ok = isinstance(widths, list) and 0 < len(widths) <= MAX_DEPTH
     ok = ok and all(isinstance(w, int) and 0 < w <= MAX_WIDTH for w in widths)
     if not ok:
@@ -242,8 +245,8 @@ class ForwardConfig:
                 fail("config", f"forward model has {key} = {data.get(key)!r}: an F2 variant this version no longer "
                                "builds", "retrain it with `graded train forward`")
         try:
-            _check_widths(data["f1_widths"])
-            _check_widths(data["f2_widths"])
+            check_widths(data["f1_widths"])
+            check_widths(data["f2_widths"])
             return cls(
                 f1_widths=[int(w) for w in data["f1_widths"]],
                 f2_widths=[int(w) for w in data["f2_widths"]],

@@ -56,7 +56,7 @@ from graded.elastic import axis_angle_to_matrix
 from graded.elastic import torch as et
 from graded.validation import fail
 
-from .forward import N_PARTS, _check_widths, init_uniform, mlp
+from .forward import N_PARTS, check_widths, init_uniform, mlp
 from .scaling import RHO_RANGE, STRETCH_RANGE, MinMax, log_scale_feature, stiffness_scale, unscale_unit
 
 __all__ = [
@@ -245,8 +245,8 @@ class InverseConfig:
             fail("config", "inverse model has three independent topology slots (joint_topology is not true), "
                            "a G1 this version no longer builds", "retrain it with `graded train inverse`")
         try:
-            _check_widths(data["g1_widths"])
-            _check_widths(data["g2_widths"])
+            check_widths(data["g1_widths"])
+            check_widths(data["g2_widths"])
             return cls(
                 g1_widths=[int(w) for w in data["g1_widths"]],
                 g2_widths=[int(w) for w in data["g2_widths"]],
