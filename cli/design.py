@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import re
 import warnings
 from pathlib import Path
 
 import click
 import numpy as np
 
-from graded.validation import fail
+from graded.validation import ValidationError, fail
 
-from .options import echo_json, handle_errors, json_option
+from .options import ProgressBar, echo_json, handle_errors, json_option
 
 __all__ = ["design", "read_target"]
 
@@ -35,43 +37,7 @@ def read_target(args: tuple[str, ...], row: str | None) -> tuple[np.ndarray, str
     selecting the row by 0-based index or by name.
     """
     if len(args) == 1 and Path(args[0]).is_file():
-        path = Path(args[0])
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = [r for r in csv.reader(line for line in f if line.strip() and not line.lstrip().startswith("#"))]
-        data = []
-        for r in rows:
-            r = [c.strip() for c in r if c.strip() != ""]
-            try:
-                float(r[-1])
-            except (ValueError, IndexError):
-                continue
-            try:
-                vals = [float(c) for c in r]
-                name = None
-            except ValueError:
-                vals = [float(c) for c in r[1:]]
-                name = r[0]
-            data.append((name, vals))
-        if not data:
-            fail("TARGET", f"{path} has no numeric rows", "give a CSV with one target per row")
-        if row is None:
-            if len(data) > 1:
-                names = [n if n is not None else str(i) for i, (n, _) in enumerate(data)]
-                fail("--row", f"{path} has {len(data)} targets", f"choose one with --row (index or name: {names})")
-            idx = 0
-        else:
-            names = [n for n, _ in data]
-            if row in names:
-                idx = names.index(row)
-            else:
-                try:
-                    idx = int(row)
-                except ValueError:
-                    fail("--row", f"{row!r} is neither a row index nor a name in {path}", f"names: {names}")
-                if not 0 <= idx < len(data):
-                    fail("--row", f"index {idx} is outside 0..{len(data) - 1}", None)
-        name, vals = data[idx]
-        return _shape(np.array(vals)), f"{path.name}:{name if name is not None else idx}"
+        return _csv_target(Path(args[0]), row)
     if row is not None:
         fail("--row", "only applies to a CSV file TARGET", "drop --row or give a file")
     parts = [p for a in args for p in a.replace(",", " ").split()]
@@ -81,9 +47,81 @@ def read_target(args: tuple[str, ...], row: str | None) -> tuple[np.ndarray, str
     return _shape(_floats(parts, "TARGET")), "command line"
 
 
+def _csv_rows(path: Path) -> list[tuple[str | None, list[float]]]:
+    """Numeric rows of a target CSV as (name or None, values); header and comments skipped."""
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(line for line in f if line.strip() and not line.lstrip().startswith("#")))
+    data = []
+    for r in rows:
+        r = [c.strip() for c in r if c.strip() != ""]
+        try:
+            float(r[-1])
+        except (ValueError, IndexError):
+            continue  # a header
+        try:
+            data.append((None, [float(c) for c in r]))
+        except ValueError:
+            data.append((r[0], [float(c) for c in r[1:]]))
+    if not data:
+        fail("TARGET", f"{path} has no numeric rows", "give a CSV with one target per row")
+    return data
+
+
+def _csv_target(path: Path, row: str | None) -> tuple[np.ndarray, str]:
+    data = _csv_rows(path)
+    names = [n for n, _ in data]
+    if row is None:
+        if len(data) > 1:
+            labels = [n if n is not None else str(i) for i, n in enumerate(names)]
+            fail("--row", f"{path} has {len(data)} targets", f"choose one with --row (index or name: {labels})")
+        idx = 0
+    elif row in names:
+        idx = names.index(row)
+    else:
+        try:
+            idx = int(row)
+        except ValueError:
+            fail("--row", f"{row!r} is neither a row index nor a name in {path}", f"names: {names}")
+        if not 0 <= idx < len(data):
+            fail("--row", f"index {idx} is outside 0..{len(data) - 1}", None)
+    name, vals = data[idx]
+    return _shape(np.array(vals)), f"{path.name}:{name if name is not None else idx}"
+
+
 def _shape(values: np.ndarray) -> np.ndarray:
     """36 numbers are a 6x6 matrix row by row; anything else is left to the library's checks."""
     return values.reshape(6, 6) if values.size == 36 else values
+
+
+#: library keyword -> the option of `graded design` that sets it
+_OPTIONS = {"n_draws": "--draws", "top_k": "--top", "n_library": "--library", "cell_size": "--cell-size",
+            "tau": "--tau", "E": "--E", "units": "--units", "rank_by": "--rank-by", "seed": "--seed",
+            "target": "TARGET"}
+#: library phrasing in hints and warnings -> command-line phrasing
+_PHRASES = (
+    (r"units='GPa'", "--units GPa"),
+    (r"\bE=(\d+)", r"--E \1"),
+    (r"and the base material's E\b", "and the base material's Young's modulus with --E"),
+    (r"\bdivide by E\b", "divide by --E"),
+    (r"a larger tau or more draws", "a larger --tau or more --draws"),
+)
+
+
+def _cli_words(text: str) -> str:
+    """Library wording (keyword arguments) turned into the options of this command."""
+    for pattern, repl in _PHRASES:
+        text = re.sub(pattern, repl, text)
+    return text
+
+
+@contextlib.contextmanager
+def _as_options():
+    """Re-raise the library's ValidationErrors naming this command's options."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise ValidationError(_OPTIONS.get(exc.field, exc.field), _cli_words(exc.problem),
+                              None if exc.hint is None else _cli_words(exc.hint)) from None
 
 
 def _fmt_vec(v) -> str:
@@ -108,16 +146,21 @@ def _fmt_vec(v) -> str:
 @click.option("--library", "n_library", type=int, default=5, show_default=True,
               help="Of the --top designs, up to this many (at most half) are nearest neighbours from the "
                    "design library of FE-verified cells (0: inverse model only).")
-@click.option("--cell-size", type=float, default=None, help="Cell size (reference-cube edge, e.g. mm) for strut diameters.")
+@click.option("--rank-by", type=click.Choice(["mandel", "nmse"]), default="mandel", show_default=True,
+              help="Ranking of the designs: relative Mandel (Frobenius) norm error ||C - C_target|| / ||C_target||, "
+                   "or the NMSE of main Eq. 8 (dominated by near-zero target entries).")
+@click.option("--cell-size", type=float, default=None,
+              help="Cell size (reference-cube edge, e.g. mm) for strut diameters.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampling (same seed, same designs).")
 @click.option("--weights", type=click.Path(file_okay=False), default=None,
               help="Directory with inverse.* and forward.* weights [default: shipped].")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="PNG with the elastic surfaces of the target and the best design (as in Fig. 3A).")
+@click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
 @json_option
 @handle_errors
-def design(target, row, units, E, draws, tau, top, no_verify, refine, n_library, cell_size, seed, weights, plot,
-           as_json) -> None:
+def design(target, row, units, E, draws, tau, top, no_verify, refine, n_library, rank_by, cell_size, seed, weights,
+           plot, no_progress, as_json) -> None:
     """Propose truss unit cells whose stiffness matches TARGET.
 
     TARGET: 21 constants C11 C12 C13 C14 C15 C16 C22 ... C66 (Voigt order 11,22,33,23,13,12),
@@ -130,7 +173,7 @@ def design(target, row, units, E, draws, tau, top, no_verify, refine, n_library,
 
     from graded.elastic import NAMES_21, to_21
     from graded.inverse.design import design as run_design
-    from graded.inverse.polish import relative_error
+    from graded.inverse.design import parse_target
 
     torch.set_num_threads(2)
     values, label = read_target(target, row)
@@ -141,19 +184,19 @@ def design(target, row, units, E, draws, tau, top, no_verify, refine, n_library,
         from graded.inverse.weights import load_forward, load_inverse
 
         models = (load_inverse(Path(weights) / "inverse"), load_forward(Path(weights) / "forward"))
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, _as_options(), \
+            ProgressBar("designing", enabled=not no_progress) as bar:
         warnings.simplefilter("always")
         results = run_design(values, E=E, units=units, n_draws=draws, tau=tau, top_k=top, verify=not no_verify,
-                             refine=refine, n_library=n_library, cell_size=cell_size, seed=seed, models=models)
-    messages = [f"{w.category.__name__}: {w.message}" for w in caught
+                             refine=refine, n_library=n_library, cell_size=cell_size, seed=seed, models=models,
+                             rank_by=rank_by, progress=bar)
+        C_t = parse_target(values, E=E, units=units)
+    messages = [_cli_words(f"{w.category.__name__}: {w.message}") for w in caught
                 if w.category.__name__ in ("TargetOutOfReachWarning", "PoorMatchWarning")]
     for m in messages:
         click.echo(f"Warning: {m}", err=True)
     scale = E if E is not None else 1.0
     unit = "GPa" if E is not None else "C/E_s"
-    from graded.inverse.design import parse_target
-
-    C_t = parse_target(values, E=E, units=units)
     if plot is not None:
         from graded.plot import plot_elastic_surfaces
 
@@ -167,26 +210,28 @@ def design(target, row, units, E, draws, tau, top, no_verify, refine, n_library,
                               unit="GPa" if E is not None else "E_s")
     if as_json:
         echo_json({
-            "target": {"label": label, "units": units, "E_GPa": E, "normalized": dict(zip(NAMES_21, to_21(C_t).tolist()))},
+            "target": {"label": label, "units": units, "E_GPa": E,
+                       "normalized": dict(zip(NAMES_21, to_21(C_t).tolist()))},
             "settings": {"draws": draws, "tau": tau, "top": top, "verify": not no_verify, "refine": refine,
-                         "library": n_library, "seed": seed, "cell_size": cell_size},
+                         "library": n_library, "rank_by": rank_by, "seed": seed, "cell_size": cell_size},
             "warnings": messages,
             "designs": [r.to_dict() for r in results],
             "plot": plot,
         })
         return
-    click.echo(f"target {label} ({unit}); {draws} candidates, tau = {tau:g}, seed {seed}")
+    ranked = "relative Mandel-norm error" if rank_by == "mandel" else "NMSE (main Eq. 8)"
+    click.echo(f"target {label} ({unit}); {draws} candidates, tau = {tau:g}, seed {seed}; ranked by {ranked}, "
+               f"{'FE-verified' if not no_verify else 'predicted'}")
     head = (f"{'#':>2} {'topology':<14} {'rho':>7} {'U':<21} {'V':<21} {'R1 (th,e1,e2)':<22} {'R2 (th,e1,e2)':<22}"
-            + (f" {'d':>7}" if cell_size else "") + f" {'NMSE pred':>10} {'NMSE FE':>10} {'err FE':>7}")
+            + (f" {'d':>7}" if cell_size else "") + f" {'err pred':>8} {'err FE':>7} {'NMSE FE':>10}")
     click.echo(head)
     click.echo("-" * len(head))
     for r in results:
-        fe = f"{r.nmse_fe:10.4g}" if r.nmse_fe is not None else f"{'-':>10}"
-        fe += f" {100 * float(relative_error(C_t, r.C_fe)):6.2f}%" if r.C_fe is not None else f" {'-':>7}"
-        mark = ("" if r.distinct else " (same topology)") + (" [library]" if r.source == "library" else "")
+        fe = (f" {100 * r.error_fe:6.2f}% {r.nmse_fe:10.4g}" if r.error_fe is not None else f" {'-':>7} {'-':>10}")
+        mark = ("" if r.distinct else " (same cell)") + (" [library]" if r.source == "library" else "")
         click.echo(f"{r.rank + 1:>2} {r.topology:<14} {r.rho:7.4f} {_fmt_vec(r.U):<21} {_fmt_vec(r.V):<21} "
                    f"{_fmt_vec(r.R1_axis_angle):<22} {_fmt_vec(r.R2_axis_angle):<22}"
-                   + (f" {r.diameter:7.4f}" if cell_size else "") + f" {r.nmse_pred:10.4g} {fe}{mark}")
+                   + (f" {r.diameter:7.4f}" if cell_size else "") + f" {100 * r.error_pred:7.2f}%{fe}{mark}")
     best = results[0]
     C_b = best.C_fe if best.C_fe is not None else best.C_pred
     click.echo(f"\nbest design vs target ({unit}; {'FE' if best.C_fe is not None else 'predicted'}):")

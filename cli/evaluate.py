@@ -48,13 +48,13 @@ def forward(dataset_path, weights, plots, threads, as_json) -> None:
 @click.option("--top-k", type=int, default=3, show_default=True,
               help="Best draws (distinct topologies first, by --rank-by) verified by FE.")
 @click.option("--tau", type=float, default=1.0, show_default=True, help="Temperature of the single draw.")
-@click.option("--tau-best", type=float, default=None,
-              help="Temperature of the --draws draws of the best-of figure (larger explores more topologies) "
-                   "[default: --tau].")
+@click.option("--tau-best", type=float, default=6.0, show_default=True,
+              help="Temperature of the --draws draws of the best-of figure (larger explores more topologies).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--rank-by", type=click.Choice(["nmse", "mandel", "r2"]), default="nmse", show_default=True,
-              help="Ranking of the draws and choice of the best verified one: NMSE (main Eq. 8), relative "
-                   "Mandel-norm error, or the target's share of the summed 1 - R^2 over the 21 constants.")
+@click.option("--rank-by", type=click.Choice(["r2", "mandel", "nmse"]), default="r2", show_default=True,
+              help="Ranking of the draws and choice of the best verified one: the target's share of the summed "
+                   "1 - R^2 over the 21 constants (what the R^2 figure measures), the relative Mandel-norm error "
+                   "(what `graded design` ranks by), or NMSE (main Eq. 8).")
 @click.option("--refine", is_flag=True,
               help="Refine the verified draws as `graded design` does (surrogate, then FE polish).")
 @click.option("--refine-steps", type=int, default=0, show_default=True,

@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
+
+from graded.validation import fail
 
 from .options import ProgressBar, echo_json, handle_errors, json_option
 
 __all__ = ["train"]
+
+
+def _out(out: str | None, kind: str, force: bool) -> Path:
+    """The weights NAME to write; refuses, before any training, to replace existing weights
+    -- the shipped ones by default -- without --force."""
+    from graded.inverse.weights import WEIGHTS_DIR
+
+    stem = Path(out) if out is not None else WEIGHTS_DIR / kind
+    if stem.suffix in (".safetensors", ".json"):
+        stem = stem.with_suffix("")
+    existing = [p for p in (stem.with_suffix(".safetensors"), stem.with_suffix(".json")) if p.exists()]
+    if existing and not force:
+        shipped = stem.resolve() == (WEIGHTS_DIR / kind).resolve()
+        fail("--out", f"{existing[0]} exists" + (" (the shipped weights)" if shipped else ""),
+             "give another --out NAME, or --force to replace it")
+    return stem
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -36,9 +55,10 @@ def train() -> None:
 @train.command("forward")
 @click.argument("dataset_path", metavar="DATASET", type=click.Path(exists=True))
 @click.option("--out", default=None, help="Output NAME (writes NAME.safetensors + NAME.json) "
-                                          "[default: the shipped inverse/weights/forward].")
+                                          "[default: the shipped inverse/weights/forward, only with --force].")
+@click.option("--force", is_flag=True, help="Replace the weights at --out if they exist.")
 @click.option("--f1-widths", default="256,256,256", show_default=True, help="Hidden widths of F1.")
-@click.option("--f2-widths", default="512,512,512", show_default=True, help="Hidden widths of F2.")
+@click.option("--f2-widths", default="1024,1024,1024", show_default=True, help="Hidden widths of F2.")
 @click.option("--epochs", nargs=2, type=int, default=(60, 60), show_default=True, help="Max epochs of F1 and F2.")
 @click.option("--batch-size", type=int, default=1024, show_default=True)
 @click.option("--lr", type=float, default=2e-3, show_default=True, help="Initial Adam learning rate.")
@@ -46,31 +66,28 @@ def train() -> None:
 @click.option("--time-limit", type=float, default=None, help="Wall minutes per sub-network.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-augment", is_flag=True, help="No cube-rotation augmentation of F2.")
-@click.option("--no-push", is_flag=True, help="F2 without the push-forward feature / residual.")
-@click.option("--no-design-features", is_flag=True, help="F2 without the topology, rho and U features.")
 @click.option("--threads", type=int, default=2, show_default=True, help="torch threads.")
 @click.option("--no-progress", is_flag=True)
 @json_option
 @handle_errors
-def forward(dataset_path, out, f1_widths, f2_widths, epochs, batch_size, lr, patience, time_limit, seed,
-            no_augment, no_push, no_design_features, threads, no_progress, as_json) -> None:
+def forward(dataset_path, out, force, f1_widths, f2_widths, epochs, batch_size, lr, patience, time_limit, seed,
+            no_augment, threads, no_progress, as_json) -> None:
     """Train F1 and F2 on the FE dataset DATASET (a directory written by `graded dataset`)."""
     from graded.inverse.dataset import load_dataset
     from graded.inverse.train import train_forward
-    from graded.inverse.weights import WEIGHTS_DIR, save_weights
+    from graded.inverse.weights import save_weights
 
+    stem = _out(out, "forward", force)
     _threads(threads)
     ds = load_dataset(dataset_path)
     limit = None if time_limit is None else 60.0 * time_limit
     with ProgressBar("training F1, F2", enabled=not no_progress) as bar:
-        model, hist = train_forward(ds, f1_widths=_widths(f1_widths), f2_widths=_widths(f2_widths), epochs=tuple(epochs),
-                                    batch_size=batch_size, lr=lr, patience=patience, seed=seed,
-                                    augment=not no_augment, f2_push=not no_push, f2_design=not no_design_features,
-                                    time_limit=limit, progress=bar)
+        model, hist = train_forward(ds, f1_widths=_widths(f1_widths), f2_widths=_widths(f2_widths),
+                                    epochs=tuple(epochs), batch_size=batch_size, lr=lr, patience=patience, seed=seed,
+                                    augment=not no_augment, time_limit=limit, progress=bar)
     info = {"dataset": {"path": str(dataset_path), "n": len(ds), "seed": ds.meta.get("seed")},
             "seed": seed, "history": {k: h.to_dict() for k, h in hist.items()}}
-    st, js = save_weights(model, out or WEIGHTS_DIR / "forward", kind="forward", config=model.config.to_dict(),
-                          info=info)
+    st, js = save_weights(model, stem, kind="forward", config=model.config.to_dict(), info=info)
     result = {"weights": str(st), "sidecar": str(js),
               **{f"{k}_seconds": round(h.seconds, 1) for k, h in hist.items()},
               **{f"{k}_epochs": h.epochs for k, h in hist.items()},
@@ -84,7 +101,9 @@ def forward(dataset_path, out, f1_widths, f2_widths, epochs, batch_size, lr, pat
 @train.command("inverse")
 @click.argument("dataset_path", metavar="DATASET", type=click.Path(exists=True))
 @click.option("--forward", "forward_path", default=None, help="Forward model NAME [default: shipped].")
-@click.option("--out", default=None, help="Output NAME [default: the shipped inverse/weights/inverse].")
+@click.option("--out", default=None,
+              help="Output NAME [default: the shipped inverse/weights/inverse, only with --force].")
+@click.option("--force", is_flag=True, help="Replace the weights at --out if they exist.")
 @click.option("--g1-widths", default="512,512,512", show_default=True)
 @click.option("--g2-widths", default="512,512,512", show_default=True)
 @click.option("--epochs", type=int, default=60, show_default=True)
@@ -94,19 +113,18 @@ def forward(dataset_path, out, f1_widths, f2_widths, epochs, batch_size, lr, pat
 @click.option("--tau", type=float, default=1.0, show_default=True, help="Gumbel-softmax temperature.")
 @click.option("--warmup-epochs", type=int, default=2, show_default=True,
               help="Epochs with the supervised warm-start term (0 to disable).")
-@click.option("--size-weight", type=float, default=0.0, show_default=True,
-              help="Exponent of the per-target weight (s / mean s); 1 favours stiff targets.")
+@click.option("--size-weight", type=float, default=2.0, show_default=True,
+              help="Exponent of the per-target weight (s / mean s); 0 weighs targets equally, 1 favours stiff "
+                   "targets, 2 with --metric r2 makes the loss the summed 1 - R^2.")
 @click.option("--posterior-weight", type=float, default=1.0, show_default=True,
               help="Weight of the data-posterior term (G1 learns which topologies produced each target; "
                    "0 = the reconstruction loss alone).")
-@click.option("--joint-topology/--slot-topology", default=True, show_default=True,
-              help="A new G1 gives one posterior over the 560 topologies, or three independent slots.")
 @click.option("--heads", "n_heads", type=click.IntRange(1, 64), default=None,
               help="Geometry heads of G2 (multiple-choice loss); a one-head --init model is widened "
-                   "[default: the --init model's, else 1].")
+                   "[default: the --init model's, else 4].")
 @click.option("--head-eps", type=click.FloatRange(0.0, 1.0), default=0.05, show_default=True,
               help="Weight share of the losing heads in the multiple-choice loss.")
-@click.option("--metric", type=click.Choice(["mandel", "r2"]), default="mandel", show_default=True,
+@click.option("--metric", type=click.Choice(["r2", "mandel"]), default="r2", show_default=True,
               help="Reconstruction error: the Mandel norm, or the 21 constants weighted by 1/variance in the "
                    "target's frame (with --size-weight 2 the sum of 1 - R^2 over the components).")
 @click.option("--init", "init_path", default=None, help="Continue training this inverse model NAME.")
@@ -118,31 +136,31 @@ def forward(dataset_path, out, f1_widths, f2_widths, epochs, batch_size, lr, pat
 @click.option("--no-progress", is_flag=True)
 @json_option
 @handle_errors
-def inverse(dataset_path, forward_path, out, g1_widths, g2_widths, epochs, batch_size, lr, patience, tau,
-            warmup_epochs, size_weight, posterior_weight, joint_topology, n_heads, head_eps, metric, init_path,
+def inverse(dataset_path, forward_path, out, force, g1_widths, g2_widths, epochs, batch_size, lr, patience, tau,
+            warmup_epochs, size_weight, posterior_weight, n_heads, head_eps, metric, init_path,
             no_canonical, time_limit, seed, threads, no_progress, as_json) -> None:
     """Train G1 and G2 jointly through the frozen forward model on the targets of DATASET."""
     import numpy as np
 
+    from graded.elastic.metrics import component_weights
     from graded.inverse.dataset import load_dataset
-    from graded.inverse.train import component_weights, train_inverse
+    from graded.inverse.train import train_inverse
     from graded.inverse.weights import WEIGHTS_DIR, load_forward, load_inverse, read_sidecar, save_weights
 
+    stem = _out(out, "inverse", force)
     _threads(threads)
     ds = load_dataset(dataset_path)
     fwd = load_forward(forward_path)
     fside = read_sidecar(forward_path or WEIGHTS_DIR / "forward", kind="forward")
     limit = None if time_limit is None else 60.0 * time_limit
     init = load_inverse(init_path) if init_path else None
-    if n_heads is None:
-        n_heads = init.config.n_heads if init is not None else 1
     with ProgressBar("training G1+G2", enabled=not no_progress) as bar:
         model, hist = train_inverse(ds, fwd, model=init, n_heads=n_heads, head_eps=head_eps, metric=metric,
                                     g1_widths=_widths(g1_widths), g2_widths=_widths(g2_widths),
                                     warmup_epochs=warmup_epochs, size_weight=size_weight,
-                                    posterior_weight=posterior_weight, joint_topology=joint_topology,
-                                    canonical=not no_canonical, epochs=epochs, batch_size=batch_size, lr=lr,
-                                    patience=patience, tau=tau, seed=seed, time_limit=limit, progress=bar)
+                                    posterior_weight=posterior_weight, canonical=not no_canonical, epochs=epochs,
+                                    batch_size=batch_size, lr=lr, patience=patience, tau=tau, seed=seed,
+                                    time_limit=limit, progress=bar)
     info = {"dataset": {"path": str(dataset_path), "n": len(ds), "seed": ds.meta.get("seed")},
             "forward_sha256": fside["sha256"], "seed": seed, "tau": tau, "posterior_weight": posterior_weight,
             "size_weight": size_weight, "n_heads": model.config.n_heads, "head_eps": head_eps, "metric": metric,
@@ -151,8 +169,7 @@ def inverse(dataset_path, forward_path, out, g1_widths, g2_widths, epochs, batch
             "lr": lr, "history": hist.to_dict(),
             # the evaluation's "r2" selection weighs the constants as the training targets vary
             "component_weights": [float(w) for w in component_weights(np.asarray(ds.C))]}
-    st, js = save_weights(model, out or WEIGHTS_DIR / "inverse", kind="inverse", config=model.config.to_dict(),
-                          info=info)
+    st, js = save_weights(model, stem, kind="inverse", config=model.config.to_dict(), info=info)
     result = {"weights": str(st), "sidecar": str(js), "seconds": round(hist.seconds, 1), "epochs": hist.epochs,
               "val_loss": min(hist.val_loss)}
     if as_json:

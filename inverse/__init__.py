@@ -1,7 +1,22 @@
 """Inverse design of truss lattices: design-space sampling, FE datasets, networks.
 
 Submodules are imported on first attribute access, so ``import graded.inverse`` stays
-light (no torch, no FE) until a name is used.
+light (no torch, no FE) until a name is used. ``graded.inverse.design`` is the module
+that holds the function :func:`graded.inverse.design.design` (also ``graded.design``).
+
+Modules, from the bottom up (each imports only those above it):
+
+* ``sampling``, ``scaling`` -- the design space (SI Table S1) and the networks' scalings;
+* ``oracle`` -- FE stiffness of a batch of designs;
+* ``forward``, ``inverse_model``, ``weights`` -- the networks and their files;
+* ``draw`` -- designs drawn from the inverse model; ``select`` -- ranking criteria and the
+  best design of each distinct cell;
+* ``polish`` (LM against FE), ``refine`` (surrogate descent, then the polish);
+  ``library`` -- FE-verified nearest neighbours;
+* ``design`` -- the design of one target from these pieces; ``evaluate`` -- the same
+  pieces over a test set; ``train`` -- fitting the networks; ``dataset`` -- FE datasets.
+
+Every error measure lives in :mod:`graded.elastic.metrics`.
 """
 
 from __future__ import annotations
@@ -20,14 +35,18 @@ _LAZY = {
     "load_dataset": "dataset",
     "split_indices": "dataset",
     "shipped_test_set": "dataset",
-    "design": "design",
     "DesignResult": "design",
 }
+#: submodules reachable as attributes before their first import
+_SUBMODULES = ("design", "draw", "evaluate", "forward", "inverse_model", "library", "oracle", "polish", "refine",
+               "sampling", "scaling", "select", "train", "weights", "dataset")
 
 __all__ = sorted(_LAZY)
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'graded.inverse' has no attribute {name!r}")

@@ -1,10 +1,12 @@
 """Inverse design of truss unit cells for a target stiffness, verified by FE.
 
 :func:`design` draws many candidates from the inverse model (Gumbel-softmax sampling,
-main text Eqs. 5-7), ranks them by the NMSE predicted by the forward model (main Eq. 8),
-optionally refines the continuous parameters of the best ones by gradient descent
-through the forward model, homogenizes them by FE and returns ranked
-:class:`DesignResult` objects -- best design of every distinct topology first.
+main text Eqs. 5-7, :mod:`~graded.inverse.draw`), ranks them by the relative Mandel-norm
+error predicted by the forward model (:mod:`~graded.inverse.select`), adds the design
+library's nearest neighbours (:mod:`~graded.inverse.library`), homogenizes them by FE
+(:mod:`~graded.inverse.oracle`), refines and polishes them (:mod:`~graded.inverse.refine`)
+and returns ranked :class:`DesignResult` objects -- the best design of every distinct cell
+first. :func:`candidate_designs` and :func:`rank_results` are the steps of its own.
 
 Honest limits
 -------------
@@ -19,11 +21,8 @@ Honest limits
 
 from __future__ import annotations
 
-import copy
 import functools
 import math
-import sys
-import types
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,28 +31,32 @@ from typing import Any
 import numpy as np
 import torch
 
-from graded.elastic import NAMES_21, from_21, matrix_to_axis_angle, nmse, rotation_to_6d, to_21
-from graded.elastic import torch as et
-from graded.elastic.metrics import check_admissible
+from graded.elastic import NAMES_21, from_21, matrix_to_axis_angle, nmse, to_21
+from graded.elastic.metrics import check_admissible, relative_error
 from graded.validation import check_choice, check_count, check_finite, check_positive, fail
 
-from .forward import ForwardModel, onehot_to_topology, topology_onehot
-from .inverse_model import pick_head
+from .draw import draw_designs
+from .forward import ForwardModel
 from .library import shipped_library
-from .polish import MANDEL_W66, polish_designs, relative_error
-from .scaling import RHO_RANGE, STRETCH_RANGE, stiffness_scale
+from .oracle import fe_stiffness
+from .refine import DESIGN_KEYS, POLISH_ITERATIONS, improve_designs
+from .sampling import design_basis
+from .scaling import RHO_RANGE, stiffness_scale
+from .select import cell_key, ranking_error, select_designs
 
 __all__ = [
     "TargetOutOfReachWarning",
     "PoorMatchWarning",
     "DesignResult",
     "parse_target",
-    "draw_designs",
-    "refine_designs",
+    "candidate_designs",
+    "rank_results",
     "design",
     "default_models",
     "REACH",
     "POOR_MATCH",
+    "TARGET_SYMMETRY_TOL",
+    "SAME_CELL_TOL",
 ]
 
 Progress = Callable[[int, int, str], None]
@@ -65,11 +68,12 @@ REACH = (0.002 * 0.4, 0.1 * 1.02)
 #: Relative Mandel-norm error ``||C_design - C_target|| / ||C_target||`` of the best
 #: design above which a :class:`PoorMatchWarning` is given.
 POOR_MATCH = 0.25
-#: Levenberg-Marquardt iterations of the FE polish in ``design(refine=True)`` (each costs
-#: 11 FE solves per design; most designs converge in 5-8).
-POLISH_ITERATIONS = 10
 #: Symmetry defect tolerated in a target (values printed with ~6 digits).
 TARGET_SYMMETRY_TOL = 1e-6
+#: Two designs of one lattice whose stiffnesses differ by less than this relative Mandel
+#: norm are the same cell (e.g. two starts polished into one optimum: the polish stops at
+#: 1e-4 relative progress); 1e-3 is far below any difference a design could be chosen by.
+SAME_CELL_TOL = 1e-3
 
 
 class TargetOutOfReachWarning(UserWarning):
@@ -87,7 +91,8 @@ class DesignResult:
     Attributes
     ----------
     rank : int
-        0 = best. Designs of distinct topologies come first, each group by NMSE.
+        0 = best. The best designs of distinct cells come first, each group by the
+        ranking error (:func:`rank_results`).
     topology : str
         E.g. ``"1x2+2x3+2x5"`` (tessellation x elementary id, SI Table S1).
     rho : float
@@ -104,8 +109,12 @@ class DesignResult:
         Stiffness by FE homogenization (None if not verified).
     nmse_pred, nmse_fe : float
         NMSE (main Eq. 8) of C_pred / C_fe against the target.
+    error_pred, error_fe : float
+        Relative Mandel-norm error ``||M(C - C_target)|| / ||M(C_target)||``
+        (:func:`~graded.elastic.metrics.relative_error`) of C_pred / C_fe.
     distinct : bool
-        True for the best design of its topology.
+        True for the best design of its cell (its lattice,
+        :func:`~graded.inverse.select.cell_key`; different part lists can make one lattice).
     refined : bool
         Continuous parameters were refined by gradient descent.
     E : float or None
@@ -132,6 +141,8 @@ class DesignResult:
     refined: bool = False
     E: float | None = None
     source: str = "model"
+    error_pred: float | None = None
+    error_fe: float | None = None
 
     @property
     def R1_axis_angle(self) -> np.ndarray:
@@ -145,6 +156,11 @@ class DesignResult:
     def nmse(self) -> float:
         """The FE-verified NMSE if available, else the predicted one."""
         return self.nmse_fe if self.nmse_fe is not None else self.nmse_pred
+
+    @property
+    def error(self) -> float | None:
+        """The FE-verified relative Mandel-norm error if available, else the predicted one."""
+        return self.error_fe if self.error_fe is not None else self.error_pred
 
     @property
     def cell(self):
@@ -167,6 +183,8 @@ class DesignResult:
             "source": self.source,
             "nmse_pred": self.nmse_pred,
             "nmse_fe": self.nmse_fe,
+            "error_pred": self.error_pred,
+            "error_fe": self.error_fe,
             "C_pred": dict(zip(NAMES_21, to_21(self.C_pred).tolist())),
             "C_fe": None if self.C_fe is None else dict(zip(NAMES_21, to_21(self.C_fe).tolist())),
         }
@@ -229,7 +247,7 @@ def parse_target(target, *, E: float | None = None, units: str = "normalized") -
 
 
 # ---------------------------------------------------------------------------
-# drawing and ranking
+# the pieces
 # ---------------------------------------------------------------------------
 
 
@@ -245,231 +263,135 @@ def default_models():
     return _shipped_models()
 
 
-@torch.no_grad()
-def draw_designs(
+def candidate_designs(
     inverse,
     forward: ForwardModel,
-    targets: np.ndarray,
-    n_draws: int,
+    target: np.ndarray,
     *,
+    n_draws: int,
+    top_k: int,
+    n_library: int = 0,
+    library=None,
     tau: float = 1.0,
     generator: torch.Generator | None = None,
-    chunk: int = 20000,
-    heads: str = "forward",
+    rank_by: str = "mandel",
 ) -> dict[str, np.ndarray]:
-    """``n_draws`` designs for each of ``T`` targets, with predicted stiffness and NMSE.
-
-    A draw samples a topology from G1's posterior; G2 proposes ``K`` geometries for it
-    (its heads, :mod:`graded.inverse.inverse_model`) and one of them is the draw's design.
+    """The candidates :func:`design` verifies: the best draws of the inverse model and the
+    design library's nearest neighbours of one target.
 
     Parameters
     ----------
-    inverse : InverseModel
-    forward : ForwardModel
-    targets : (T, 6, 6) float
-        Normalised target stiffnesses.
-    n_draws : int
-    tau : float
-        Gumbel-softmax temperature.
+    inverse, forward : InverseModel, ForwardModel
+    target : ndarray, shape (6, 6)
+        Normalised target (:func:`parse_target`).
+    n_draws, top_k, n_library, library, tau, rank_by
+        As in :func:`design`; ``top_k - min(n_library, top_k // 2)`` draws are chosen by
+        their predicted ``rank_by`` error (:func:`~graded.inverse.select.select_designs`).
     generator : torch.Generator, optional
-        Gumbel noise source (a fixed seed gives identical draws).
-    chunk : int
-        Designs evaluated per batch.
-    heads : {"forward", "posterior"}
-        Which head makes the design: ``"forward"`` the one whose forward-model stiffness
-        is nearest the target in the Mandel norm (costs ``K`` forward evaluations per
-        draw; measured on 1,000 held-out targets, it lifts the single draw's worst
-        per-component R^2 by FE by about 0.015 over the posterior's pick), ``"posterior"``
-        one drawn from G2's head posterior at ``tau`` (the multiple-choice training
-        label). One-head models give the same designs either way.
-
-    Returns
-    -------
-    dict of arrays with leading axes (T, n_draws):
-        ``topology`` (3, 2) int8, ``rho``, ``U`` (3), ``V`` (3), ``R1``/``R2`` (3, 3),
-        ``C_pred`` (6, 6), ``nmse``.
-    """
-    check_choice("heads", heads, ("forward", "posterior"))
-    inverse = inverse.float().eval()
-    forward = forward.float().eval()
-    targets = np.asarray(targets, dtype=np.float64).reshape(-1, 6, 6)
-    K = inverse.config.n_heads
-    by_forward = heads == "forward" and K > 1
-    if by_forward:
-        W = torch.as_tensor(MANDEL_W66, dtype=torch.float32)
-        Tt = torch.as_tensor(targets, dtype=torch.float32)
-    T = targets.shape[0]
-    f32 = torch.float32
-    x, Q, _, _ = inverse.scaled_features(torch.as_tensor(targets, dtype=torch.float64))
-    x = x.to(f32)
-    Q = Q.to(f32)
-    logits_all = inverse.posterior_logits(x)
-    per = max(1, chunk // (max(n_draws, 1) * (K if by_forward else 1)))
-    out: dict[str, list] = {k: [] for k in ("topology", "rho", "U", "V", "R1", "R2", "C_pred")}
-    for a in range(0, T, per):
-        sl = slice(a, a + per)
-        t = x[sl].shape[0]
-        xx = x[sl, None].expand(t, n_draws, x.shape[-1])
-        lg = logits_all[sl, None].expand((t, n_draws) + logits_all.shape[1:])
-        z = inverse.sample_topology(lg, tau, generator=generator)
-        if by_forward:
-            geom, _ = inverse.geometry_heads(xx, z)
-            geom = geom[:4] + (Q[sl, None, None] @ geom[4],)  # R_II in the target's frame
-            zk = z.unsqueeze(-3).expand(z.shape[:-2] + (K,) + z.shape[-2:])
-            Ck = forward(zk, *geom)  # (t, n_draws, K, 6, 6)
-            head = ((Ck - Tt[sl, None, None]) * W).square().sum((-2, -1)).argmin(-1)
-            rho, U, V, R1, R2 = pick_head(geom, head)
-            C = Ck.gather(2, head[..., None, None, None].expand(t, n_draws, 1, 6, 6)).squeeze(2)
-        else:
-            (rho, U, V, R1, R2c), _, _ = inverse.draw_geometry(xx, z, tau, generator=generator)
-            R2 = Q[sl, None] @ R2c
-            C = forward(z, rho, U, V, R1, R2)
-        out["topology"].append(onehot_to_topology(z))
-        for k, v in (("rho", rho), ("U", U), ("V", V), ("R1", R1), ("R2", R2), ("C_pred", C)):
-            out[k].append(v.double().numpy())
-    res = {k: np.concatenate(v) for k, v in out.items()}
-    # exact rotations in float64 (the float32 network output is only nearly orthogonal)
-    res["R1"] = _orthonormalize(res["R1"])
-    res["R2"] = _orthonormalize(res["R2"])
-    res["C_pred"] = 0.5 * (res["C_pred"] + np.swapaxes(res["C_pred"], -1, -2))
-    res["nmse"] = nmse(targets[:, None], res["C_pred"])
-    return res
-
-
-def _orthonormalize(R: np.ndarray) -> np.ndarray:
-    from graded.elastic import rotation_from_6d
-
-    return rotation_from_6d(rotation_to_6d(R))
-
-
-def _keys(topology: np.ndarray) -> list[tuple]:
-    return [tuple(map(tuple, t.tolist())) for t in np.asarray(topology)]
-
-
-def _select(nmse_values: np.ndarray, keys: list[tuple], top_k: int,
-            rho: np.ndarray | None = None) -> tuple[list[int], list[bool]]:
-    """Best design of each distinct topology first (by NMSE), then the next best ones.
-
-    With ``rho`` given, exact repeats -- the same topology and the same ``rho``, i.e. the
-    same geometry head for the same drawn topology -- are skipped, so fewer than
-    ``top_k`` may come back."""
-    order = np.argsort(nmse_values, kind="stable")
-    seen: set = set()
-    taken: set = set()
-    first, rest = [], []
-    for i in order:
-        if rho is not None:
-            ident = (keys[i], float(rho[i]))
-            if ident in taken:
-                continue
-            taken.add(ident)
-        if keys[i] in seen:
-            rest.append(int(i))
-        else:
-            seen.add(keys[i])
-            first.append(int(i))
-    chosen = (first + rest)[:top_k]
-    return chosen, [i in set(first) for i in chosen]
-
-
-# ---------------------------------------------------------------------------
-# refinement
-# ---------------------------------------------------------------------------
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
-
-
-def refine_designs(
-    forward: ForwardModel,
-    target: np.ndarray,
-    cand: dict[str, np.ndarray],
-    *,
-    steps: int = 200,
-    lr: float = 0.02,
-    loss: str = "nmse",
-    dtype: torch.dtype = torch.float64,
-) -> dict[str, np.ndarray]:
-    """Gradient descent on the continuous parameters of designs (topology fixed).
-
-    Minimises the NMSE (main Eq. 8) -- or with ``loss="mandel"`` the squared relative
-    Mandel-norm error -- predicted by ``forward`` over rho, U, V (through a sigmoid into
-    the Table S1 ranges) and R_I, R_II (6D representation). ``target`` may be one (6, 6)
-    matrix or one per design (k, 6, 6).
-
-    Parameters
-    ----------
-    forward : ForwardModel
-    target : (6, 6)
-    cand : dict
-        Arrays ``topology`` (k, 3, 2), ``rho`` (k,), ``U``, ``V`` (k, 3), ``R1``, ``R2`` (k, 3, 3).
-    steps, lr : int, float
-        Adam steps and step size (in the unconstrained parameters).
-    loss : {"nmse", "mandel"}
-    dtype : torch.dtype
-        Precision of the descent. float64 (default) for a few designs; float32 is about
-        twice as fast for many (the rotations are re-orthonormalised in float64 on return).
+        Gumbel noise of the draws.
 
     Returns
     -------
     dict
-        The refined arrays, plus ``C_pred`` (k, 6, 6) and ``nmse`` (k,).
+        Arrays of k <= ``top_k`` designs: :data:`~graded.inverse.refine.DESIGN_KEYS`,
+        ``C_pred`` (k, 6, 6), ``nmse`` (k,) predicted, ``source`` (k,) ``"model"`` or
+        ``"library"``.
     """
-    fwd = copy.deepcopy(forward).to(dtype).eval()
-    for p in fwd.parameters():
-        p.requires_grad_(False)
-    z = topology_onehot(cand["topology"], dtype)
-    lo_s, hi_s = STRETCH_RANGE
-    p_rho = torch.tensor(_logit((cand["rho"] - RHO_RANGE[0]) / (RHO_RANGE[1] - RHO_RANGE[0])), dtype=dtype)
-    p_U = torch.tensor(_logit((cand["U"] - lo_s) / (hi_s - lo_s)), dtype=dtype)
-    p_V = torch.tensor(_logit((cand["V"] - lo_s) / (hi_s - lo_s)), dtype=dtype)
-    p_R1 = torch.tensor(rotation_to_6d(cand["R1"]), dtype=dtype)
-    p_R2 = torch.tensor(rotation_to_6d(cand["R2"]), dtype=dtype)
-    params = [p.requires_grad_(True) for p in (p_rho, p_U, p_V, p_R1, p_R2)]
-    tgt = torch.as_tensor(np.asarray(target), dtype=dtype)
-    nz = tgt != 0
-    denom = torch.where(nz, tgt, torch.ones_like(tgt)).square()
-    opt = torch.optim.Adam(params, lr=lr)
+    cand = draw_designs(inverse, forward, target[None], int(n_draws), tau=float(tau), generator=generator)
+    cand = {k: v[0] for k, v in cand.items()}
+    n_lib = min(int(n_library), int(top_k) // 2)
+    chosen, _ = select_designs(ranking_error(rank_by, target, cand["C_pred"]), cand["topology"], int(top_k) - n_lib,
+                               rho=cand["rho"])
+    pick = {k: v[chosen] for k, v in cand.items()}
+    pick["source"] = np.array(["model"] * len(chosen), dtype=object)
+    if n_lib > 0:
+        lib = library if library is not None else shipped_library()
+        nb = {k: v[0] for k, v in lib.nearest(target[None], n_lib).items()}
+        nb["C_pred"] = forward.predict(*(nb[k] for k in DESIGN_KEYS))
+        nb["nmse"] = nmse(target[None], nb["C_pred"])
+        nb["source"] = np.array(["library"] * n_lib, dtype=object)
+        pick = {k: np.concatenate([pick[k], nb[k]]) for k in pick}
+    return pick
 
-    def unpack():
-        rho = RHO_RANGE[0] + (RHO_RANGE[1] - RHO_RANGE[0]) * torch.sigmoid(p_rho)
-        U = lo_s + (hi_s - lo_s) * torch.sigmoid(p_U)
-        V = lo_s + (hi_s - lo_s) * torch.sigmoid(p_V)
-        return rho, U, V, et.rotation_from_6d(p_R1), et.rotation_from_6d(p_R2)
 
-    mw = torch.as_tensor(MANDEL_W66, dtype=dtype)
-    tnorm = (tgt * mw).square().sum((-2, -1))
+def _results(pick: dict[str, np.ndarray], refined: np.ndarray, target: np.ndarray, *, E: float | None,
+             cell_size: float | None) -> list[DesignResult]:
+    """One :class:`DesignResult` per design of ``pick`` (unranked)."""
+    from graded.topology import parse_topology
+    from graded.unitcell import diameter_from_density
 
-    def loss_of(C):
-        if loss == "mandel":
-            return ((C - tgt) * mw).square().sum((-2, -1)) / tnorm
-        return torch.where(nz, (C - tgt).square() / denom, torch.zeros_like(C)).sum((-2, -1))
+    verified = "C_fe" in pick
+    err_pred = relative_error(target, pick["C_pred"])
+    err_fe = relative_error(target, pick["C_fe"]) if verified else None
+    results = []
+    for j in range(len(pick["rho"])):
+        topo = _format(pick["topology"][j])
+        diameter = None
+        if cell_size is not None:
+            basis = design_basis(pick["U"][j], pick["V"][j], pick["R1"][j], pick["R2"][j])
+            diameter = float(diameter_from_density(parse_topology(topo), pick["rho"][j], cell_size * basis))
+        results.append(DesignResult(
+            rank=0,
+            topology=topo,
+            rho=float(pick["rho"][j]),
+            U=pick["U"][j].copy(),
+            V=pick["V"][j].copy(),
+            R1=pick["R1"][j].copy(),
+            R2=pick["R2"][j].copy(),
+            C_pred=pick["C_pred"][j].copy(),
+            nmse_pred=float(pick["nmse"][j]),
+            C_fe=pick["C_fe"][j].copy() if verified else None,
+            nmse_fe=float(pick["nmse_fe"][j]) if verified else None,
+            diameter=diameter,
+            cell_size=cell_size,
+            refined=bool(refined[j]),
+            E=E,
+            source=str(pick["source"][j]),
+            error_pred=float(err_pred[j]),
+            error_fe=float(err_fe[j]) if verified else None,
+        ))
+    return results
 
-    for _ in range(steps):
-        rho, U, V, R1, R2 = unpack()
-        per = loss_of(fwd(z, rho, U, V, R1, R2))
-        opt.zero_grad()
-        per.sum().backward()
-        opt.step()
-    with torch.no_grad():
-        rho, U, V, R1, R2 = unpack()
-        C = fwd(z, rho, U, V, R1, R2)
-        best = {
-            "topology": np.asarray(cand["topology"]),
-            "rho": rho.double().numpy().copy(),
-            "U": U.double().numpy().copy(),
-            "V": V.double().numpy().copy(),
-            "R1": R1.double().numpy().copy(),
-            "R2": R2.double().numpy().copy(),
-            "C_pred": C.double().numpy().copy(),
-        }
-    if dtype != torch.float64:  # float32 round-off: rotations only nearly orthogonal, C nearly symmetric
-        best["R1"], best["R2"] = _orthonormalize(best["R1"]), _orthonormalize(best["R2"])
-        best["C_pred"] = 0.5 * (best["C_pred"] + np.swapaxes(best["C_pred"], -1, -2))
-    best["nmse"] = nmse(np.broadcast_to(np.asarray(target), best["C_pred"].shape), best["C_pred"])
-    return best
+
+def rank_results(results: list[DesignResult], target: np.ndarray, rank_by: str = "mandel") -> list[DesignResult]:
+    """Rank designs: the best design of each distinct cell first, each group by its
+    ``rank_by`` error (FE-verified where available); repeats of a cell dropped.
+
+    Two designs are the same cell when their topologies superpose to the same lattice
+    (:func:`~graded.inverse.select.cell_key`) and their stiffnesses agree within
+    :data:`SAME_CELL_TOL`; of such a pair only the better one is kept.
+
+    Parameters
+    ----------
+    results : list of DesignResult
+    target : ndarray, shape (6, 6)
+        Normalised target.
+    rank_by : {"mandel", "nmse"}
+
+    Returns
+    -------
+    list of DesignResult
+        A new list, sorted, with ``rank`` and ``distinct`` set.
+    """
+    check_choice("rank_by", rank_by, ("mandel", "nmse"))
+
+    def C(r):
+        return r.C_fe if r.C_fe is not None else r.C_pred
+
+    err = {id(r): float(ranking_error(rank_by, target, C(r))) for r in results}
+    kept: list[DesignResult] = []
+    by_cell: dict[frozenset, list[DesignResult]] = {}
+    for r in sorted(results, key=lambda r: err[id(r)]):
+        same = by_cell.setdefault(cell_key(r.topology), [])
+        if any(float(relative_error(C(o), C(r))) < SAME_CELL_TOL for o in same):
+            continue
+        r.distinct = not same
+        same.append(r)
+        kept.append(r)
+    kept.sort(key=lambda r: (not r.distinct, err[id(r)]))
+    for i, r in enumerate(kept):
+        r.rank = i
+    return kept
 
 
 # ---------------------------------------------------------------------------
@@ -492,6 +414,7 @@ def design(
     cell_size: float | None = None,
     seed: int = 0,
     models: tuple | None = None,
+    rank_by: str = "mandel",
     progress: Progress | None = None,
 ) -> list[DesignResult]:
     """Propose unit cells whose stiffness matches ``target``.
@@ -505,9 +428,9 @@ def design(
         normalised targets it only adds GPa views to the results).
     units : {"normalized", "GPa"}
     n_draws : int
-        Candidates drawn from the inverse model and ranked by predicted NMSE (each
-        draw's geometry is the head of G2 that the forward model puts nearest the target,
-        :func:`draw_designs`).
+        Candidates drawn from the inverse model and ranked by their predicted ``rank_by``
+        error (each draw's geometry is the head of G2 that the forward model puts nearest
+        the target, :func:`~graded.inverse.draw.draw_designs`).
     tau : float
         Gumbel-softmax temperature (larger: more varied topologies).
     top_k : int
@@ -538,16 +461,23 @@ def design(
         Seed of the Gumbel noise: a fixed seed gives identical designs.
     models : (InverseModel, ForwardModel), optional
         Default: the shipped weights.
+    rank_by : {"mandel", "nmse"}
+        Error the candidates and the returned designs are ranked by
+        (:data:`~graded.inverse.select.CRITERIA`): the relative Mandel (Frobenius) norm
+        error, rotation invariant, the error of the elastic surface (default); or the NMSE
+        of main Eq. 8, dominated by the near-zero entries of the target.
     progress : callable, optional
-        ``progress(done, total, message)``.
+        ``progress(done, total, message)`` after each stage (drawing, ranking, FE
+        verification, refinement and polish), and with the polish's messages in between.
 
     Returns
     -------
     list of DesignResult
-        Distinct topologies first; each group sorted by NMSE (FE-verified if ``verify``).
-        Up to ``top_k``: a draw repeating an earlier one exactly (same topology, same
-        geometry head) is not returned twice, so a narrow posterior (small ``tau``, few
-        draws) can give fewer.
+        The best design of each distinct cell first, each group sorted by its ``rank_by``
+        error (FE-verified if ``verify``; :func:`rank_results`). Up to ``top_k``: a draw
+        repeating an earlier one exactly (same cell, same geometry head) is not returned
+        twice, nor is a design that ends up as the same cell with the same stiffness as a
+        better one, so a narrow posterior (small ``tau``, few draws) can give fewer.
 
     Warns
     -----
@@ -563,93 +493,32 @@ def design(
         check_count(name, v, lo)
     if not (isinstance(tau, (int, float)) and math.isfinite(tau) and tau > 0):
         fail("tau", f"{tau!r} must be a positive number", "e.g. 1 (paper) up to 100 (more exploration)")
+    check_choice("rank_by", rank_by, ("mandel", "nmse"))
     if cell_size is not None:
         cell_size = float(check_positive("cell_size", cell_size, hint="edge of the reference cube, e.g. 5 (mm)"))
     inverse, forward = models if models is not None else default_models()
     _check_reach(C_t, inverse, E)
-    total = 3 if verify else 2
-    if progress:
-        progress(0, total, "drawing candidates")
+    step = _Steps(progress, 2 + int(verify) + int(refine and verify))
+    step("drawing candidates")
     gen = torch.Generator().manual_seed(int(seed))
-    cand = draw_designs(inverse, forward, C_t[None], int(n_draws), tau=float(tau), generator=gen)
-    cand = {k: v[0] for k, v in cand.items()}
-    n_lib = min(int(n_library), int(top_k) // 2)
-    chosen, distinct = _select(cand["nmse"], _keys(cand["topology"]), int(top_k) - n_lib, rho=cand["rho"])
-    pick = {k: v[chosen] for k, v in cand.items()}
-    pick["source"] = np.array(["model"] * len(chosen), dtype=object)
-    if n_lib > 0:
-        lib = library if library is not None else shipped_library()
-        nb = {k: v[0] for k, v in lib.nearest(C_t[None], n_lib).items()}
-        nb["C_pred"] = forward.predict(nb["topology"], nb["rho"], nb["U"], nb["V"], nb["R1"], nb["R2"])
-        nb["nmse"] = nmse(C_t[None], nb["C_pred"])
-        nb["source"] = np.array(["library"] * n_lib, dtype=object)
-        pick = {k: np.concatenate([pick[k], nb[k]]) for k in pick}
-    if progress:
-        progress(1, total, f"ranked {n_draws} candidates" + (f", {n_lib} from the design library" if n_lib else ""))
-    refined_flags = np.zeros(len(pick["rho"]), dtype=bool)
-    if refine:
-        ref = refine_designs(forward, C_t, pick, loss="mandel")
+    pick = candidate_designs(inverse, forward, C_t, n_draws=n_draws, top_k=top_k, n_library=n_library,
+                             library=library, tau=tau, generator=gen, rank_by=rank_by)
+    n_lib = int(np.sum(pick["source"] == "library"))
+    step(f"ranked {n_draws} candidates" + (f", {n_lib} from the design library" if n_lib else ""))
+    refined = np.zeros(len(pick["rho"]), dtype=bool)
     if verify:
-        from .evaluate import fe_stiffness
-
-        pick["C_fe"] = fe_stiffness(pick["topology"], pick["rho"], pick["U"], pick["V"], pick["R1"], pick["R2"])
-        if refine:
-            ref["C_fe"] = fe_stiffness(ref["topology"], ref["rho"], ref["U"], ref["V"], ref["R1"], ref["R2"])
-            refined_flags = relative_error(C_t, ref["C_fe"]) < relative_error(C_t, pick["C_fe"])
-            _take(pick, ref, refined_flags)
-            if progress:
-                progress(2, total, "polishing against FE")
-            pol = polish_designs(C_t, pick, iterations=POLISH_ITERATIONS)
-            polished = pol["error"] < pol["error_start"]
-            pol["C_pred"] = forward.predict(pol["topology"], pol["rho"], pol["U"], pol["V"], pol["R1"], pol["R2"])
-            pol["nmse"] = nmse(C_t[None], pol["C_pred"])
-            _take(pick, pol, polished)
-            refined_flags |= polished
+        pick["C_fe"] = fe_stiffness(*(pick[k] for k in DESIGN_KEYS))
+        step(f"verified {len(pick['rho'])} designs by FE")
+    if refine:
+        polish_progress = None if progress is None else (lambda i, n, msg: step.note(msg))
+        refined = improve_designs(forward, C_t, pick, verify=verify, iterations=POLISH_ITERATIONS,
+                                  progress=polish_progress)
+        if verify:
+            step("refined and polished against FE")
+    if verify:
         pick["nmse_fe"] = nmse(C_t[None], pick["C_fe"])
-    elif refine:
-        refined_flags = relative_error(C_t, ref["C_pred"]) < relative_error(C_t, pick["C_pred"])
-        _take(pick, ref, refined_flags)
-    if progress and verify:
-        progress(2, total, "verified by FE")
-    results = []
-    for j in range(len(pick["rho"])):
-        topo = _format(pick["topology"][j])
-        diameter = None
-        if cell_size is not None:
-            from graded.topology import parse_topology
-            from graded.unitcell import diameter_from_density
-
-            basis = pick["R2"][j] @ np.diag(pick["V"][j]) @ pick["R1"][j] @ np.diag(pick["U"][j])
-            diameter = float(diameter_from_density(parse_topology(topo), pick["rho"][j], cell_size * basis))
-        results.append(DesignResult(
-            rank=0,
-            topology=topo,
-            rho=float(pick["rho"][j]),
-            U=pick["U"][j].copy(),
-            V=pick["V"][j].copy(),
-            R1=pick["R1"][j].copy(),
-            R2=pick["R2"][j].copy(),
-            C_pred=pick["C_pred"][j].copy(),
-            nmse_pred=float(pick["nmse"][j]),
-            C_fe=pick["C_fe"][j].copy() if verify else None,
-            nmse_fe=float(pick["nmse_fe"][j]) if verify else None,
-            diameter=diameter,
-            cell_size=cell_size,
-            refined=bool(refined_flags[j]),
-            E=E,
-            source=str(pick["source"][j]),
-        ))
-    # distinct topologies first (re-judged after verification/refinement), each by NMSE
-    results.sort(key=lambda r: r.nmse)
-    seen: set = set()
-    for r in results:
-        r.distinct = r.topology not in seen
-        seen.add(r.topology)
-    results.sort(key=lambda r: (not r.distinct, r.nmse))
-    for i, r in enumerate(results):
-        r.rank = i
-    if progress:
-        progress(total, total, "done")
+    results = rank_results(_results(pick, refined, C_t, E=E, cell_size=cell_size), C_t, rank_by)
+    step("done")
     best = results[0]
     C_best = best.C_fe if best.C_fe is not None else best.C_pred
     err = float(relative_error(C_t, C_best))
@@ -659,14 +528,6 @@ def design(
             f"{', by FE' if best.C_fe is not None else ', predicted'}); the target is probably outside "
             "what the lattice design space offers (try a larger tau or more draws)"), stacklevel=2)
     return results
-
-
-def _take(pick: dict, other: dict, mask: np.ndarray) -> None:
-    """Replace, in place, the designs of ``pick`` where ``mask`` by those of ``other``."""
-    for k in pick:
-        if k in other:
-            m = mask.reshape((-1,) + (1,) * (np.ndim(pick[k]) - 1))
-            pick[k] = np.where(m, other[k], pick[k])
 
 
 def _format(topology: np.ndarray) -> str:
@@ -688,12 +549,16 @@ def _check_reach(C: np.ndarray, inverse, E: float | None) -> None:
         "the designs returned are the closest available, not a match"), stacklevel=3)
 
 
-class _CallableModule(types.ModuleType):
-    """Lets ``graded.inverse.design(...)`` call :func:`design` even after the submodule
-    ``graded.inverse.design`` has been imported (the package attribute is then the module)."""
+class _Steps:
+    """``progress(done, total, message)`` of the stages of :func:`design`."""
 
-    def __call__(self, *args: Any, **kwargs: Any) -> list[DesignResult]:
-        return design(*args, **kwargs)
+    def __init__(self, progress: Progress | None, total: int):
+        self.progress, self.total, self.done = progress, total, -1
 
+    def __call__(self, message: str) -> None:
+        self.done += 1
+        self.note(message)
 
-sys.modules[__name__].__class__ = _CallableModule
+    def note(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress(max(self.done, 0), self.total, message)

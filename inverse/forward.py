@@ -60,6 +60,8 @@ __all__ = [
     "onehot_to_topology",
     "presence",
     "mlp",
+    "check_widths",
+    "init_uniform",
     "push_forward",
     "ForwardConfig",
     "ForwardModel",
@@ -189,7 +191,8 @@ CUBE_ROTATIONS = _cube_rotations()
 MAX_WIDTH, MAX_DEPTH = 8192, 16
 
 
-def _check_widths(widths: Any) -> None:
+def check_widths(widths: Any) -> None:
+    """Refuse hidden widths from a config that are not 1..MAX_DEPTH integers in 1..MAX_WIDTH."""
     ok = isinstance(widths, list) and 0 < len(widths) <= MAX_DEPTH
     ok = ok and all(isinstance(w, int) and 0 < w <= MAX_WIDTH for w in widths)
     if not ok:
@@ -207,13 +210,11 @@ class ForwardConfig:
     f1_label : MinMax
         Scaler of ``C_ort / rho`` (9 components).
     f2_label : MinMax
-        Scaler of F2's label (21 components): ``C_hat / s``, minus the normalised
-        push-forward ``P(V) C_tilde / s_P`` if ``f2_push``.
-    f2_push : bool
-        Give F2 the push-forward of ``C_tilde`` by the stretch V (see
-        :func:`push_forward`) as a feature and learn only the residual to it.
-    f2_design : bool
-        Give F2 the design features of F1 (topology presence, rho, U) as well.
+        Scaler of F2's label (21 components): ``C_hat / s`` minus the normalised
+        push-forward ``P(V) C_tilde / s_P``. F2 always gets the push-forward of ``C_tilde``
+        by the stretch V (:func:`push_forward`) and learns only the residual to it, and
+        always gets F1's design features (topology presence, rho, U); weights files record
+        this as ``f2_push = f2_design = true``.
     f2_rotation : bool
         Give F2 the rotation ``R_I`` (9 entries) as well. ``C_tilde`` alone does not fix
         how the struts lie before the stretch V (a nearly isotropic ``C_ort`` hides
@@ -227,8 +228,6 @@ class ForwardConfig:
     f2_widths: list[int] = field(default_factory=lambda: [512, 512, 512])
     f1_label: MinMax = field(default_factory=lambda: MinMax(np.zeros(9), np.ones(9)))
     f2_label: MinMax = field(default_factory=lambda: MinMax(np.full(21, -1.0), np.ones(21)))
-    f2_push: bool = True
-    f2_design: bool = True
     f2_rotation: bool = False
     slope: float = 0.01
 
@@ -236,20 +235,23 @@ class ForwardConfig:
         d = asdict(self)
         d["f1_label"] = self.f1_label.to_dict()
         d["f2_label"] = self.f2_label.to_dict()
+        d["f2_push"] = d["f2_design"] = True  # the file format's record of F2's inputs
         return d
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ForwardConfig:
+        for key in ("f2_push", "f2_design"):
+            if isinstance(data, dict) and data.get(key) is not True:
+                fail("config", f"forward model has {key} = {data.get(key)!r}: an F2 variant this version no longer "
+                               "builds", "retrain it with `graded train forward`")
         try:
-            _check_widths(data["f1_widths"])
-            _check_widths(data["f2_widths"])
+            check_widths(data["f1_widths"])
+            check_widths(data["f2_widths"])
             return cls(
                 f1_widths=[int(w) for w in data["f1_widths"]],
                 f2_widths=[int(w) for w in data["f2_widths"]],
                 f1_label=MinMax.from_dict(data["f1_label"]),
                 f2_label=MinMax.from_dict(data["f2_label"]),
-                f2_push=bool(data["f2_push"]),
-                f2_design=bool(data["f2_design"]),
                 f2_rotation=bool(data.get("f2_rotation", False)),
                 slope=float(data.get("slope", 0.01)),
             )
@@ -271,8 +273,7 @@ class ForwardModel(nn.Module):
         self.config = config or ForwardConfig()
         c = self.config
         self.f1 = mlp(self.F1_IN, c.f1_widths, 9, c.slope)
-        self.f2_in = (21 + 1 + 3 + (21 if c.f2_push else 0) + (self.F1_IN if c.f2_design else 0)
-                      + (9 if c.f2_rotation else 0))
+        self.f2_in = 21 + 1 + 3 + 21 + self.F1_IN + (9 if c.f2_rotation else 0)
         self.f2 = mlp(self.f2_in, c.f2_widths, 21, c.slope)
         self.register_buffer("f1_lo", torch.as_tensor(c.f1_label.lo, dtype=torch.float32))
         self.register_buffer("f1_span", torch.as_tensor(c.f1_label.span, dtype=torch.float32))
@@ -301,40 +302,30 @@ class ForwardModel(nn.Module):
     def f2_features(self, c_tilde21: torch.Tensor, V: torch.Tensor, design: torch.Tensor | None = None,
                     R1: torch.Tensor | None = None):
         """Features of F2, the magnitude ``s`` (...,) of ``C_tilde`` and the normalised
-        push-forward (..., 21) (None without ``f2_push``).
+        push-forward (..., 21).
 
-        ``design`` are F1's features (..., 19), used if ``f2_design``; ``R1`` (..., 3, 3)
-        is used if ``f2_rotation``.
+        ``design`` are F1's features (..., 19); ``R1`` (..., 3, 3) is used if ``f2_rotation``.
         """
         s = stiffness_scale(c_tilde21)
         feats = [c_tilde21 / s[..., None], log_scale_feature(s)[..., None], scale_unit(V, *STRETCH_RANGE)]
-        push = None
-        if self.config.f2_push:
-            p = push_forward(c_tilde21, V)
-            push = p / stiffness_scale(p)[..., None]
-            feats.append(push)
-        if self.config.f2_design:
-            if design is None:
-                fail("design", "F2 of this model needs the design features", "pass z, rho, U through stages()")
-            feats.append(design)
+        p = push_forward(c_tilde21, V)  # after the features: the order of autograd's sums into V
+        push = p / stiffness_scale(p)[..., None]
+        feats.append(push)
+        if design is None:
+            fail("design", "F2 needs the design features", "pass z, rho, U through stages()")
+        feats.append(design)
         if self.config.f2_rotation:
             if R1 is None:
                 fail("R1", "F2 of this model needs the rotation R_I", "pass R1 (or use stages())")
             feats.append(R1.flatten(-2))
         return torch.cat(feats, -1), s, push
 
-    def f2_raw(self, c_tilde21, V, design=None, R1=None) -> torch.Tensor:
-        """Scaled F2 output (what F2 is trained on)."""
-        return self.f2(self.f2_features(c_tilde21, V, design, R1)[0])
-
     def c_hat21(self, c_tilde21: torch.Tensor, V: torch.Tensor, design: torch.Tensor | None = None,
                 R1: torch.Tensor | None = None) -> torch.Tensor:
         """Sheared stiffness ``C_hat`` (..., 21) from the rotated ``C_tilde`` (..., 21) and ``V``
-        (and the design features and ``R_I`` where the config asks for them)."""
+        and F1's design features (..., 19) (and ``R_I`` where the config asks for it)."""
         x, s, push = self.f2_features(c_tilde21, V, design, R1)
-        y = 0.5 * (self.f2(x) + 1.0) * self.f2_span + self.f2_lo
-        if push is not None:
-            y = y + push
+        y = 0.5 * (self.f2(x) + 1.0) * self.f2_span + self.f2_lo + push
         return y * s[..., None]
 
     # ---- composition ------------------------------------------------------------------
@@ -343,7 +334,7 @@ class ForwardModel(nn.Module):
         design = self.f1_features(z, rho, U)
         c_ort = (0.5 * (self.f1(design) + 1.0) * self.f1_span + self.f1_lo) * rho[..., None]
         C_tilde = et.rotate_voigt(et.from_9(c_ort), R1)
-        C_hat = et.from_21(self.c_hat21(et.to_21(C_tilde), V, design if self.config.f2_design else None, R1))
+        C_hat = et.from_21(self.c_hat21(et.to_21(C_tilde), V, design, R1))
         C = et.rotate_voigt(C_hat, R2)
         return {"c_ort": c_ort, "C_tilde": C_tilde, "C_hat": C_hat, "C": C}
 
@@ -373,7 +364,10 @@ class ForwardModel(nn.Module):
         out = []
         for a in range(0, n, batch):
             sl = slice(a, a + batch)
-            t = lambda v: torch.as_tensor(np.asarray(v)[sl], dtype=dt)  # noqa: E731
+
+            def t(v, sl=sl):
+                return torch.as_tensor(np.asarray(v)[sl], dtype=dt)
+
             C = self(topology_onehot(topology[sl], dt), t(rho), t(U), t(V), t(R1), t(R2))
             out.append(C.double().numpy())
         return np.concatenate(out) if out else np.zeros((0, 6, 6))

@@ -1,11 +1,11 @@
 """Inverse model G: target stiffness -> design (main text "The Inverse Model", Eqs. 5-7;
 SI section 3.B).
 
-* ``G1`` maps the target to a posterior over the topology: three slots, each a
-  categorical over the 14 parts ``(tessellation, id)`` (:data:`~graded.inverse.forward.PARTS`),
-  or (``joint_topology``, ours) one categorical over all 560 topologies -- the sorted part
-  triples, :data:`TOPOLOGY_TRIPLES`. Independent slots cannot say "A+B+C or D+E+F": their
-  product also puts mass on A+E+C; the joint posterior can. A topology is drawn with the
+* ``G1`` maps the target to a posterior over the topology: one categorical over all 560
+  topologies -- the sorted triples of the 14 parts ``(tessellation, id)``
+  (:data:`~graded.inverse.forward.PARTS`), :data:`TOPOLOGY_TRIPLES` (ours; the paper uses
+  three independent slots, which cannot say "A+B+C or D+E+F": their product also puts mass
+  on A+E+C). A topology is drawn with the
   Gumbel-softmax trick: ``p = softmax(q / tau)`` (main Eq. 5),
   ``z = onehot(argmax(log p + g))`` with Gumbel noise ``g`` (Eq. 6) in the forward pass and
   the gradient of ``softmax((log p + g) / tau)`` in the backward pass (straight-through,
@@ -56,7 +56,7 @@ from graded.elastic import axis_angle_to_matrix
 from graded.elastic import torch as et
 from graded.validation import fail
 
-from .forward import N_PARTS, _check_widths, init_uniform, mlp
+from .forward import N_PARTS, check_widths, init_uniform, mlp
 from .scaling import RHO_RANGE, STRETCH_RANGE, MinMax, log_scale_feature, stiffness_scale, unscale_unit
 
 __all__ = [
@@ -220,9 +220,6 @@ class InverseConfig:
         reaches); targets outside it get a warning at design time.
     slope : float
         Leaky-ReLU slope.
-    joint_topology : bool
-        G1 outputs one categorical over the 560 topologies instead of three independent
-        slots (module docstring).
     n_heads : int
         Geometry heads of G2 (module docstring); 1 is the paper's single-valued G2.
     """
@@ -233,20 +230,23 @@ class InverseConfig:
     canonical: bool = True
     reach: tuple[float, float] = (0.0008, 0.102)
     slope: float = 0.01
-    joint_topology: bool = False
     n_heads: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["features"] = self.features.to_dict()
         d["reach"] = [float(v) for v in self.reach]
+        d["joint_topology"] = True  # the file format's record of G1's joint posterior
         return d
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InverseConfig:
+        if isinstance(data, dict) and data.get("joint_topology") is not True:
+            fail("config", "inverse model has three independent topology slots (joint_topology is not true), "
+                           "a G1 this version no longer builds", "retrain it with `graded train inverse`")
         try:
-            _check_widths(data["g1_widths"])
-            _check_widths(data["g2_widths"])
+            check_widths(data["g1_widths"])
+            check_widths(data["g2_widths"])
             return cls(
                 g1_widths=[int(w) for w in data["g1_widths"]],
                 g2_widths=[int(w) for w in data["g2_widths"]],
@@ -254,7 +254,6 @@ class InverseConfig:
                 canonical=bool(data.get("canonical", True)),
                 reach=(float(data["reach"][0]), float(data["reach"][1])),
                 slope=float(data.get("slope", 0.01)),
-                joint_topology=bool(data.get("joint_topology", False)),
                 n_heads=_check_heads(data.get("n_heads", 1)),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -269,8 +268,8 @@ class InverseSample:
     ----------
     z : (..., 3, 14)
         One-hot topology blocks (straight-through gradient).
-    logits : (..., 3, 14) or (..., 560)
-        Posterior logits ``q`` of G1 (per slot, or joint with ``joint_topology``).
+    logits : (..., 560)
+        Posterior logits ``q`` of G1 over :data:`TOPOLOGY_TRIPLES`.
     rho : (...,)
     U, V : (..., 3)
     R1 : (..., 3, 3)
@@ -317,8 +316,7 @@ class InverseModel(nn.Module):
         self.config = config or InverseConfig()
         c = self.config
         _check_heads(c.n_heads)
-        n_out = len(TOPOLOGY_TRIPLES) if c.joint_topology else self.N_TOPO
-        self.g1 = mlp(self.N_IN, c.g1_widths, n_out, c.slope)
+        self.g1 = mlp(self.N_IN, c.g1_widths, len(TOPOLOGY_TRIPLES), c.slope)
         k = c.n_heads
         self.g2 = mlp(self.N_IN + self.N_TOPO, c.g2_widths, self.N_GEOM * k, c.slope)
         if k > 1:  # posterior over the heads: its own network, so it never bends G2's features
@@ -342,9 +340,8 @@ class InverseModel(nn.Module):
         return x, Q, Cc, s
 
     def posterior_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """G1: scaled features (..., 22) -> logits (..., 3, 14), or (..., 560) if joint."""
-        q = self.g1(x)
-        return q if self.config.joint_topology else q.unflatten(-1, (3, N_PARTS))
+        """G1: scaled features (..., 22) -> logits (..., 560) over :data:`TOPOLOGY_TRIPLES`."""
+        return self.g1(x)
 
     def sample_topology(
         self, logits: torch.Tensor, tau: float, *, generator: torch.Generator | None = None, sample: bool = True
@@ -352,31 +349,25 @@ class InverseModel(nn.Module):
         """Straight-through Gumbel-softmax draw (:func:`gumbel_softmax_st`) of topology
         blocks (..., 3, 14) from posterior logits."""
         z = gumbel_softmax_st(logits, tau, generator=generator, sample=sample)
-        if not self.config.joint_topology:
-            return z
         return (z @ self.triple_blocks.to(z.dtype)).unflatten(-1, (3, N_PARTS))
 
     def topology_labels(self, parts: torch.Tensor) -> torch.Tensor:
-        """Class labels for :meth:`topology_nll` of part classes (B, 3) int64
-        (:func:`~graded.inverse.forward.part_index` of the dataset encoding): the joint class
-        (B,) with ``joint_topology``, else the parts themselves."""
-        if self.config.joint_topology:
-            return torch.as_tensor(topology_class(np.asarray(parts)))
-        return torch.as_tensor(parts)
+        """Class labels (B,) for :meth:`topology_nll` of part classes (B, 3) int64
+        (:func:`~graded.inverse.forward.part_index` of the dataset encoding): the index into
+        :data:`TOPOLOGY_TRIPLES`."""
+        return torch.as_tensor(topology_class(np.asarray(parts)))
 
     def topology_nll(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Mean negative log-likelihood (nats) of known topologies under the posterior.
 
         Parameters
         ----------
-        logits : (B, 3, 14) or (B, 560)
+        logits : (B, 560)
             Output of :meth:`posterior_logits`.
-        labels : (B, 3) or (B,) int64
+        labels : (B,) int64
             From :meth:`topology_labels` (computed once per dataset, not per batch).
         """
-        if self.config.joint_topology:
-            return nn.functional.cross_entropy(logits, labels)
-        return 3.0 * nn.functional.cross_entropy(logits.reshape(-1, N_PARTS), labels.reshape(-1))
+        return nn.functional.cross_entropy(logits, labels)
 
     @staticmethod
     def _decode(out: torch.Tensor):

@@ -1,7 +1,7 @@
 """Polishing designs against the FE solver itself (Levenberg-Marquardt).
 
 The forward surrogate is accurate to a few percent; gradient descent through it
-(:func:`~graded.inverse.design.refine_designs`) can therefore only bring a design as close
+(:func:`~graded.inverse.refine.refine_designs`) can therefore only bring a design as close
 to the target as the surrogate is to the truth, and it tends to exploit the surrogate's
 errors. :func:`polish_designs` instead minimises the *FE* misfit
 
@@ -30,10 +30,12 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from graded.elastic import rotate_voigt
+from graded.elastic.metrics import MANDEL_W66
 
+from .oracle import fe_stiffness
 from .scaling import RHO_RANGE, STRETCH_RANGE
 
-__all__ = ["polish_designs", "relative_error", "MANDEL_W66", "FD_STEP", "LOGIT_CLIP", "MAX_DAMPING_TRIES"]
+__all__ = ["polish_designs", "FD_STEP", "LOGIT_CLIP", "MAX_DAMPING_TRIES"]
 
 Progress = Callable[[int, int, str], None]
 
@@ -51,31 +53,9 @@ LOGIT_CLIP = 9.0
 #: design sits at a (local) minimum.
 MAX_DAMPING_TRIES = 7
 
-_MANDEL = np.array([1.0, 1.0, 1.0, np.sqrt(2.0), np.sqrt(2.0), np.sqrt(2.0)])
-_W = _MANDEL[:, None] * _MANDEL[None, :]
-#: Elementwise weights (6, 6) of a Voigt stiffness in its Mandel form:
-#: ``||M(C)||_F = ||C * MANDEL_W66||_F``.
-MANDEL_W66 = _W
 _IU = np.triu_indices(6)
 #: weights of the 21 upper-triangle entries so that sum(r^2) = ||M(.)||_F^2
-_W21 = (_W * np.where(np.eye(6, dtype=bool), 1.0, np.sqrt(2.0)))[_IU]
-
-
-def relative_error(target: np.ndarray, C: np.ndarray) -> np.ndarray:
-    """Relative Mandel-norm error ``||M(C - target)||_F / ||M(target)||_F``.
-
-    Parameters
-    ----------
-    target, C : (..., 6, 6)
-        Broadcast against each other.
-
-    Returns
-    -------
-    (...,) float
-    """
-    target = np.asarray(target, dtype=np.float64)
-    C = np.asarray(C, dtype=np.float64)
-    return np.linalg.norm((C - target) * _W, axis=(-2, -1)) / np.linalg.norm(target * _W, axis=(-2, -1))
+_W21 = (MANDEL_W66 * np.where(np.eye(6, dtype=bool), 1.0, np.sqrt(2.0)))[_IU]
 
 
 def _logit(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -110,7 +90,7 @@ def _c_hat(topology, q, R1, fe) -> np.ndarray:
 
 def _residual(C: np.ndarray, target: np.ndarray) -> np.ndarray:
     """(..., 21) weighted residual with ``sum r^2 = ||M(C - target)||^2 / ||M(target)||^2``."""
-    scale = np.linalg.norm(target * _W, axis=(-2, -1))[..., None]
+    scale = np.linalg.norm(target * MANDEL_W66, axis=(-2, -1))[..., None]
     return (C - target)[..., _IU[0], _IU[1]] * _W21 / scale
 
 
@@ -139,7 +119,7 @@ def polish_designs(
         this fraction.
     fe : callable, optional
         ``fe(topology, rho, U, V, R1, R2) -> (n, 6, 6)``; default
-        :func:`graded.inverse.evaluate.fe_stiffness`.
+        :func:`graded.inverse.oracle.fe_stiffness`.
     progress : callable, optional
         ``progress(done, total, message)`` once per iteration.
 
@@ -151,7 +131,7 @@ def polish_designs(
         the FE relative error of the input designs.
     """
     if fe is None:
-        from .evaluate import fe_stiffness as fe
+        fe = fe_stiffness
     topo = np.asarray(cand["topology"])
     k = topo.shape[0]
     target = np.broadcast_to(np.asarray(target, dtype=np.float64), (k, 6, 6))

@@ -38,6 +38,7 @@ __all__ = [
     "TABLE_S1",
     "Designs",
     "sample_designs",
+    "design_basis",
     "random_rotations",
 ]
 
@@ -152,15 +153,38 @@ class Designs:
     @property
     def basis_hat(self) -> np.ndarray:
         """(n, 3, 3) lattice basis ``V R_I U`` (gives C_hat; R_II is applied by the Bond matrix)."""
-        return _diag(self.V) @ self.R1 @ _diag(self.U)
+        return design_basis(self.U, self.V, self.R1)
 
     @property
     def basis(self) -> np.ndarray:
         """(n, 3, 3) full lattice basis ``F = R_II V R_I U`` (columns = translation vectors)."""
-        return self.R2 @ self.basis_hat
+        return design_basis(self.U, self.V, self.R1, self.R2)
 
 
-def _diag(s: np.ndarray) -> np.ndarray:
+def design_basis(U, V, R1, R2=None) -> np.ndarray:
+    """Lattice basis ``F = R_II V R_I U`` (..., 3, 3) of designs (columns = translation vectors).
+
+    Parameters
+    ----------
+    U, V : array_like, shape (..., 3)
+        Principal stretches.
+    R1 : array_like, shape (..., 3, 3)
+        Rotation R_I.
+    R2 : array_like, shape (..., 3, 3), optional
+        Rotation R_II; without it the basis ``V R_I U`` of the cell before R_II (whose
+        stiffness is ``C_hat``).
+
+    Returns
+    -------
+    ndarray, shape (..., 3, 3), float64
+    """
+    if R2 is None:
+        return _diag(V) @ np.asarray(R1, dtype=np.float64) @ _diag(U)
+    return np.asarray(R2, dtype=np.float64) @ _diag(V) @ np.asarray(R1, dtype=np.float64) @ _diag(U)
+
+
+def _diag(s) -> np.ndarray:
+    s = np.asarray(s, dtype=np.float64)
     out = np.zeros(s.shape[:-1] + (3, 3))
     idx = np.arange(3)
     out[..., idx, idx] = s

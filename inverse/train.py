@@ -38,6 +38,7 @@ import torch
 
 from graded.elastic import from_9, rotate_voigt, to_21
 from graded.elastic import torch as et
+from graded.elastic.metrics import MANDEL_W21, component_weights
 from graded.validation import check_choice, check_range, fail
 
 from .forward import (
@@ -53,7 +54,6 @@ from .inverse_model import InverseConfig, InverseModel
 from .scaling import RHO_RANGE, STRETCH_RANGE, MinMax, density_label, stiffness_scale
 
 __all__ = [
-    "MANDEL_W21",
     "TrainHistory",
     "forward_config_from_data",
     "inverse_config_from_data",
@@ -61,26 +61,11 @@ __all__ = [
     "train_inverse",
     "mandel_loss",
     "mandel_error",
-    "component_weights",
     "multiple_choice_loss",
     "random_rotations_torch",
 ]
 
 Progress = Callable[[int, int, str], None]
-
-
-def _mandel_w21() -> np.ndarray:
-    w = np.array([1.0, 1, 1, 2, 2, 2])  # squared Mandel weights of the Voigt rows
-    out = []
-    for i in range(6):
-        for j in range(i, 6):
-            out.append(w[i] * w[j] * (1.0 if i == j else 2.0))
-    return np.array(out)
-
-
-#: Weights of the 21 constants in ``||M||_F^2`` of the Mandel form M (off-diagonal
-#: entries count twice; shear rows carry sqrt(2)).
-MANDEL_W21 = _mandel_w21()
 
 
 def mandel_loss(pred21: torch.Tensor, true21: torch.Tensor, s: torch.Tensor,
@@ -98,30 +83,11 @@ def mandel_error(pred21: torch.Tensor, true21: torch.Tensor, s: torch.Tensor,
     """Per-sample ``||M(pred) - M(true)||_F^2 / s^2`` (...,) of 21-constant stiffnesses
     (..., 21), normalised by the weight sum (the quantity :func:`mandel_loss` averages).
 
-    ``weights`` (21,) replaces the Mandel weights :data:`MANDEL_W21` (e.g.
-    :func:`component_weights`)."""
+    ``weights`` (21,) replaces the Mandel weights :data:`~graded.elastic.metrics.MANDEL_W21` (e.g.
+    :func:`~graded.elastic.metrics.component_weights`)."""
     w = torch.as_tensor(MANDEL_W21 if weights is None else weights, dtype=pred21.dtype)
     e = (pred21 - true21) / s[..., None]
     return (e.square() * w).sum(-1) / float(w.sum())
-
-
-def component_weights(C21: np.ndarray) -> np.ndarray:
-    """Weights (21,) of the squared errors of the 21 constants that make the error sum
-    track the per-component R^2 of a set of targets.
-
-    ``w_c = 1 / Var(C_c)`` over ``C21`` (N, 21), rescaled to the sum of :data:`MANDEL_W21`
-    (so losses keep their magnitude). With the per-target weight ``(s / mean s)^2``
-    (``size_weight = 2``) the mean error over a set of targets is then
-    ``sum_c w_c SSE_c / N``, i.e. ``sum_c (1 - R^2_c)`` up to one constant factor: the
-    quantity whose components the inverse model's acceptance bounds. The couplings
-    ``C14, C25, C36`` and ``C45, C46, C56`` vary about 50x less than ``C11`` over
-    randomly oriented cells, so the Mandel norm (weights 1-4) nearly ignores them.
-    """
-    var = np.asarray(C21, dtype=np.float64).reshape(-1, 21).var(0)
-    if not np.all(var > 0):
-        fail("C21", "a component is constant over the targets", "use a set of varied targets")
-    w = 1.0 / var
-    return w * (MANDEL_W21.sum() / w.sum())
 
 
 def multiple_choice_loss(err: torch.Tensor, head_logits: torch.Tensor, eps: float,
@@ -211,40 +177,34 @@ def random_rotations_torch(n: int, generator: torch.Generator, dtype=torch.float
 # ---------------------------------------------------------------------------
 
 
-def _f2_label(dataset, push: bool) -> np.ndarray:
-    """F2's label on a dataset: ``C_hat / s`` minus the normalised push-forward if ``push``."""
+def _f2_label(dataset) -> np.ndarray:
+    """F2's label on a dataset: ``C_hat / s`` minus the normalised push-forward."""
     ct = to_21(rotate_voigt(from_9(dataset.C_ort), dataset.R1))
     s = stiffness_scale(ct)
     y = dataset.C_hat / s[:, None]
-    if push:
-        p = push_forward(torch.as_tensor(ct), torch.as_tensor(np.asarray(dataset.V, dtype=np.float64))).numpy()
-        y = y - p / stiffness_scale(p)[:, None]
-    return y
+    p = push_forward(torch.as_tensor(ct), torch.as_tensor(np.asarray(dataset.V, dtype=np.float64))).numpy()
+    return y - p / stiffness_scale(p)[:, None]
 
 
-def forward_config_from_data(dataset, f1_widths=(256, 256, 256), f2_widths=(512, 512, 512), *,
-                             f2_push: bool = True, f2_design: bool = True,
+def forward_config_from_data(dataset, f1_widths=(256, 256, 256), f2_widths=(1024, 1024, 1024), *,
                              f2_rotation: bool = True) -> ForwardConfig:
     """Fit the label scalers of F1 (``C_ort / rho``) and F2 on a dataset."""
     return ForwardConfig(
         f1_widths=list(f1_widths),
         f2_widths=list(f2_widths),
         f1_label=MinMax.fit(density_label(dataset.C_ort, dataset.rho)),
-        f2_label=MinMax.fit(_f2_label(dataset, f2_push)),
-        f2_push=f2_push,
-        f2_design=f2_design,
+        f2_label=MinMax.fit(_f2_label(dataset)),
         f2_rotation=f2_rotation,
     )
 
 
 def inverse_config_from_data(dataset, g1_widths=(512, 512, 512), g2_widths=(512, 512, 512),
-                             canonical: bool = True, joint_topology: bool = False) -> InverseConfig:
+                             canonical: bool = True) -> InverseConfig:
     """Fit the input scaler of the inverse model on a dataset's targets ``C``."""
     C = torch.as_tensor(np.asarray(dataset.C), dtype=torch.float64)
     x, _, _, s = InverseModel.raw_features(et.from_21(C), canonical)
     reach = (float(s.min()), float(s.max()))
-    return InverseConfig(list(g1_widths), list(g2_widths), MinMax.fit(x.numpy()), canonical, reach,
-                         joint_topology=joint_topology)
+    return InverseConfig(list(g1_widths), list(g2_widths), MinMax.fit(x.numpy()), canonical, reach)
 
 
 # ---------------------------------------------------------------------------
@@ -346,9 +306,7 @@ def train_forward(
     *,
     model: ForwardModel | None = None,
     f1_widths=(256, 256, 256),
-    f2_widths=(512, 512, 512),
-    f2_push: bool = True,
-    f2_design: bool = True,
+    f2_widths=(1024, 1024, 1024),
     f2_rotation: bool = True,
     parts: tuple[str, ...] = ("f1", "f2"),
     epochs: tuple[int, int] | int = (60, 60),
@@ -400,8 +358,7 @@ def train_forward(
     t1, t2 = (time_limit, time_limit) if not isinstance(time_limit, tuple) else time_limit
     gen = torch.Generator().manual_seed(int(seed))
     if model is None:
-        model = ForwardModel(forward_config_from_data(dataset, f1_widths, f2_widths, f2_push=f2_push,
-                                                      f2_design=f2_design, f2_rotation=f2_rotation))
+        model = ForwardModel(forward_config_from_data(dataset, f1_widths, f2_widths, f2_rotation=f2_rotation))
         init_uniform(model, gen)
     model = model.float()
     n = len(dataset)
@@ -429,12 +386,9 @@ def train_forward(
         KP = et.bond_matrix(P)
         perms = torch.as_tensor(np.abs(CUBE_ROTATIONS).argmax(-1))  # V'_i = V[perm_i]
         s_all = stiffness_scale(et.to_21(Ct))
-        design = None
-        if model.config.f2_design:
-            with torch.no_grad():
-                design = model.f1_features(topology_onehot(dataset.topology, f32),
-                                           torch.as_tensor(dataset.rho, dtype=f32),
-                                           torch.as_tensor(dataset.U, dtype=f32))
+        with torch.no_grad():
+            design = model.f1_features(topology_onehot(dataset.topology, f32), torch.as_tensor(dataset.rho, dtype=f32),
+                                       torch.as_tensor(dataset.U, dtype=f32))
 
         def step2(idx, training):
             ct, ch, v, r1 = Ct[idx], Ch[idx], V[idx], R1[idx]
@@ -445,8 +399,7 @@ def train_forward(
                 ch = K @ ch @ K.transpose(-1, -2)
                 v = torch.gather(v, 1, perms[k])
                 r1 = P[k] @ r1  # P V R_I U X = V' (P R_I) U X for a cube rotation P
-            pred = model.c_hat21(et.to_21(ct).to(f32), v.to(f32), None if design is None else design[idx],
-                                 r1.to(f32))
+            pred = model.c_hat21(et.to_21(ct).to(f32), v.to(f32), design[idx], r1.to(f32))
             return mandel_loss(pred, et.to_21(ch).to(f32), s_all[idx].to(f32))
 
         hist["f2"] = _fit_idx(model.f2, step2, tr, va, e2, batch_size, lr, patience, gen, progress, "F2", t2)
@@ -470,6 +423,10 @@ def _fit_idx(module, step, tr, va, epochs, batch_size, lr, patience, gen, progre
 # ---------------------------------------------------------------------------
 
 
+#: Geometry heads of a new inverse model's G2 (the shipped model's).
+N_HEADS = 4
+
+
 def train_inverse(
     dataset,
     forward: ForwardModel,
@@ -486,12 +443,11 @@ def train_inverse(
     val_fraction: float = 0.02,
     augment: bool = True,
     warmup_epochs: int = 2,
-    size_weight: float = 0.0,
-    posterior_weight: float = 0.0,
-    joint_topology: bool = False,
-    n_heads: int = 1,
+    size_weight: float = 2.0,
+    posterior_weight: float = 1.0,
+    n_heads: int | None = None,
     head_eps: float = 0.05,
-    metric: str = "mandel",
+    metric: str = "r2",
     seed: int = 0,
     time_limit: float | None = None,
     progress: Progress | None = None,
@@ -526,31 +482,31 @@ def train_inverse(
     size_weight : float
         Exponent beta of a per-target weight ``(s / mean s)^beta``: 0 weighs every target's
         relative error equally; 1 leans towards the stiff targets, which dominate the
-        per-component R^2 of raw stiffness.
+        per-component R^2 of raw stiffness; 2 (default, with ``metric="r2"``) makes the loss
+        the summed ``1 - R^2``.
     posterior_weight : float
         Weight lambda of a persistent data-posterior term, added to
         the reconstruction loss of the drawn topology: the cross-entropy of G1 against the
         dataset's own topology of each target, plus the reconstruction loss of G2 given that
-        topology. 0 is the paper's objective. With it, G1 learns the posterior over the
-        topologies that *produced* such a stiffness -- every one of them can reach the
+        topology. 0 is the paper's objective; the default 1 is the shipped model's. With it,
+        G1 learns the posterior over the topologies that *produced* such a stiffness -- every one of them can reach the
         target -- instead of whatever the straight-through gradient favours, and G2 learns
         to complete those topologies. The validation loss (early stopping, learning-rate
         schedule) stays the reconstruction error of a drawn design.
-    joint_topology : bool
-        A new model's G1 gives one posterior over the 560 topologies instead of three
-        independent slots (:class:`~graded.inverse.inverse_model.InverseConfig`).
-    n_heads : int
-        Geometry heads of G2 (:mod:`graded.inverse.inverse_model`). A one-head ``model``
-        is widened by :meth:`~graded.inverse.inverse_model.InverseModel.with_heads`.
+    n_heads : int, optional
+        Geometry heads of G2 (:mod:`graded.inverse.inverse_model`); default: the
+        ``model``'s, or :data:`N_HEADS` for a new one. A one-head ``model`` is widened by
+        :meth:`~graded.inverse.inverse_model.InverseModel.with_heads`.
         With several heads both reconstruction terms are multiple-choice losses
         (:func:`multiple_choice_loss`) and the head posterior learns which head wins;
         the validation loss is the error of the head the posterior picks.
     head_eps : float
         Weight share of the losing heads in the multiple-choice loss.
-    metric : {"mandel", "r2"}
+    metric : {"r2", "mandel"}
         Reconstruction error of a design: ``"mandel"`` the Mandel-norm error in the
-        canonical frame (rotation invariant); ``"r2"`` the squared errors of the 21
-        constants in the target's own frame weighted by :func:`component_weights` of the
+        canonical frame (rotation invariant); ``"r2"`` (default) the squared errors of the 21
+        constants in the target's own frame weighted by
+        :func:`~graded.elastic.metrics.component_weights` of the
         training targets -- with ``size_weight = 2`` the loss is then the sum over the
         components of ``1 - R^2``, which the acceptance of the inverse model bounds. The
         model stays exactly rotation-equivariant either way (canonical frame); over
@@ -562,15 +518,7 @@ def train_inverse(
     (InverseModel, TrainHistory)
     """
     gen = torch.Generator().manual_seed(int(seed))
-    if model is None:
-        model = InverseModel(inverse_config_from_data(dataset, g1_widths, g2_widths, canonical, joint_topology))
-        init_uniform(model, gen)
-    n_heads = int(n_heads)
-    if n_heads != model.config.n_heads:
-        if model.config.n_heads != 1:
-            fail("n_heads", f"{n_heads} differs from the model's {model.config.n_heads}",
-                 f"use n_heads={model.config.n_heads} or start from a one-head model")
-        model = model.with_heads(n_heads, generator=gen)
+    model = _inverse_model(dataset, model, g1_widths, g2_widths, canonical, n_heads, gen)
     check_range("head_eps", head_eps, 0.0, 1.0)
     check_choice("metric", metric, ("mandel", "r2"))
     if metric == "r2" and not model.config.canonical:
@@ -579,51 +527,144 @@ def train_inverse(
     forward = forward.float().eval()
     for p in forward.parameters():
         p.requires_grad_(False)
-    f32 = torch.float32
-    C = et.from_21(torch.as_tensor(np.asarray(dataset.C), dtype=torch.float64))
-    canon = model.config.canonical
-    cw = None
-    if canon:
-        x_all, Qf_all, Cc_all, s_all = model.scaled_features(C)  # once: exactly invariant, no augmentation
-        x_all, Cc21, s_all = x_all.to(f32), et.to_21(Cc_all).to(f32), s_all.to(f32)
-        if metric == "r2":
-            cw = torch.as_tensor(component_weights(np.asarray(dataset.C)), dtype=f32)
-            KQ_all = et.bond_matrix(Qf_all.double()).to(f32)  # canonical -> the target's own frame
-            own21_all = torch.as_tensor(np.asarray(dataset.C), dtype=f32)  # the targets in their own frame
-    n = len(dataset)
-    tr, va = _split(n, val_fraction, gen)
+    tg = _prepare_targets(model, dataset, metric)
+    tr, va = _split(len(dataset), val_fraction, gen)
     noise = torch.Generator().manual_seed(int(seed) + 1)
-    sup = {}
-    if posterior_weight > 0 or (canon and warmup_epochs > 0):
-        sup["labels"] = model.topology_labels(torch.as_tensor(part_index(dataset.topology)))
-        sup["z"] = topology_onehot(dataset.topology, f32)
-    if canon and warmup_epochs > 0:
-        _, Q_all, _, _ = model.scaled_features(C)
-        lo_s, hi_s = STRETCH_RANGE
-        sup["geom"] = torch.as_tensor(np.concatenate([
-            ((np.asarray(dataset.rho) - RHO_RANGE[0]) / (RHO_RANGE[1] - RHO_RANGE[0]))[:, None],
-            (np.asarray(dataset.U) - lo_s) / (hi_s - lo_s), (np.asarray(dataset.V) - lo_s) / (hi_s - lo_s)], 1),
-            dtype=f32)
-        sup["R1"] = torch.as_tensor(np.asarray(dataset.R1), dtype=f32)
-        sup["R2c"] = (Q_all.double().transpose(-1, -2) @ torch.as_tensor(np.asarray(dataset.R2))).to(f32)
+    sup = _supervision(model, dataset, tg.Q, labels=posterior_weight > 0,
+                       warmup=model.config.canonical and warmup_epochs > 0)
     weight = {"w": 0.0}
     s_mean = float(stiffness_scale(np.asarray(dataset.C)).mean())
+    rec = _Reconstruction(model, forward, head_eps, tg.weights)
 
     def on_epoch(epoch: int) -> None:
         weight["w"] = max(0.0, 1.0 - epoch / warmup_epochs) if "R1" in sup else 0.0
 
-    def supervised(idx, x, logits):
-        ce = model.topology_nll(logits, sup["labels"][idx])
-        rho, U, V, R1, R2 = model.geometry(x, sup["z"][idx])
-        lo_s, hi_s = STRETCH_RANGE
-        g = torch.cat([((rho - RHO_RANGE[0]) / (RHO_RANGE[1] - RHO_RANGE[0]))[:, None],
-                       (U - lo_s) / (hi_s - lo_s), (V - lo_s) / (hi_s - lo_s)], 1)
-        rot = (R1 - sup["R1"][idx]).square().mean() + (R2 - sup["R2c"][idx]).square().mean()
-        return ce + (g - sup["geom"][idx]).square().mean() + rot
+    def step(idx, training):
+        x, target, s, own = tg.batch(idx, model, augment=training and augment, generator=gen)
+        logits = model.posterior_logits(x)
+        zz = model.sample_topology(logits, tau, generator=noise)
+        sw = None if size_weight == 0 else (s / s_mean) ** size_weight
+        loss, head_ce = rec(x, zz, target, s, sw, training, own)
+        loss = loss + head_ce
+        if training and weight["w"] > 0:
+            loss = loss + weight["w"] * _warmup_loss(model, sup, idx, x, logits)
+        if training and posterior_weight > 0:
+            ce = model.topology_nll(logits, sup["labels"][idx])
+            rec_t, head_ce_t = rec(x, sup["z"][idx], target, s, sw, training, own)
+            loss = loss + posterior_weight * (ce + rec_t) + head_ce_t
+        return loss
 
-    multi = model.config.n_heads > 1
+    hist = _fit_idx(model, step, tr, va, epochs, batch_size, lr, patience, gen, progress, "G", time_limit,
+                    on_epoch=on_epoch)
+    for p in forward.parameters():
+        p.requires_grad_(True)
+    return model.eval(), hist
 
-    def error(C_pred, target, s, own):
+
+def _inverse_model(dataset, model, g1_widths, g2_widths, canonical, n_heads, gen) -> InverseModel:
+    """The model to train: ``model``, or a new one with its scaler fitted on ``dataset``;
+    widened to ``n_heads`` geometry heads if it has one."""
+    if model is None:
+        model = InverseModel(inverse_config_from_data(dataset, g1_widths, g2_widths, canonical))
+        init_uniform(model, gen)
+        n_heads = N_HEADS if n_heads is None else n_heads
+    n_heads = model.config.n_heads if n_heads is None else int(n_heads)
+    if n_heads != model.config.n_heads:
+        if model.config.n_heads != 1:
+            fail("n_heads", f"{n_heads} differs from the model's {model.config.n_heads}",
+                 f"use n_heads={model.config.n_heads} or start from a one-head model")
+        model = model.with_heads(n_heads, generator=gen)
+    return model
+
+
+@dataclass
+class _Targets:
+    """The training targets, prepared once.
+
+    ``C`` (n, 6, 6) float64 in their own frame. Canonical models: ``x`` (n, 22) scaled
+    features, ``target`` (n, 21) canonical-frame constants, ``s`` (n,) magnitudes (float32),
+    ``Q`` (n, 3, 3) canonical frames; with ``metric="r2"`` also ``own``: the Bond matrices
+    back to the targets' own frame (n, 6, 6) and the targets there (n, 21), and the
+    component ``weights`` (21,).
+    """
+
+    C: torch.Tensor
+    x: torch.Tensor | None = None
+    target: torch.Tensor | None = None
+    s: torch.Tensor | None = None
+    Q: torch.Tensor | None = None
+    own: tuple[torch.Tensor, torch.Tensor] | None = None
+    weights: torch.Tensor | None = None
+
+    def batch(self, idx, model: InverseModel, *, augment: bool, generator: torch.Generator):
+        """Features, targets, magnitudes and own-frame data (or None) of the targets ``idx``;
+        a non-canonical model sees them randomly rotated if ``augment`` (exact, module docstring)."""
+        if self.x is not None:
+            own = None if self.own is None else (self.own[0][idx], self.own[1][idx])
+            return self.x[idx], self.target[idx], self.s[idx], own
+        Ci = self.C[idx]
+        if augment:
+            Ci = et.rotate_voigt(Ci, random_rotations_torch(len(idx), generator, torch.float64))
+        xs, _, Cc, s = model.scaled_features(Ci)
+        return xs.to(torch.float32), et.to_21(Cc).to(torch.float32), s.to(torch.float32), None
+
+
+def _prepare_targets(model: InverseModel, dataset, metric: str) -> _Targets:
+    f32 = torch.float32
+    C = et.from_21(torch.as_tensor(np.asarray(dataset.C), dtype=torch.float64))
+    if not model.config.canonical:
+        return _Targets(C)
+    x, Q, Cc, s = model.scaled_features(C)  # once: exactly invariant, no augmentation
+    tg = _Targets(C, x.to(f32), et.to_21(Cc).to(f32), s.to(f32), Q)
+    if metric == "r2":
+        tg.weights = torch.as_tensor(component_weights(np.asarray(dataset.C)), dtype=f32)
+        KQ = et.bond_matrix(Q.double()).to(f32)  # canonical -> the target's own frame
+        tg.own = (KQ, torch.as_tensor(np.asarray(dataset.C), dtype=f32))
+    return tg
+
+
+def _supervision(model: InverseModel, dataset, Q: torch.Tensor | None, *, labels: bool, warmup: bool) -> dict:
+    """Labels from the dataset's own designs: topology classes and blocks (for the
+    posterior term and the warm-up), scaled geometry and rotations (warm-up)."""
+    f32 = torch.float32
+    sup = {}
+    if labels or warmup:
+        sup["labels"] = model.topology_labels(torch.as_tensor(part_index(dataset.topology)))
+        sup["z"] = topology_onehot(dataset.topology, f32)
+    if warmup:
+        sup["geom"] = torch.as_tensor(np.concatenate([
+            _unit(np.asarray(dataset.rho), *RHO_RANGE)[:, None],
+            _unit(np.asarray(dataset.U), *STRETCH_RANGE), _unit(np.asarray(dataset.V), *STRETCH_RANGE)],
+            1), dtype=f32)
+        sup["R1"] = torch.as_tensor(np.asarray(dataset.R1), dtype=f32)
+        sup["R2c"] = (Q.double().transpose(-1, -2) @ torch.as_tensor(np.asarray(dataset.R2))).to(f32)
+    return sup
+
+
+def _unit(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``v`` mapped from [lo, hi] onto [0, 1]."""
+    return (v - lo) / (hi - lo)
+
+
+def _warmup_loss(model: InverseModel, sup: dict, idx, x, logits) -> torch.Tensor:
+    """Supervised warm-up term: cross-entropy on the topology, squared errors of the
+    scaled rho, U, V and of R_I, R_II (canonical frame) against the dataset's design."""
+    ce = model.topology_nll(logits, sup["labels"][idx])
+    rho, U, V, R1, R2 = model.geometry(x, sup["z"][idx])
+    lo_s, hi_s = STRETCH_RANGE
+    g = torch.cat([((rho - RHO_RANGE[0]) / (RHO_RANGE[1] - RHO_RANGE[0]))[:, None],
+                   (U - lo_s) / (hi_s - lo_s), (V - lo_s) / (hi_s - lo_s)], 1)
+    rot = (R1 - sup["R1"][idx]).square().mean() + (R2 - sup["R2c"][idx]).square().mean()
+    return ce + (g - sup["geom"][idx]).square().mean() + rot
+
+
+class _Reconstruction:
+    """Reconstruction loss of the designs G2 gives for drawn or known topologies."""
+
+    def __init__(self, model: InverseModel, forward: ForwardModel, head_eps: float, weights: torch.Tensor | None):
+        self.model, self.forward, self.head_eps, self.weights = model, forward, head_eps, weights
+
+    def error(self, C_pred, target, s, own) -> torch.Tensor:
         """Per-design error of canonical-frame predictions (B, [K,] 6, 6) against the
         canonical targets (B, 21); ``own``: ``None`` (Mandel norm) or, for ``metric="r2"``,
         the Bond matrices (B, 6, 6) back to the targets' own frame and the targets there (B, 21)."""
@@ -634,50 +675,20 @@ def train_inverse(
         KQ, own21 = own
         if C_pred.dim() == 4:
             KQ, own21 = KQ[:, None], own21[:, None]
-        return mandel_error(et.to_21(KQ @ C_pred @ KQ.transpose(-1, -2)), own21, s, cw)
+        return mandel_error(et.to_21(KQ @ C_pred @ KQ.transpose(-1, -2)), own21, s, self.weights)
 
-    def reconstruction(x, z, target, s, sw, training, own=None):
+    def __call__(self, x, z, target, s, sw, training, own=None):
         """Reconstruction loss of the designs for topology blocks ``z`` (B, 3, 14), and the
         head-posterior loss (0 with one head)."""
-        if not multi:
-            e = error(forward(z, *model.geometry(x, z)), target, s, own)
+        model = self.model
+        if model.config.n_heads == 1:
+            e = self.error(self.forward(z, *model.geometry(x, z)), target, s, own)
             return (e if sw is None else e * sw).mean(), 0.0
         geom, head_logits = model.geometry_heads(x, z)
         K = model.config.n_heads
         zk = z.unsqueeze(-3).expand(z.shape[:-2] + (K,) + z.shape[-2:])
-        err = error(forward(zk, *geom), target, s, own)
+        err = self.error(self.forward(zk, *geom), target, s, own)
         if not training:  # what a draw gives: the head the posterior picks
             e = err.gather(-1, head_logits.argmax(-1, keepdim=True)).squeeze(-1)
             return (e if sw is None else e * sw).mean(), 0.0
-        return multiple_choice_loss(err, head_logits, head_eps, sw)
-
-    def step(idx, training):
-        own = None
-        if canon:
-            x, target, s = x_all[idx], Cc21[idx], s_all[idx]
-            own = None if cw is None else (KQ_all[idx], own21_all[idx])
-        else:
-            Ci = C[idx]
-            if training and augment:
-                Ci = et.rotate_voigt(Ci, random_rotations_torch(len(idx), gen, torch.float64))
-            xs, _, Cc, s = model.scaled_features(Ci)
-            x, target, s = xs.to(f32), et.to_21(Cc).to(f32), s.to(f32)
-        logits = model.posterior_logits(x)
-        zz = model.sample_topology(logits, tau, generator=noise)
-        sw = None if size_weight == 0 else (s / s_mean) ** size_weight
-        loss, head_ce = reconstruction(x, zz, target, s, sw, training, own)
-        loss = loss + head_ce
-        if training and weight["w"] > 0:
-            loss = loss + weight["w"] * supervised(idx, x, logits)
-        if training and posterior_weight > 0:
-            zt = sup["z"][idx]
-            ce = model.topology_nll(logits, sup["labels"][idx])
-            rec_t, head_ce_t = reconstruction(x, zt, target, s, sw, training, own)
-            loss = loss + posterior_weight * (ce + rec_t) + head_ce_t
-        return loss
-
-    hist = _fit_idx(model, step, tr, va, epochs, batch_size, lr, patience, gen, progress, "G", time_limit,
-                    on_epoch=on_epoch)
-    for p in forward.parameters():
-        p.requires_grad_(True)
-    return model.eval(), hist
+        return multiple_choice_loss(err, head_logits, self.head_eps, sw)

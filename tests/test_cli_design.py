@@ -18,7 +18,7 @@ from graded.inverse.inverse_model import InverseConfig, InverseModel
 from graded.inverse.scaling import MinMax
 from graded.inverse.weights import save_weights
 
-BONE_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "trabecular_bone_stiffness.csv"
+BONE_CSV = Path(__file__).resolve().parents[1] / "examples" / "data" / "trabecular_bone_stiffness.csv"
 BONE_A = [0.573, 0.234, 0.219, -0.006, -0.015, 0.004, 0.64, 0.253, -0.005, -0.016, 0.006, 1.26,
           -0.017, 0.023, -0.003, 0.317, -0.017, -0.002, 0.246, 0.052, 0.224]
 
@@ -79,9 +79,13 @@ def test_csv_with_several_rows_needs_row(weights):
 
 def test_wrong_count_unit_mixup_and_inadmissible_are_usage_errors(weights):
     r = _run("0.1", "0.2", "0.3", "--weights", weights)
-    assert r.exit_code == 2 and "target: has 3 values" in r.output
+    assert r.exit_code == 2 and "TARGET: has 3 values" in r.output
     r = _run(*map(str, np.array(BONE_A) * 10), "--units", "normalized", "--weights", weights)
     assert r.exit_code == 2 and "look like GPa" in r.output
+    # the message speaks the command's options, not the library's keywords
+    assert "--units GPa" in r.output and "units='GPa'" not in r.output
+    r = _run(*map(str, BONE_A), "--draws", "0", "--weights", weights)
+    assert r.exit_code == 2 and "--draws:" in r.output and "n_draws" not in r.output
     bad = list(BONE_A)
     bad[1] = 5.0  # C12 far above sqrt(C11 C22)
     r = _run(*map(str, bad), "--weights", weights)
@@ -97,6 +101,23 @@ def test_out_of_reach_warning_goes_to_stderr_and_json(weights):
     assert r.exit_code == 0, r.output
     assert "TargetOutOfReachWarning" in r.stderr
     assert any("stiffer than any lattice" in w for w in json.loads(r.stdout)["warnings"])
+
+
+def test_progress_goes_to_stderr_and_rank_by_is_reported(weights):
+    import logging
+
+    logging.getLogger("graded").setLevel(logging.INFO)
+    try:
+        r = _run(*map(str, BONE_A), "--weights", weights, "--draws", "100", "--top", "2", "--no-verify",
+                 "--rank-by", "nmse", "--json")
+    finally:
+        logging.getLogger("graded").setLevel(logging.NOTSET)
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)  # stdout is the JSON alone: the progress bar writes to stderr
+    assert out["settings"]["rank_by"] == "nmse"
+    assert "designing" in r.stderr
+    nm = [d["nmse_pred"] for d in out["designs"] if d["distinct"]]
+    assert nm == sorted(nm)
 
 
 def test_tampered_weights_are_an_error_not_a_crash(weights, tmp_path):

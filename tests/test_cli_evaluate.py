@@ -24,7 +24,7 @@ def test_evaluate_inverse_reports_network_and_refined_figures(testset):
     res = CliRunner().invoke(cli, args + ["--json"])
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout)
-    assert d["n"] == 4 and d["settings"]["refine_steps"] == 4 and d["settings"]["tau_best"] == 1.0
+    assert d["n"] == 4 and d["settings"]["refine_steps"] == 4 and d["settings"]["tau_best"] == 6.0
     assert set(d["r2_single_refined_fe"]) == set(d["r2_single_fe"]) and len(d["r2_best_refined_fe"]) == 21
     assert d["err_best_refined_fe"]["median"] <= d["err_best_fe"]["median"] + 1e-12
     assert d["settings"]["heads"] == "forward"

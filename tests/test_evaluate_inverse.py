@@ -28,12 +28,12 @@ def test_exploration_temperature_changes_only_the_best_of_draws(models):
     ds = shipped_test_set()
     inv, fwd = models
     kw = dict(n_targets=5, n_draws=6, top_k=2, rank_by="mandel", seed=3)
-    a = evaluate_inverse(inv, fwd, ds, **kw)
-    b = evaluate_inverse(inv, fwd, ds, tau_best=50.0, **kw)
+    a = evaluate_inverse(inv, fwd, ds, tau_best=None, **kw)  # None: the single draw's tau
+    b = evaluate_inverse(inv, fwd, ds, tau_best=0.02, **kw)  # near the posterior mode
     assert np.array_equal(a.r2_single_fe, b.r2_single_fe) and np.array_equal(a.err_single_fe, b.err_single_fe)
     assert not np.array_equal(a.err_best_fe, b.err_best_fe)
-    assert a.settings["tau_best"] == 1.0 and b.settings["tau_best"] == 50.0
-    assert "best of 6 draws at tau = 50, 2 verified by FE" in b.table()
+    assert a.settings["tau_best"] == 1.0 and b.settings["tau_best"] == 0.02
+    assert "best of 6 draws at tau = 0.02, 2 verified by FE" in b.table()
 
 
 def test_refine_steps_adds_refined_figures_and_keeps_the_network_figures(models, tmp_path):
@@ -78,8 +78,7 @@ def test_r2_error_sums_to_the_summed_one_minus_r2():
     """With weights 1/Var over the targets, the per-target errors add up to
     ``n * sum_c (1 - R^2_c)`` times the weights' normalisation (an identity)."""
     from graded.elastic import r2_score
-    from graded.inverse.evaluate import r2_error
-    from graded.inverse.train import component_weights
+    from graded.elastic.metrics import component_weights, r2_error
 
     rng = np.random.default_rng(5)
     T = rng.normal(size=(300, 21)) * rng.uniform(0.01, 1.0, 21)
@@ -111,12 +110,12 @@ def test_r2_selection_minimises_the_summed_one_minus_r2_of_the_verified_draws(mo
 def test_shipped_inverse_model_records_its_training_targets_component_weights():
     """The shipped sidecar carries the weights the "r2" selection uses: 1/Var of the 21
     constants over the 200k training targets, which the held-out targets match within 15 %."""
+    from graded.elastic.metrics import component_weights
     from graded.inverse.design import default_models
-    from graded.inverse.evaluate import _selection_weights
-    from graded.inverse.train import component_weights
+    from graded.inverse.evaluate import selection_weights
 
     inv, _ = default_models()
-    w, source = _selection_weights(inv, shipped_test_set().C)
+    w, source = selection_weights(inv, shipped_test_set().C)
     assert source == "training targets" and w.shape == (21,)
     ratio = w / component_weights(shipped_test_set().C)
     assert np.all(np.abs(ratio - 1.0) < 0.15)

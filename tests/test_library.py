@@ -24,7 +24,7 @@ def lib():
 def test_a_rotated_stored_cell_is_found_and_turned_into_the_target_frame(lib):
     """Target = a stored cell rotated by Q: the first neighbour is that cell, its FE
     stiffness in the returned frame equals the target (float32 storage: 1e-6)."""
-    from graded.inverse.evaluate import fe_stiffness
+    from graded.inverse.oracle import fe_stiffness
 
     rng = np.random.default_rng(1)
     ids = np.array([3, 117, 250])

@@ -135,10 +135,9 @@ def test_mismatched_architecture_kind_and_values_are_rejected(tmp_path):
     assert issubclass(WeightsError, ValidationError)
 
 
-@pytest.mark.parametrize("joint", [False, True])
-def test_inverse_round_trip(tmp_path, joint):
+def test_inverse_round_trip(tmp_path):
     torch.manual_seed(1)
-    m = InverseModel(InverseConfig(g1_widths=[8], g2_widths=[8], joint_topology=joint)).eval()
+    m = InverseModel(InverseConfig(g1_widths=[8], g2_widths=[8])).eval()
     save_weights(m, tmp_path / "inv", kind="inverse", config=m.config.to_dict())
     m2 = load_inverse(tmp_path / "inv")
     C = torch.eye(6).expand(3, 6, 6) * 0.02
@@ -146,7 +145,22 @@ def test_inverse_round_trip(tmp_path, joint):
         a, b = m(C, sample=False), m2(C, sample=False)
     assert torch.equal(a.rho, b.rho) and torch.equal(a.R2, b.R2) and torch.equal(a.z, b.z)
     assert m2.config.reach == m.config.reach
-    assert m2.config.joint_topology is joint and a.logits.shape[-1] == (560 if joint else 14)
+    assert a.logits.shape[-1] == 560
+
+
+def test_dropped_network_variants_are_refused_with_a_clear_error():
+    """Files of the dropped experiment variants (three-slot G1, F2 without the push-forward
+    or the design features) say what they are instead of failing deep in load_state_dict."""
+    inv = InverseConfig(g1_widths=[8], g2_widths=[8]).to_dict()
+    assert inv["joint_topology"] is True and InverseConfig.from_dict(inv).n_heads == 1
+    for bad in (inv | {"joint_topology": False}, {k: v for k, v in inv.items() if k != "joint_topology"}):
+        with pytest.raises(ValidationError, match="three independent topology slots.*graded train inverse"):
+            InverseConfig.from_dict(bad)
+    fwd = ForwardConfig(f1_widths=[8], f2_widths=[8]).to_dict()
+    assert fwd["f2_push"] is True and fwd["f2_design"] is True
+    for key in ("f2_push", "f2_design"):
+        with pytest.raises(ValidationError, match=f"{key} = False: an F2 variant.*graded train forward"):
+            ForwardConfig.from_dict(fwd | {key: False})
 
 
 def test_shipped_weights_load_and_match_their_hashes():
@@ -156,4 +170,4 @@ def test_shipped_weights_load_and_match_their_hashes():
     side = read_sidecar(WEIGHTS_DIR / "inverse", kind="inverse")
     # the shipped inverse model was trained through the shipped forward model
     assert side["info"]["forward_sha256"] == read_sidecar(WEIGHTS_DIR / "forward", kind="forward")["sha256"]
-    assert inv.config.canonical and inv.config.joint_topology and inv.config.n_heads == 4
+    assert inv.config.canonical and inv.config.n_heads == 4

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..cells import CellDesign, resolve_cells
-from ..elastic.metrics import relative_frobenius
+from ..elastic.metrics import ROUNDOFF_ZERO, relative_frobenius
 from ..fem.phase import PhaseField
 from ..graph import LatticeGraph
 from ..spec import Spec, load_spec, parse_spec
@@ -57,10 +57,6 @@ MAX_PHASE_BOXES = 6000
 #: Built cell volumes more than this factor off the blended basis' volume (either way)
 #: mean the phase map cannot follow the blend (see ``_check_phase_map``).
 FOLD_RATIO = 5.0
-#: FE stiffness entries below this fraction of the largest count as exact zeros: they are
-#: round-off (1e-16) or symmetry zeros blurred by rotations (1e-8), and would dominate an
-#: NMSE (main Eq. 8), which divides by the reference entries.
-ROUNDOFF_ZERO = 1e-6
 
 
 def make_body(spec: Spec) -> Body:
