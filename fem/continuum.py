@@ -319,7 +319,8 @@ def solve_continuum(
         D = sparse.diags(dinv)
         As = (D @ A @ D).tocsr()
         B = _rigid_modes(model.points, model.dofs, n)[I] / dinv[:, None]
-        ml = pyamg.smoothed_aggregation_solver(As, B=B, symmetry="hermitian", max_coarse=500)
+        ml = pyamg.smoothed_aggregation_solver(As, B=B, symmetry="hermitian", max_coarse=500,
+                                                coarse_solver="splu")
         res: list[float] = []
         y = dinv * ml.solve(dinv * b, tol=CG_RTOL, maxiter=2000, accel="cg", residuals=res)
         iterations = max(len(res) - 1, 0)

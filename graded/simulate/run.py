@@ -34,7 +34,7 @@ from ..validation import ValidationError
 from .loads import BoundaryConditions, boundary_conditions, region_mask, region_tolerance
 
 __all__ = ["built_lattice", "simulate", "Simulation", "CaseResult", "stiffness_field",
-           "MESH_CELLS", "MAX_TETS", "FIELD_SAMPLES"]
+           "MESH_CELLS", "MAX_TETS", "FIELD_SAMPLES", "VOID_STIFFNESS"]
 
 _log = logging.getLogger("graded.simulate")
 
@@ -46,8 +46,15 @@ MESH_CELLS = 1.0
 MIN_BOXES_ACROSS = 4
 #: Cap on continuum tetrahedra (6 per grid box); the mesh is coarsened to stay under it.
 MAX_TETS = 150_000
+#: Spacing of the stiffness-field samples in built cell edges: the grading changes over
+#: about one cell (zeta ~ 0.5), so half a cell resolves it for trilinear interpolation.
+FIELD_SPACING = 0.5
 #: Cap on the stiffness-field samples (one FE homogenization each, ~1 ms).
 FIELD_SAMPLES = 4096
+#: Stiffness given to continuum points where the lattice has no printable strut (a void
+#: of the grading), as a fraction of the mean stiffness of the field: small enough not
+#: to carry load, large enough to keep the continuum stiffness matrix non-singular.
+VOID_STIFFNESS = 1e-6
 
 
 @dataclass
@@ -102,21 +109,27 @@ def _explicit(spec: Spec, graph: LatticeGraph) -> Spec:
 def stiffness_field(prepared, points: np.ndarray, progress=None) -> np.ndarray:
     """FE stiffness (normalised by E) of the as-built local cell at points (S, 3) -> (S, 6, 6).
 
-    Points whose local cells share one graph are homogenized in one batch.
+    Points whose local cells share one graph are homogenized in one batch. Points where
+    the lattice has no printable strut get the zero matrix.
     """
     from ..fem import homogenize
     from ..grading.local import local_cell
 
     nu = prepared.spec.material.nu
     groups: dict = {}
+    void = []
     for k, x in enumerate(points):
-        g, basis, d = local_cell(prepared, x)
+        try:
+            g, basis, d = local_cell(prepared, x)
+        except RuntimeError:  # no printable strut here
+            void.append(k)
+            continue
         key = (g.bonds.tobytes(), g.offsets.tobytes(), g.nodes.tobytes())
         groups.setdefault(key, (g, [], [], []))
         groups[key][1].append(k)
         groups[key][2].append(basis)
         groups[key][3].append(d)
-    out = np.empty((len(points), 6, 6))
+    out = np.zeros((len(points), 6, 6))
     for i, (g, idx, bases, ds) in enumerate(groups.values()):
         out[idx] = homogenize(g, np.stack(bases), np.stack(ds), E=1.0, nu=nu)
         if progress:
@@ -370,7 +383,7 @@ def _element_stiffness(prep, grid, edge: float, progress) -> np.ndarray:
     from scipy.interpolate import RegularGridInterpolator
 
     lo, hi = grid.lo, grid.lo + grid.h * np.array(grid.shape)
-    n = np.maximum(2, np.ceil((hi - lo) / edge).astype(int) + 1)
+    n = np.maximum(2, np.ceil((hi - lo) / (FIELD_SPACING * edge)).astype(int) + 1)
     if np.prod(n) > FIELD_SAMPLES:
         n = np.maximum(2, (n * (FIELD_SAMPLES / np.prod(n)) ** (1 / 3)).astype(int))
     axes = [np.linspace(lo[k], hi[k], n[k]) for k in range(3)]
@@ -379,4 +392,6 @@ def _element_stiffness(prep, grid, edge: float, progress) -> np.ndarray:
     centroids = grid.mesh.p[:, grid.mesh.t].mean(axis=1).T
     interp = RegularGridInterpolator(axes, C, method="linear", bounds_error=False, fill_value=None)
     Ce = interp(centroids).reshape(-1, 6, 6)
-    return 0.5 * (Ce + np.swapaxes(Ce, 1, 2))
+    Ce = 0.5 * (Ce + np.swapaxes(Ce, 1, 2))
+    floor = VOID_STIFFNESS * np.mean(np.abs(np.diagonal(Ce, axis1=1, axis2=2)))
+    return Ce + floor * np.eye(6)
