@@ -41,7 +41,8 @@ def simulate(spec: Path, outdir: Path | None, no_continuum: bool, mesh_size: flo
         sim = run_simulation(s, progress=bar, continuum=not no_continuum, mesh_size=mesh_size, order=int(order),
                              solver=solver)
     files = write_simulation(sim, out, png=not no_png)
-    summary = {"spec": str(spec), "output_dir": str(out), **sim.summary(), "files": {k: str(v) for k, v in files.items()}}
+    summary = {"spec": str(spec), "output_dir": str(out), **sim.summary(),
+               "files": {k: str(v) for k, v in files.items()}}
     if as_json:
         echo_json(summary)
         return
@@ -54,7 +55,9 @@ def simulate(spec: Path, outdir: Path | None, no_continuum: bool, mesh_size: flo
         if c.continuum is not None:
             Kc = c.continuum["apparent_stiffness_N_per_mm"]
             d = c.comparison["stiffness_difference"]
-            line += f"; continuum K = {Kc or float('nan'):.4g} N/mm" + (f" ({100 * d:.1f} % off)" if d is not None else "")
+            line += f"; continuum K = {Kc or float('nan'):.4g} N/mm"
+            if d is not None:
+                line += f" ({100 * d:.1f} % off)"
         click.echo(line)
     for key, path in files.items():
         click.echo(f"  {key}: {path}")

@@ -236,20 +236,22 @@ def traction_load(model: ContinuumModel, facets: np.ndarray, traction: np.ndarra
     return load.assemble(fb)
 
 
-def _stiffness(model: ContinuumModel, C: np.ndarray):
-    from skfem import BilinearForm
+def _stiffness(model: ContinuumModel, C: np.ndarray) -> sparse.csr_matrix:
+    """Global stiffness: element matrices ``sum_q w_q B_q^T C_e B_q`` from the basis' gradients.
 
+    scikit-fem gives the basis functions, their gradients and the quadrature weights; the
+    element matrices are formed in one vectorised product instead of one form call per
+    pair of basis functions (30 x 30 for P2), which is ~20x faster for anisotropic C.
+    """
     basis = model.basis
-    nq = basis.X.shape[-1]
-    Cq = np.broadcast_to(np.moveaxis(C, 0, -1)[..., None], (6, 6, len(C), nq))
-
-    @BilinearForm
-    def a(u, v, w):
-        eu = _voigt_strain(u.grad)
-        ev = _voigt_strain(v.grad)
-        return np.einsum("ij...,i...,j...->...", w["C"].value, ev, eu)
-
-    return a.assemble(basis, C=np.ascontiguousarray(Cq))
+    nb = basis.Nbfun
+    Bv = np.stack([_voigt_strain(basis.basis[k][0].grad) for k in range(nb)])  # (nb, 6, T, Q)
+    CB = np.einsum("tij,kjtq->kitq", C, Bv, optimize=True)
+    Ke = np.einsum("kitq,litq,tq->tkl", Bv, CB, basis.dx, optimize=True)  # (T, nb, nb)
+    dofs = basis.element_dofs.T  # (T, nb)
+    rows = np.broadcast_to(dofs[:, :, None], Ke.shape).reshape(-1)
+    cols = np.broadcast_to(dofs[:, None, :], Ke.shape).reshape(-1)
+    return sparse.coo_matrix((Ke.reshape(-1), (rows, cols)), shape=(basis.N, basis.N)).tocsr()
 
 
 def _rigid_modes(points: np.ndarray, dofs: np.ndarray, n: int) -> np.ndarray:
@@ -304,8 +306,8 @@ def solve_continuum(
     x = np.zeros(n)
     x[pres] = values
     timings = {"assemble_s": time.perf_counter() - t0}
-    A, b, xx, I = condense(K, f, x=x, D=pres)
-    use = solver if solver != "auto" else ("direct" if len(I) <= DIRECT_MAX_DOFS else "amg")
+    A, b, _, free = condense(K, f, x=x, D=pres)
+    use = solver if solver != "auto" else ("direct" if len(free) <= DIRECT_MAX_DOFS else "amg")
     t1 = time.perf_counter()
     iterations = 0
     if use == "direct":
@@ -318,7 +320,7 @@ def solve_continuum(
         dinv = 1.0 / np.sqrt(A.diagonal())
         D = sparse.diags(dinv)
         As = (D @ A @ D).tocsr()
-        B = _rigid_modes(model.points, model.dofs, n)[I] / dinv[:, None]
+        B = _rigid_modes(model.points, model.dofs, n)[free] / dinv[:, None]
         ml = pyamg.smoothed_aggregation_solver(As, B=B, symmetry="hermitian", max_coarse=500,
                                                 coarse_solver="splu")
         res: list[float] = []
@@ -326,7 +328,7 @@ def solve_continuum(
         iterations = max(len(res) - 1, 0)
     timings["solve_s"] = time.perf_counter() - t1
     u = x.copy()
-    u[I] = y
+    u[free] = y
     r = K @ u - f
     reaction = np.zeros(n)
     reaction[pres] = r[pres]
@@ -359,6 +361,6 @@ def probe(model: ContinuumModel, u: np.ndarray, x: np.ndarray) -> tuple[np.ndarr
     cs = cells[found]
     pts = basis.mapping.invF(xs[:, :, None], tind=cs)
     for k in range(basis.Nbfun):
-        phi = basis.elem.gbasis(basis.mapping, pts, k, tind=cs)[0].value[:, :, 0]  # (3, n)
+        phi = np.asarray(basis.elem.gbasis(basis.mapping, pts, k, tind=cs)[0])[:, :, 0]  # (3, n)
         out[found] += (phi * u[basis.element_dofs[k, cs]][None, :]).T
     return out, found

@@ -211,7 +211,8 @@ def solve_frame(
     values : ndarray, shape (P,), optional
         Their values (default zero).
     forces : ndarray, shape (6N,) or (N, 6), optional
-        External nodal forces and moments (ignored at prescribed dofs).
+        External nodal forces and moments; at prescribed dofs they go straight into the
+        supports (``reaction = K u - f`` there).
     solver : {"auto", "direct", "amg"}
     progress : callable, optional
         ``progress(done, total, message)``.
@@ -368,8 +369,8 @@ def strut_stresses(nodes, struts, diameters, end_forces) -> dict:
     e = d / np.linalg.norm(d, axis=1, keepdims=True)
     r = np.asarray(diameters, dtype=np.float64) / 2.0
     A = np.pi * r**2
-    I = np.pi * r**4 / 4.0
-    J = 2.0 * I
+    inertia = np.pi * r**4 / 4.0
+    J = 2.0 * inertia
 
     def perp(v):
         return np.linalg.norm(v - np.sum(v * e, axis=1, keepdims=True) * e, axis=1)
@@ -379,7 +380,7 @@ def strut_stresses(nodes, struts, diameters, end_forces) -> dict:
     T = np.abs(np.sum(f[:, 9:12] * e, axis=1))
     Mb = np.maximum(perp(f[:, 3:6]), perp(f[:, 9:12]))
     s_ax = N / A
-    s_b = Mb * r / I
+    s_b = Mb * r / inertia
     tau = T * r / J
     vm = np.sqrt((np.abs(s_ax) + s_b) ** 2 + 3.0 * tau**2)
     return {"axial_force": N, "shear_force": V, "torque": T, "bending_moment": Mb,
