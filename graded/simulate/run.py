@@ -393,5 +393,8 @@ def _element_stiffness(prep, grid, edge: float, progress) -> np.ndarray:
     interp = RegularGridInterpolator(axes, C, method="linear", bounds_error=False, fill_value=None)
     Ce = interp(centroids).reshape(-1, 6, 6)
     Ce = 0.5 * (Ce + np.swapaxes(Ce, 1, 2))
-    floor = VOID_STIFFNESS * np.mean(np.abs(np.diagonal(Ce, axis1=1, axis2=2)))
-    return Ce + floor * np.eye(6)
+    diag = np.diagonal(Ce, axis1=1, axis2=2)
+    floor = VOID_STIFFNESS * float(np.mean(np.abs(diag)))
+    void = diag.min(axis=1) < floor  # no lattice there: a token stiffness keeps K regular
+    Ce[void] += floor * np.eye(6)
+    return Ce
