@@ -58,7 +58,7 @@ def _render(path: Path, sim, case) -> Path:
                                          linewidths=0.6))
     lo, hi = g.bounds()
     _equal(ax, lo, hi)
-    fig.colorbar(ScalarMappable(norm=norm, cmap=colormaps["inferno"]), ax=ax, shrink=0.6,
+    fig.colorbar(ScalarMappable(norm=norm, cmap=colormaps["inferno"]), ax=ax, shrink=0.6, pad=0.12,
                  label="strut von Mises stress (MPa)")
     ax.set_title(f"{case.name}: lattice, min safety factor {case.lattice['min_safety_factor']:.3g}", fontsize=9)
     if panels == 2:
@@ -68,7 +68,7 @@ def _render(path: Path, sim, case) -> Path:
         n2 = Normalize(0.0, float(max(umag.max(), 1e-30)))
         ax2.scatter(P[:, 0], P[:, 1], P[:, 2], c=umag, cmap="viridis", norm=n2, s=2, linewidths=0)
         _equal(ax2, lo, hi)
-        fig.colorbar(ScalarMappable(norm=n2, cmap=colormaps["viridis"]), ax=ax2, shrink=0.6,
+        fig.colorbar(ScalarMappable(norm=n2, cmap=colormaps["viridis"]), ax=ax2, shrink=0.6, pad=0.12,
                      label="continuum displacement (mm)")
         K = case.comparison.get("stiffness_ratio_continuum_to_lattice") if case.comparison else None
         ax2.set_title(f"{case.name}: continuum" + (f", K_cont / K_lat = {K:.3f}" if K else ""), fontsize=9)
