@@ -21,6 +21,7 @@ COMMANDS = {
     "evaluate": "graded.cli.evaluate:evaluate",
     "design": "graded.cli.design:design",
     "build": "graded.cli.build:build",
+    "simulate": "graded.cli.simulate:simulate",
 }
 
 

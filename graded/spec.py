@@ -24,6 +24,14 @@ YAML document (``control_points[1].cell.rho``) and whose message gives the YAML 
     outputs: {directory: out, files: [stl, 3mf, beams, report, vtu, json, csv, png]}
     phase: {order: 2, spacing: 2.0}   # optional: P1/P2, mesh spacing in built cells
     closed_loop: {iterations: 3, tolerance: 0.01}   # as-built correction at the control points
+    loads:                         # optional: load cases for `graded simulate`
+      yield_strength: 880          # MPa, base material (safety factors)
+      cases:
+        - name: axial
+          fixed: [{face: z-}]                          # x, y, z held (components: [z] for some)
+          loaded: [{face: z+, force: [0, 0, -500]}]    # N in total; or displacement: [null, null, -0.05] mm
+      # regions: face: x-|x+|y-|y+|z-|z+ (of the body's bounds), plane: {point, normal},
+      # box: {lo, hi}; tolerance: mm (default: a tenth of the built cell edge)
 
 A control point may carry a ``name`` (used in the report). Duplicate keys, documents that
 expand (through YAML aliases) to more than :data:`MAX_YAML_NODES` nodes and two control
@@ -45,8 +53,9 @@ from pydantic import ValidationError as PydanticValidationError
 from .validation import ValidationError
 
 __all__ = ["Spec", "Body", "BoxBody", "ControlPoint", "CellSpec", "TargetSpec", "Material", "Outputs",
-           "PhaseOptions", "DesignOptions", "BlendOptions", "ClosedLoopOptions", "OUTPUT_FILES", "MAX_YAML_NODES",
-           "COINCIDENT_POINTS", "format_path", "load_spec", "parse_spec"]
+           "PhaseOptions", "DesignOptions", "BlendOptions", "ClosedLoopOptions", "Loads", "LoadCase", "Support",
+           "AppliedLoad", "PlaneRegion", "BoxRegion", "OUTPUT_FILES", "MAX_YAML_NODES", "COINCIDENT_POINTS",
+           "format_path", "load_spec", "parse_spec"]
 
 #: Files a build can write (``outputs.files``), all on by default; the writers are in
 #: :data:`graded.io.writers.WRITERS`, which checks it knows exactly these names.
@@ -238,6 +247,148 @@ class ClosedLoopOptions(_Strict):
     tolerance: float = Field(0.01, gt=0, lt=1, description="relative Frobenius error")
 
 
+class PlaneRegion(_Strict):
+    """Nodes within ``tolerance`` of the plane through ``point`` with ``normal`` (mm)."""
+
+    point: list[float]
+    normal: list[float]
+
+    @field_validator("point")
+    @classmethod
+    def _point(cls, v):
+        return _vec3(v, "point")
+
+    @field_validator("normal")
+    @classmethod
+    def _normal(cls, v):
+        v = _vec3(v, "normal")
+        if np.linalg.norm(v) == 0:
+            raise ValueError("normal must not be the zero vector")
+        return v
+
+
+class BoxRegion(_Strict):
+    """Nodes inside the axis-aligned box ``[lo, hi]`` (mm), grown by ``tolerance``."""
+
+    lo: list[float]
+    hi: list[float]
+
+    @field_validator("lo", "hi")
+    @classmethod
+    def _corner(cls, v):
+        return _vec3(v, "corner")
+
+    @model_validator(mode="after")
+    def _order(self):
+        if any(a > b for a, b in zip(self.lo, self.hi)):
+            raise ValueError("lo must not exceed hi in any coordinate")
+        return self
+
+
+class _Region(_Strict):
+    """Exactly one of ``face``, ``plane`` or ``box``; ``tolerance`` in mm."""
+
+    face: Literal["x-", "x+", "y-", "y+", "z-", "z+"] | None = None
+    plane: PlaneRegion | None = None
+    box: BoxRegion | None = None
+    tolerance: float | None = Field(None, gt=0, description="mm")
+
+    @model_validator(mode="after")
+    def _one_region(self):
+        if sum(r is not None for r in (self.face, self.plane, self.box)) != 1:
+            raise ValueError("give exactly one region: face (x-, x+, y-, y+, z-, z+), plane {point, normal} "
+                             "or box {lo, hi}")
+        return self
+
+
+class Support(_Region):
+    """A fixed region: the listed displacement components are held at zero."""
+
+    components: list[Literal["x", "y", "z"]] = Field(default_factory=lambda: ["x", "y", "z"], min_length=1)
+
+
+def _vec3_or_null(v: Any, what: str) -> list:
+    if not isinstance(v, (list, tuple)) or len(v) != 3:
+        raise ValueError(f"{what} must be three values [x, y, z] (null for a free component)")
+    out = []
+    for c in v:
+        if c is None:
+            out.append(None)
+            continue
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or not np.isfinite(c):
+            raise ValueError(f"{what} must hold finite numbers or null, got {c!r}")
+        out.append(float(c))
+    return out
+
+
+class AppliedLoad(_Region):
+    """A loaded region: a total ``force`` (N) shared by its nodes, or a ``displacement`` (mm)."""
+
+    force: list[float] | None = None
+    displacement: list[float | None] | None = None
+
+    @field_validator("force", mode="before")
+    @classmethod
+    def _force(cls, v):
+        return None if v is None else _vec3(v, "force")
+
+    @field_validator("displacement", mode="before")
+    @classmethod
+    def _disp(cls, v):
+        if v is None:
+            return None
+        v = _vec3_or_null(v, "displacement")
+        if all(c is None for c in v):
+            raise ValueError("displacement prescribes no component; give at least one number")
+        return v
+
+    @model_validator(mode="after")
+    def _one_load(self):
+        if (self.force is None) == (self.displacement is None):
+            raise ValueError("give exactly one of force [N] or displacement [mm]")
+        if self.force is not None and not any(self.force):
+            raise ValueError("force is zero; give the total force in N")
+        return self
+
+
+class LoadCase(_Strict):
+    """A named load case: supports and loads."""
+
+    name: str = Field(min_length=1)
+    fixed: list[Support] = Field(min_length=1)
+    loaded: list[AppliedLoad] = Field(min_length=1)
+
+
+#: Plausible yield strengths of printable metals and polymers (MPa); outside it the
+#: value is almost surely in the wrong unit (Pa, kPa or GPa).
+YIELD_RANGE_MPA = (1.0, 5000.0)
+
+
+class Loads(_Strict):
+    """Load cases of ``graded simulate`` and the base material's yield strength (MPa)."""
+
+    yield_strength: float = Field(gt=0, description="MPa")
+    cases: list[LoadCase] = Field(min_length=1)
+
+    @field_validator("yield_strength")
+    @classmethod
+    def _yield(cls, v):
+        lo, hi = YIELD_RANGE_MPA
+        if not lo <= v <= hi:
+            guess = " (this looks like Pa)" if v > 1e6 else (" (this looks like GPa)" if v < lo else "")
+            raise ValueError(f"{v:g} MPa is outside [{lo:g}, {hi:g}] MPa{guess}; give it in MPa, "
+                             "e.g. 880 for Ti-6Al-4V")
+        return v
+
+    @model_validator(mode="after")
+    def _unique(self):
+        names = [c.name for c in self.cases]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"load case name {dup[0]!r} is used twice; give every case its own name")
+        return self
+
+
 class Spec(_Strict):
     """A validated ``spec.yaml`` (see the module docstring for every field)."""
 
@@ -262,6 +413,7 @@ class Spec(_Strict):
 
         d = self.design
         return DesignSettings(n_draws=d.n_draws, tau=d.tau, top_k=d.top_k, refine=d.refine, n_library=d.library)
+    loads: Loads | None = None
 
     _base: Path = PrivateAttr(default_factory=Path.cwd)
     _lines: dict = PrivateAttr(default_factory=dict)
