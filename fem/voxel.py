@@ -171,6 +171,9 @@ class _Operator:
         opts = {"dtype": modulus.dtype, "device": modulus.device}
         self.E = modulus
         self.K0 = torch.as_tensor(K0, **opts)
+        # the same matrix with DOFs ordered component-major (8 i + a), the layout of a gather
+        cm = np.array([3 * a + i for i in range(3) for a in range(8)])
+        self.K0_cm = torch.as_tensor(K0[np.ix_(cm, cm)], **opts)
         self.Bc = torch.as_tensor(Bc, **opts)
         self.D = torch.as_tensor(isotropic_stiffness(1.0, nu), **opts)
         self.mask = mask  # (M, 1, 1, n1, n2, n3) float 0/1 or None
@@ -199,12 +202,10 @@ class _Operator:
             uf = u[m].reshape(L, 3, -1)
             of = out[m].reshape(L, 3, -1)
             for s in range(0, L, chunk):
-                ue = uf[s : s + chunk][:, :, nodes]  # (l, 3, 8 Ns)
-                ue = ue.reshape(-1, 3, 8, ns).transpose(1, 2).reshape(-1, 24, ns)
-                fe = torch.matmul(self.K0, ue)
+                ue = uf[s : s + chunk][:, :, nodes].reshape(-1, 24, ns)  # component-major DOFs
+                fe = torch.matmul(self.K0_cm, ue)
                 fe *= Ee
-                fe = fe.reshape(-1, 8, 3, ns).transpose(1, 2).reshape(-1, 3, 8 * ns)
-                of[s : s + chunk].index_add_(2, nodes, fe)
+                of[s : s + chunk].index_add_(2, nodes, fe.reshape(-1, 3, 8 * ns))
         if self.mask is not None:
             out *= self.mask
         return out
