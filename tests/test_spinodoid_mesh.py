@@ -75,3 +75,25 @@ def test_too_coarse_voxels_are_refused():
     with pytest.raises(ValidationError, match="^voxel_size:"):
         mesh_graded_spinodoid(box_body((10.0, 10, 10)), np.array([[5.0, 5, 5]]), w[:1], [0.5],
                               cell_size=5.0, voxel_size=1.0)
+
+
+def test_local_cell_is_the_part_around_a_control_point():
+    from scipy.special import erfinv
+
+    from graded.fem.voxel import homogenize_voxels
+    from graded.spinodoid.mesh import local_cell
+
+    w = two_wave_sets(2)
+    points = np.array([[0.0, 0, 0], [400.0, 0, 0]])  # far apart: the other weight underflows to 0
+    solid = local_cell(points[0], points, w, [0.45, 0.6], cell_size=5.0, resolution=16)
+    phi = field_on_grid(w[0], 16)
+    expect = phi <= np.sqrt(2) * erfinv(2 * 0.45 - 1)
+    from graded.spinodoid import keep_percolating
+
+    assert np.array_equal(solid, keep_percolating(expect)[0])
+    assert abs(solid.mean() - 0.45) < 0.05
+    # between the points the local cell follows the blended density
+    mid = local_cell(np.array([200.0, 0, 0]), points, w, [0.45, 0.6], cell_size=5.0, resolution=16, zeta=1e-4)
+    assert abs(mid.mean() - 0.525) < 0.05
+    C = homogenize_voxels(mid).C[0]
+    assert np.linalg.eigvalsh(C).min() > 0

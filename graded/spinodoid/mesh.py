@@ -47,6 +47,7 @@ __all__ = [
     "blend_fields",
     "graded_level_function",
     "mesh_graded_spinodoid",
+    "local_cell",
     "MIN_CELL_VOXELS",
 ]
 
@@ -284,3 +285,45 @@ def _shell_count(mesh: trimesh.Trimesh) -> int:
     adj = coo_matrix((np.ones(2 * len(f), dtype=np.int8), (np.r_[f[:, 0], f[:, 1]], np.r_[f[:, 1], f[:, 2]])),
                      shape=(n, n))
     return int(connected_components(adj, directed=False)[0])
+
+
+def local_cell(
+    x: np.ndarray,
+    points: np.ndarray,
+    waves: Sequence[WaveSet],
+    rho: np.ndarray,
+    *,
+    cell_size: float,
+    resolution: int,
+    zeta: float = 1.0,
+) -> np.ndarray:
+    """The periodic cell the graded part has around ``x``: blend weights frozen at ``x``.
+
+    The fields are blended with the weights ``w(x)`` and thresholded at the blended density's
+    Gaussian quantile, exactly as :func:`graded_level_function` does at ``x``, over one periodic
+    cell; islands are removed. Its voxel FE is the as-built stiffness at ``x``.
+
+    Parameters
+    ----------
+    x : array_like, shape (3,)
+        Where (mm), typically a control point.
+    points, waves, rho, cell_size, zeta
+        As for :func:`mesh_graded_spinodoid`.
+    resolution : int
+        Voxels per cell edge.
+
+    Returns
+    -------
+    ndarray of bool, shape (resolution,) * 3
+    """
+    from .connectivity import keep_percolating
+
+    x = check_shape("x", x, (3,))
+    points = check_shape("points", points, (None, 3))
+    rho = np.asarray(rho, dtype=float).reshape(-1)
+    w = rbf_weights(x[None], points, zeta, float(check_positive("cell_size", cell_size)))[0]
+    phi = np.stack([field_on_grid(s, resolution) for s in waves])
+    mixed = blend_fields(phi, w[:, None, None, None], field_correlation(waves))
+    local_rho = float(np.clip(rho @ w, _RHO_EPS, 1 - _RHO_EPS))
+    solid, _ = keep_percolating(mixed <= math.sqrt(2.0) * erfinv(2.0 * local_rho - 1.0))
+    return solid
