@@ -165,6 +165,7 @@ class _Operator:
     ):
         # modulus: (M, n1, n2, n3); systems are (cell, load case) pairs, 6 per cell
         self.periodic = periodic
+        self.boundary_mask = mask is not None and not periodic
         self.shape = tuple(modulus.shape[1:])
         self.M = modulus.shape[0]
         K0, Bc = hex8_stiffness(nu)
@@ -206,8 +207,8 @@ class _Operator:
                 fe = torch.matmul(self.K0_cm, ue)
                 fe *= Ee
                 of[s : s + chunk].index_add_(2, nodes, fe.reshape(-1, 3, 8 * ns))
-        if self.mask is not None:
-            out *= self.mask
+        if self.boundary_mask:
+            out *= self.mask  # nodes off the mask that only void touches get no force anyway
         return out
 
     def affine_load(self, U: torch.Tensor) -> torch.Tensor:
@@ -253,13 +254,12 @@ class _Operator:
     def precondition(self, r: torch.Tensor) -> torch.Tensor:
         """Inverse of the uniform solid's operator applied to r (M, 6, 3, n1, n2, n3), masked.
 
-        With periodic fluctuations it is sandwiched between projections that remove rigid
-        translations (symmetric, so CG stays CG), so round-off cannot accumulate along them.
+        With periodic fluctuations the result is projected onto the complement of the rigid
+        translations (the residuals CG feeds in already lie there, so the preconditioner stays
+        symmetric on that space), so round-off cannot accumulate along them.
         """
-        if self.mask is not None:
-            r = r * self.mask
-        if self.periodic:
-            r = self._project(r)
+        # r is masked and free of rigid translations already (it is a combination of the masked
+        # load and operator outputs), so only the result needs the mask and the projection
         R = torch.fft.rfftn(r, dim=(3, 4, 5))
         Z = torch.einsum("xyzij,mljxyz->mlixyz", self.symbol_inv, R)
         z = torch.fft.irfftn(Z, s=self.shape, dim=(3, 4, 5))
@@ -405,12 +405,13 @@ def _solve(modulus, nu, bc, contrast, rtol, max_iter, dev, work_bytes):
         pAp = dot(p, Ap)
         alpha = torch.where(active, rz / torch.where(active, pAp, torch.ones_like(pAp)), torch.zeros_like(rz))
         a6 = alpha[:, :, None, None, None, None]
-        x += a6 * p
-        r -= a6 * Ap
+        x.addcmul_(a6, p)
+        r.addcmul_(a6, Ap, value=-1.0)
+        del Ap
         z = op.precondition(r)
         rz_new = dot(r, z)
         beta = torch.where(active, rz_new / torch.where(active, rz, torch.ones_like(rz)), torch.zeros_like(rz))
-        p = z + beta[:, :, None, None, None, None] * p
+        p.mul_(beta[:, :, None, None, None, None]).add_(z)
         rz = torch.where(active, rz_new, rz)
         its += active.to(torch.int64)
         rel = torch.where(trivial, torch.zeros_like(rz0), torch.sqrt(torch.clamp(rz, min=0) / scale))
