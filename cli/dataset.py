@@ -15,12 +15,16 @@ __all__ = ["dataset"]
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the whole dataset.")
 @click.option("--chunk-size", type=int, default=2000, show_default=True,
               help="Samples per chunk file (unit of parallel work and of resume).")
-@click.option("--workers", type=int, default=None, help="Worker processes [default: all cores].")
+@click.option("--workers", type=int, default=None,
+              help="Worker processes, also of --scheduler local [default: all cores].")
+@click.option("--scheduler", default=None, metavar="ADDRESS|local",
+              help="Run the chunks as Dask tasks: 'local' starts a LocalCluster, an address "
+                   "(tcp://HOST:8786) uses a running cluster; OUT must be on storage every worker sees.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @json_option
 @handle_errors
-def dataset(out: str, n: int, seed: int, chunk_size: int, workers: int | None, no_progress: bool,
-            as_json: bool) -> None:
+def dataset(out: str, n: int, seed: int, chunk_size: int, workers: int | None, scheduler: str | None,
+            no_progress: bool, as_json: bool) -> None:
     """Sample N designs from SI Table S1 and label them by FE into directory OUT.
 
     Every sample gets C_ort (U-stretched cell), C_hat (V R_I U cell) and
@@ -31,11 +35,19 @@ def dataset(out: str, n: int, seed: int, chunk_size: int, workers: int | None, n
     \b
         graded dataset datasets/train --n 200000 --seed 0 --chunk-size 2000
         graded dataset datasets/test --n 5000 --seed 1 --chunk-size 1000
+
+    With --scheduler the same chunks (bit for bit) are computed on a Dask cluster;
+    see docs/cluster.md.
     """
     from graded.inverse.dataset import generate_dataset
 
+    def on_cluster(info: dict) -> None:
+        click.echo(f"Dask scheduler {info['scheduler']} with {info['workers']} workers; "
+                   f"dashboard {info['dashboard']}", err=True)
+
     with ProgressBar("FE labels", enabled=not no_progress) as bar:
-        summary = generate_dataset(out, n=n, seed=seed, chunk_size=chunk_size, workers=workers, progress=bar)
+        summary = generate_dataset(out, n=n, seed=seed, chunk_size=chunk_size, workers=workers, progress=bar,
+                                   scheduler=scheduler, on_cluster=on_cluster)
     result = {
         "path": summary.path,
         "n_samples": summary.n_samples,
@@ -45,6 +57,8 @@ def dataset(out: str, n: int, seed: int, chunk_size: int, workers: int | None, n
         "seconds": round(summary.seconds, 3),
         "samples_per_second": round(summary.samples_per_second, 2) if summary.computed_samples else None,
         "workers": summary.workers,
+        "scheduler": summary.scheduler,
+        "dashboard": summary.dashboard,
     }
     if as_json:
         echo_json(result)

@@ -39,12 +39,23 @@ often a run was interrupted. Each chunk is written to a temporary file and moved
 place with ``os.replace``, so a killed run loses at most the chunks in flight; running
 the same command again verifies the chunks present, skips the complete ones and computes
 the rest.
+
+On a Dask cluster
+-----------------
+``scheduler="local"`` (a ``distributed.LocalCluster`` of ``workers`` single-threaded worker
+processes) or ``scheduler="tcp://host:8786"`` (a running cluster) makes every missing chunk
+one Dask task running the same function as the process pool: it computes the chunk from its
+own seed and writes it atomically into ``path``, which must therefore be on storage every
+worker sees. The data are bit for bit those of the local path. A task that raises is retried
+(:data:`DASK_RETRIES`); a task whose worker dies is rescheduled by the scheduler on another
+worker. See ``docs/cluster.md``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import multiprocessing
 import os
@@ -67,6 +78,7 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "FE_SETTINGS",
+    "DASK_RETRIES",
     "LatticeDataset",
     "GenerationSummary",
     "generate_dataset",
@@ -115,7 +127,13 @@ _CHUNK = "chunk_{:05d}.npz"
 #: Suffix of temporary files (graded.io.atomic names them ".tmp-*").
 _TMP_SUFFIX = ".partial"
 
+#: Times a failed chunk task is retried on the cluster before the run fails. Worker deaths are
+#: rescheduled by the scheduler on its own (``distributed.scheduler.allowed-failures``).
+DASK_RETRIES = 3
+
 Progress = Callable[[int, int, str], None]
+
+_log = logging.getLogger("graded.inverse.dataset")
 
 
 # ---------------------------------------------------------------------------
@@ -221,11 +239,13 @@ def _check_meta(meta: Any, where: str) -> dict[str, Any]:
     for key in ("seed", "n_samples", "chunk_size"):
         value = meta.get(key)
         if not _is_int(value) or value < (0 if key == "seed" else 1):
-            fail(field_, f"meta.json field {key!r} = {value!r} is not a valid integer", "the file is damaged; regenerate it")
+            fail(field_, f"meta.json field {key!r} = {value!r} is not a valid integer",
+                 "the file is damaged; regenerate it")
     try:
         Bounds.from_dict(meta.get("bounds"))
     except ValidationError as exc:
-        raise ValidationError(field_, f"meta.json has invalid bounds ({exc})", "the file is damaged; regenerate it") from None
+        raise ValidationError(field_, f"meta.json has invalid bounds ({exc})",
+                              "the file is damaged; regenerate it") from None
     if not isinstance(meta.get("fe"), dict):
         fail(field_, "meta.json has no 'fe' settings", "the file is damaged; regenerate it")
     return meta
@@ -309,7 +329,9 @@ class GenerationSummary:
     """What :func:`generate_dataset` did.
 
     ``computed`` / ``skipped`` count chunks; ``seconds`` is wall time of this call and
-    ``samples_per_second`` the rate over the computed chunks only.
+    ``samples_per_second`` the rate over the computed chunks only. ``scheduler`` is the Dask
+    scheduler's address (None for the local path), ``dashboard`` its dashboard link, and
+    ``workers`` the number of worker processes (on a cluster: those connected at the start).
     """
 
     path: str
@@ -320,6 +342,8 @@ class GenerationSummary:
     computed_samples: int
     seconds: float
     workers: int
+    scheduler: str | None = None
+    dashboard: str | None = None
 
     @property
     def samples_per_second(self) -> float:
@@ -334,6 +358,9 @@ def generate_dataset(
     workers: int | None = None,
     progress: Progress | None = None,
     bounds: Bounds = TABLE_S1,
+    *,
+    scheduler: Any = None,
+    on_cluster: Callable[[dict[str, Any]], None] | None = None,
 ) -> GenerationSummary:
     """Generate (or resume) an FE dataset of ``n`` designs in directory ``path``.
 
@@ -350,11 +377,19 @@ def generate_dataset(
         Samples per chunk file (the unit of parallel work and of resume).
     workers : int, optional
         Worker processes (default: all cores), each with single-threaded BLAS.
-        ``1`` computes in this process.
+        ``1`` computes in this process (without ``scheduler``). With ``scheduler="local"``
+        the number of Dask workers; not allowed with a scheduler address.
     progress : callable, optional
         ``progress(done_samples, n, message)`` after every chunk.
     bounds : Bounds
         Design space (SI Table S1 by default).
+    scheduler : str or distributed.Client, optional
+        Run the chunks as Dask tasks: ``"local"`` starts a ``LocalCluster``, an address
+        (``"tcp://host:8786"``) connects to a running scheduler, a ``Client`` is used as is.
+        ``path`` must be visible to every worker (shared storage). Default: the local path.
+    on_cluster : callable, optional
+        Called once with ``{"scheduler": address, "dashboard": link, "workers": count}``
+        when the cluster is connected, before any chunk runs (the CLI prints it).
 
     Returns
     -------
@@ -370,6 +405,17 @@ def generate_dataset(
         check_count(name, value, lo)
     if seed >= 2**63:
         fail("seed", f"{seed} is too large", "use a seed below 2**63")
+    if scheduler is not None and not isinstance(scheduler, str) and not _is_client(scheduler):
+        fail("scheduler", f"expected 'local', an address or a distributed.Client, got {type(scheduler).__name__}",
+             "pass --scheduler local or --scheduler tcp://HOST:8786")
+    if isinstance(scheduler, str):
+        scheduler = scheduler.strip()
+        if not scheduler:
+            fail("scheduler", "is empty", "pass --scheduler local or --scheduler tcp://HOST:8786")
+    remote = scheduler is not None and scheduler != "local"
+    if remote and workers is not None:
+        fail("workers", "applies to the local path and --scheduler local only",
+             "drop --workers: the cluster's own workers are used")
     if workers is None:
         workers = os.cpu_count() or 1
     check_count("workers", workers, 1, hint="give the number of processes, e.g. 2")
@@ -413,7 +459,26 @@ def generate_dataset(
 
     t0 = time.perf_counter()
     computed_samples = 0
-    if workers == 1 or len(todo) <= 1:
+    address = dashboard = None
+    if scheduler is not None:
+        tasks = [(str(directory), seed, k, sizes[k], chunk_size, meta["bounds"]) for k in todo]
+        with _dask_client(scheduler, workers) as client:
+            info = _cluster_info(client)
+            address, dashboard, workers = info["scheduler"], info["dashboard"], info["workers"]
+            _log.info("dask scheduler %s, %d workers, dashboard %s", address, workers, dashboard)
+            if on_cluster is not None:
+                on_cluster(info)
+            if tasks:
+                _check_shared(client, directory)
+            for k in _run_on_dask(client, tasks):
+                done += sizes[k]
+                computed_samples += sizes[k]
+                if progress is not None:
+                    progress(done, n, f"chunk {k}")
+        for stale in directory.iterdir():  # left by workers that died while writing
+            if _is_temporary(stale):
+                stale.unlink(missing_ok=True)
+    elif workers == 1 or len(todo) <= 1:
         for k in todo:
             _run_chunk(str(directory), seed, k, sizes[k], chunk_size, meta["bounds"])
             done += sizes[k]
@@ -425,7 +490,8 @@ def generate_dataset(
         # (a forked child would inherit this process's BLAS thread pool).
         ctx = multiprocessing.get_context("spawn")
         with _environment(_WORKER_ENV), ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx) as pool:
-            pending = {pool.submit(_run_chunk, str(directory), seed, k, sizes[k], chunk_size, meta["bounds"]): k for k in todo}
+            pending = {pool.submit(_run_chunk, str(directory), seed, k, sizes[k], chunk_size, meta["bounds"]): k
+                       for k in todo}
             try:
                 while pending:
                     finished, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -449,7 +515,96 @@ def generate_dataset(
         computed_samples=computed_samples,
         seconds=time.perf_counter() - t0,
         workers=workers,
+        scheduler=address,
+        dashboard=dashboard,
     )
+
+
+# ---------------------------------------------------------------------------
+# Dask
+# ---------------------------------------------------------------------------
+
+
+def _is_client(obj: Any) -> bool:
+    try:
+        from distributed import Client
+    except ImportError:  # pragma: no cover - dask[distributed] is a dependency
+        return False
+    return isinstance(obj, Client)
+
+
+@contextlib.contextmanager
+def _dask_client(scheduler: Any, workers: int):
+    """A connected ``distributed.Client``; clusters and clients made here are closed after."""
+    from distributed import Client, LocalCluster
+
+    if _is_client(scheduler):
+        yield scheduler
+        return
+    if scheduler == "local":
+        # one single-threaded worker process per core, BLAS single-threaded as in the pool
+        with _environment(_WORKER_ENV), LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, env=dict(_WORKER_ENV),
+            dashboard_address=":0",
+        ) as cluster, Client(cluster) as client:
+            yield client
+        return
+    try:
+        client = Client(scheduler, timeout="20s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ValidationError(
+            "scheduler", f"cannot connect to the Dask scheduler at {scheduler!r} ({type(exc).__name__}: {exc})",
+            "start it with `dask scheduler` and pass its address (tcp://HOST:8786), or use --scheduler local",
+        ) from None
+    with client:
+        yield client
+
+
+def _cluster_info(client: Any) -> dict[str, Any]:
+    try:
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+    except TypeError:  # distributed before 2025 lists every worker without the argument
+        workers = client.scheduler_info()["workers"]
+    return {"scheduler": client.scheduler.address, "dashboard": client.dashboard_link, "workers": len(workers)}
+
+
+def _sees_file(path: str) -> bool:
+    return os.path.isfile(path)
+
+
+def _check_shared(client: Any, directory: Path) -> None:
+    """Every worker must see the dataset directory (they write the chunks there)."""
+    meta = str((directory / _META).resolve())
+    seen = client.run(_sees_file, meta)
+    blind = sorted(w for w, ok in seen.items() if not ok)
+    if not seen:
+        fail("scheduler", "the Dask cluster has no workers", "start workers with `dask worker SCHEDULER_ADDRESS`")
+    if blind:
+        fail("path", f"{directory.resolve()} is not visible to {len(blind)} of {len(seen)} Dask workers "
+             f"(e.g. {blind[0]})", "put the dataset on storage every worker mounts at the same path")
+
+
+def _run_on_dask(client: Any, tasks: list[tuple]) -> Any:
+    """Submit one task per chunk; yield chunk indices as they finish (in completion order)."""
+    import uuid
+
+    from distributed import as_completed
+
+    run = uuid.uuid4().hex[:8]
+    futures = {}
+    for args in tasks:
+        # the key names the chunk (the dashboard shows which chunk runs where); the run id
+        # keeps two runs on one cluster apart
+        key = f"graded-chunk-{args[2]:05d}-{run}"
+        fut = client.submit(_run_chunk, *args, key=key, pure=False, retries=DASK_RETRIES)
+        futures[fut] = args[2]
+    try:
+        for fut in as_completed(list(futures)):
+            fut.result()
+            yield futures[fut]
+    except BaseException:
+        client.cancel(list(futures))
+        raise
 
 
 @contextlib.contextmanager

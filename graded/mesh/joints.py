@@ -26,6 +26,13 @@ Why this is a valid solid (and what goes to the boolean fallback when it is not)
   other send their nodes to the fallback (ball + full cylinders).
 * A hull whose stub rings do not come out as clean facets sends its node to the fallback.
 
+Speed: nodes of one kind (same ball, same capped rings with the same directions, as in any
+regular lattice whatever its grading) share one qhull run. The other nodes of the kind borrow
+its triangles after a certificate with their own points: every edge convex and no point
+outside any triangle's plane (:data:`HULL_PLANE_TOL`), which makes the borrowed surface
+their own convex hull. Nodes failing it get their own qhull run, so the result does not
+depend on the grouping (``benchmarks/scale.py`` measures both paths).
+
 Fallback parts are returned separately; :mod:`graded.mesh.solid` unions them with the
 stitched surface (manifold3d batch boolean, exact and robust). On single-topology lattices
 the fallback set is empty; on superposed topologies it holds the struts that genuinely
@@ -45,7 +52,15 @@ from scipy.spatial import ConvexHull, cKDTree
 
 from .tessellation import unit_ball_points, unit_ring
 
-__all__ = ["STUB_MARGIN", "CONTACT_GAP", "JointSurface", "build_joint_surface", "strut_frames", "segment_distance"]
+__all__ = [
+    "STUB_MARGIN",
+    "CONTACT_GAP",
+    "HULL_PLANE_TOL",
+    "JointSurface",
+    "build_joint_surface",
+    "strut_frames",
+    "segment_distance",
+]
 
 #: Relative extra distance of a stub ring beyond the strict separation bound. 2 % keeps the
 #: ring a clean hull facet (qhull's precision is ~1e-13 relative) while adding little fillet.
@@ -67,6 +82,18 @@ QHULL_OPTIONS = ("Q0", "Qt")
 #: Two non-neighbouring parts closer than this (mm) are treated as touching and go to the
 #: boolean fallback; 1 nm is far below any printable feature and above float round-off.
 CONTACT_GAP = 1e-6
+#: A hull borrowed from another node of the same kind is accepted for a node when, with the
+#: node's own points, no point lies more than this (mm) outside any of its triangles' planes
+#: (checked across every edge and for every point the hull leaves inside). 1 pm: far above
+#: round-off of coordinates up to metres (1e-13 mm at 100 mm) and far below any feature, so an
+#: accepted surface is the node's convex hull to within 1 pm.
+HULL_PLANE_TOL = 1e-9
+#: Decimals of the unit strut directions that name a node's kind. Only a grouping key: every
+#: node of a kind is checked against the borrowed hull (:data:`HULL_PLANE_TOL`).
+KIND_DECIMALS = 6
+#: Nodes whose joints are checked in one batch of array work (bounds the temporary memory to
+#: about ``HULL_BATCH * points * triangles * 8`` bytes for the inside test, ~30 MB for BCC).
+HULL_BATCH = 128
 
 
 @dataclass
@@ -173,6 +200,170 @@ def _joint_triangles(pts, own, n_ball, keys, expected, n_keys):
     return None
 
 
+def _node_kinds(good, ptr, inc_strut, inc_end, capped, segments, d, ball_segments):
+    """Group nodes by kind: same ball, same capped rings (segments, end, direction), canonically ordered.
+
+    Returns a list of ``(nodes (G,), ring struts (G, k), ring ends (G, k))``; the rings of every
+    node are in the same canonical order, so equal kinds have equal point layouts.
+    """
+    counts = np.diff(ptr)
+    node_of = np.repeat(np.arange(len(counts)), counts)
+    is_good = np.zeros(len(counts), dtype=bool)
+    is_good[good] = True
+    sel = np.flatnonzero(capped[inc_strut] & is_good[node_of])
+    ss, ee, nn = inc_strut[sel], inc_end[sel], node_of[sel]
+    dq = np.round(d[ss] * 10**KIND_DECIMALS).astype(np.int64)
+    rows = np.column_stack([segments[ss], ee, dq])
+    order = np.lexsort((rows[:, 4], rows[:, 3], rows[:, 2], rows[:, 1], rows[:, 0], nn))
+    ss, ee, nn, rows = ss[order], ee[order], nn[order], np.ascontiguousarray(rows[order])
+    k_of = np.bincount(nn, minlength=len(counts))
+    start = np.concatenate([[0], np.cumsum(k_of)])
+    groups: dict = {}
+    for a in good:
+        lo, hi = start[a], start[a + 1]
+        groups.setdefault((int(ball_segments[a]), rows[lo:hi].tobytes()), []).append(a)
+    out = []
+    for members in groups.values():
+        g = np.asarray(members, dtype=np.int64)
+        k = int(k_of[g[0]])
+        idx = start[g][:, None] + np.arange(k)[None, :]
+        out.append((g, ss[idx], ee[idx]))
+    return out
+
+
+def _twin_opposite(simp: np.ndarray) -> np.ndarray | None:
+    """For each triangle edge ``(simp[t, k], simp[t, k+1])``: the vertex opposite it across the edge
+    (in the neighbouring triangle), shape (T, 3); None if the surface is not closed and 2-manifold."""
+    n = int(simp.max()) + 1
+    a = simp.reshape(-1)
+    b = simp[:, [1, 2, 0]].reshape(-1)
+    third = simp[:, [2, 0, 1]].reshape(-1)
+    fwd = a * n + b
+    order = np.argsort(fwd)
+    if len(np.unique(fwd)) != len(fwd):
+        return None
+    pos = np.searchsorted(fwd[order], b * n + a)
+    pos = np.minimum(pos, len(fwd) - 1)
+    twin = order[pos]
+    if not np.array_equal(fwd[twin], b * n + a):
+        return None
+    return third[twin].reshape(-1, 3)
+
+
+def _hull_joints(good, nodes, ptr, inc_strut, inc_end, capped, d, segments, radii, e1, e2, t0, t1,
+                 ball_segments, ball_radius, ring_start, vectorise):
+    """Hull joints of the nodes ``good``, vectorised over nodes of the same kind.
+
+    Nodes of one kind (see :func:`_node_kinds`) have the same point layout: the ball, then the
+    rings. The first node's hull (qhull) is borrowed by the others when it is provably their
+    own convex hull as well: every edge convex and every point on or inside every triangle's
+    plane, to :data:`HULL_PLANE_TOL`. Nodes that fail that test (or all, with
+    ``vectorise=False``) get their own qhull run. Fills ``ring_start`` (M, 2) in place.
+
+    Returns
+    -------
+    verts, tris, caps : lists of arrays (vertex blocks, triangles with global indices, cap owner
+        ``strut*2+end`` or -1 per triangle); joint_volume : float; failed : ndarray of nodes
+        whose hull failed.
+    """
+    m = len(segments)
+    verts: list[np.ndarray] = []
+    tris: list[np.ndarray] = []
+    caps: list[np.ndarray] = []
+    failed: list[int] = []
+    volume = 0.0
+    offset = 0
+    for g_nodes, S, E in _node_kinds(good, ptr, inc_strut, inc_end, capped, segments, d, ball_segments):
+        k = S.shape[1]
+        ball_unit = unit_ball_points(int(ball_segments[g_nodes[0]]))
+        nb = len(ball_unit)
+        seg_slot = segments[S[0]] if k else np.zeros(0, dtype=np.int64)
+        starts = nb + np.concatenate([[0], np.cumsum(seg_slot)[:-1]]).astype(np.int64)
+        own_slot = np.concatenate([np.full(nb, -1, dtype=np.int64)] + [np.full(int(n), j) for j, n in
+                                                                        enumerate(seg_slot)])
+        template = None
+        for b0 in range(0, len(g_nodes), HULL_BATCH):
+            G = g_nodes[b0:b0 + HULL_BATCH]
+            Sb, Eb = S[b0:b0 + HULL_BATCH], E[b0:b0 + HULL_BATCH]
+            pieces = [ball_unit[None] * ball_radius[G][:, None, None] + nodes[G][:, None, :]]
+            for j in range(k):
+                s, e = Sb[:, j], Eb[:, j]
+                ring = unit_ring(int(seg_slot[j]))
+                centre = np.where(e[:, None] == 0, t0[s], t1[s])
+                r = radii[s, e]
+                pieces.append(centre[:, None, :] + r[:, None, None] * (ring[None, :, :1] * e1[s][:, None, :]
+                                                                         + ring[None, :, 1:] * e2[s][:, None, :]))
+            pts = np.concatenate(pieces, axis=1)  # (g, P, 3)
+            keys = Sb * 2 + Eb
+            ok = np.zeros(len(G), dtype=bool)
+            if vectorise and template is None and len(g_nodes) > 1:  # a lone node of its kind: own qhull
+                found = _joint_triangles(pts[0], own_slot, nb, np.arange(k), seg_slot - 2, max(k, 1))
+                template = False
+                if found is not None:
+                    opp = _twin_opposite(found[0])
+                    if opp is not None:
+                        inner = np.setdiff1d(np.arange(pts.shape[1]), found[0].reshape(-1))
+                        template = (found[0], found[1], opp, inner)
+            if vectorise and template:
+                simp, cap_slot, opp, inner = template
+                first = 1 if b0 == 0 else 0  # the first node's own hull is the template
+                ok[:first] = True
+                if len(G) > first:
+                    ok[first:] = _borrowed_hull_fits(pts[first:], simp, opp, inner)
+            if ok.any():
+                P = pts.shape[1]
+                good_pts = pts[ok]
+                A, B, C = (good_pts[:, simp[:, i]] - nodes[G[ok]][:, None, :] for i in range(3))
+                volume += float(np.einsum("gtk,gtk->", A, np.cross(B, C))) / 6.0
+                n_ok = int(ok.sum())
+                offs = offset + P * np.arange(n_ok)
+                verts.append(good_pts.reshape(-1, 3))
+                tris.append((simp[None] + offs[:, None, None]).reshape(-1, 3))
+                if k:
+                    cap = np.where(cap_slot[None] >= 0, keys[ok][:, np.maximum(cap_slot, 0)], -1)
+                else:  # a lone ball
+                    cap = np.full((n_ok, len(simp)), -1, dtype=np.int64)
+                caps.append(cap.reshape(-1))
+                ring_start[Sb[ok], Eb[ok]] = offs[:, None] + starts[None, :]
+                offset += P * n_ok
+            for i in np.flatnonzero(~ok):
+                own = np.where(own_slot >= 0, keys[i][np.maximum(own_slot, 0)], -1) if k else own_slot
+                found = _joint_triangles(pts[i], own, nb, keys[i], seg_slot - 2, 2 * m)
+                if found is None:
+                    failed.append(int(G[i]))
+                    continue
+                simp_i, cap_i, vol = found
+                volume += vol
+                verts.append(pts[i])
+                tris.append(simp_i + offset)
+                caps.append(cap_i)
+                ring_start[Sb[i], Eb[i]] = offset + starts
+                offset += len(pts[i])
+    return verts, tris, caps, volume, np.asarray(failed, dtype=np.int64)
+
+
+def _borrowed_hull_fits(pts, simp, opp, inner) -> np.ndarray:
+    """Is the triangulation ``simp`` the convex hull of each point set ``pts[g]`` (g, P, 3)?
+
+    A closed, consistently outward surface all of whose edges are convex is the boundary of a
+    convex body; it is the hull of the points if also no unused point lies outside it. Both
+    are checked as signed distances to the triangles' planes, allowing :data:`HULL_PLANE_TOL`.
+    """
+    A = pts[:, simp[:, 0]]
+    nrm = np.cross(pts[:, simp[:, 1]] - A, pts[:, simp[:, 2]] - A)
+    area2 = np.linalg.norm(nrm, axis=2)
+    ok = np.all(area2 > 0.0, axis=1)
+    unit = nrm / np.maximum(area2, 1e-300)[:, :, None]
+    for j in range(3):
+        dist = np.einsum("gtk,gtk->gt", pts[:, opp[:, j]] - A, unit)
+        ok &= np.all(dist <= HULL_PLANE_TOL, axis=1)
+    if len(inner):
+        off = np.einsum("gtk,gtk->gt", A, unit)
+        height = np.matmul(pts[:, inner], unit.transpose(0, 2, 1))  # (g, inner, T), batched BLAS
+        ok &= np.all(height <= off[:, None, :] + HULL_PLANE_TOL, axis=(1, 2))
+    return ok
+
+
 def _incidence(n_nodes: int, struts: np.ndarray):
     """CSR incidence: for node a, entries ptr[a]:ptr[a+1] of (strut, end)."""
     ends = struts.reshape(-1)
@@ -253,6 +444,8 @@ def build_joint_surface(
     segments: np.ndarray,
     ball_segments: np.ndarray,
     ball_radius: np.ndarray,
+    *,
+    vectorise: bool = True,
 ) -> JointSurface:
     """Stitched hull-joint surface of a strut graph (see module docstring).
 
@@ -269,6 +462,9 @@ def build_joint_surface(
         Segment count of each node ball.
     ball_radius : (N,) float64
         Vertex radius of each node ball (mm).
+    vectorise : bool
+        Mesh the joints of nodes of one kind together from one hull (see
+        :func:`_hull_joints`); ``False`` runs qhull on every node (the reference path).
     """
     n_nodes = len(nodes)
     m = len(struts)
@@ -379,47 +575,13 @@ def build_joint_surface(
                 reasons["tube_contact_struts"] = int(len(np.unique(drop)))
 
     # ---- hulls of the good joints -------------------------------------------------------
-    verts: list[np.ndarray] = []
-    tris: list[np.ndarray] = []
-    tri_cap: list[np.ndarray] = []  # strut*2+end owning a cap triangle, -1 for the joint body
     ring_start = np.full((m, 2), -1, dtype=np.int64)
-    offset = 0
-    joint_volume = 0.0
-    hull_failed = 0
-    for a in np.flatnonzero(~bad_node):
-        sl = slice(ptr[a], ptr[a + 1])
-        ss, ee = inc_strut[sl], inc_end[sl]
-        ring_on = capped[ss]
-        ss, ee = ss[ring_on], ee[ring_on]
-        ball = unit_ball_points(int(ball_segments[a])) * ball_radius[a] + nodes[a]
-        pieces = [ball]
-        owner = [np.full(len(ball), -1, dtype=np.int64)]
-        starts = []
-        local = len(ball)
-        for s, e in zip(ss, ee):
-            n = int(segments[s])
-            ring = unit_ring(n)
-            r = radii[s, e]
-            centre = t0[s] if e == 0 else t1[s]
-            pts = centre + r * (ring[:, :1] * e1[s] + ring[:, 1:] * e2[s])
-            pieces.append(pts)
-            owner.append(np.full(n, s * 2 + e, dtype=np.int64))
-            starts.append(local)
-            local += n
-        pts = np.concatenate(pieces)
-        own = np.concatenate(owner)
-        found = _joint_triangles(pts, own, len(ball), ss * 2 + ee, segments[ss] - 2, 2 * m)
-        if found is None:  # qhull precision trouble: let the boolean fallback draw this node
-            bad_node[a] = True
-            hull_failed += 1
-            continue
-        simp, cap, vol = found
-        joint_volume += vol
-        verts.append(pts)
-        tris.append(simp + offset)
-        tri_cap.append(cap)
-        ring_start[ss, ee] = offset + np.asarray(starts, dtype=np.int64)
-        offset += len(pts)
+    verts, tris, tri_cap, joint_volume, failed = _hull_joints(
+        np.flatnonzero(~bad_node), nodes, ptr, inc_strut, inc_end, capped, d, segments, radii, e1, e2,
+        t0, t1, ball_segments, ball_radius, ring_start, vectorise,
+    )
+    bad_node[failed] = True  # qhull precision trouble: the boolean fallback draws these nodes
+    hull_failed = int(len(failed))
 
     tube &= ~bad_node[struts[:, 0]] & ~bad_node[struts[:, 1]]
     tube &= (ring_start[:, 0] >= 0) & (ring_start[:, 1] >= 0)
