@@ -52,6 +52,11 @@ _log = logging.getLogger("graded.build")
 
 Progress = Callable[[int, int, str], None]
 
+#: A box body clips the solid this far (mm) outside its faces. Nodes on a face come out of
+#: the phase fields within ~1e-8 mm of it; clipping exactly there leaves slivers that an STL
+#: reader fuses (not watertight). 1e-5 mm is 100 times below the excursion the report allows.
+CLIP_MARGIN = 1e-5
+
 #: Vertices of the solid checked against an STL/3MF body for the report's maximum excursion
 #: (a box checks all of them exactly).
 EXCURSION_SAMPLE = 50_000
@@ -288,7 +293,7 @@ def _mesh(result: BuildResult, progress: Progress | None):
     solid = mesh_graph(
         result.graph,
         min_diameter=spec.min_strut_diameter or None,
-        body=result.body.surface(),
+        body=result.body.surface(margin=CLIP_MARGIN),
         drop_islands=True,
         progress=progress,
     )

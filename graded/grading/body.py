@@ -59,13 +59,17 @@ class Body:
         _, dist, _ = trimesh.proximity.closest_point(self.mesh, outside)
         return float(dist.max())
 
-    def surface(self):
-        """The closed surface of the body as a ``trimesh.Trimesh`` (a box is meshed from its bounds)."""
+    def surface(self, margin: float = 0.0):
+        """The closed surface of the body as a ``trimesh.Trimesh``.
+
+        A box is meshed from its bounds, grown by ``margin`` mm on every side (see
+        :data:`graded.build.CLIP_MARGIN`); a mesh body is returned as it is.
+        """
         if self.mesh is not None:
             return self.mesh
         import trimesh
 
-        return trimesh.creation.box(bounds=np.stack([self.lo, self.hi]))
+        return trimesh.creation.box(bounds=np.stack([self.lo - margin, self.hi + margin]))
 
     def contains(self, x: np.ndarray, *, tol: float | None = None) -> np.ndarray:
         """Inside test for points (N, 3) -> (N,) bool, with a tolerance in mm.
