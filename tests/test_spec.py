@@ -114,6 +114,7 @@ def test_degenerate_blend_is_refused():
     # the same cell turned by 180 degrees about z: A(x) is flat half-way between
     text = GOOD.replace('{topology: "1x1+2x4+1x6", rho: 0.05, U: [1.1, 1, 1], R1: [0.2, 0, 0]}',
                         '{topology: "2x1+1x3+2x5", rho: 0.05, R2: [3.141592653589793, 0, 0]}')
+    text += "blend: {kind: gaussian, basis: linear}\n"  # the SI's real-space blend (the polar one does not collapse)
     with pytest.raises(ValidationError, match=r"control_points: .*degenerates at x = \("):
         build_graph(parse_spec(text))
 

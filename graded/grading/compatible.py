@@ -113,7 +113,9 @@ def solve_compatible_phase(grading: GradingField, lo, hi, h: float, *, order: in
         return solve_phase_fields(grading.inverse_basis, lo, hi, h, order=order, anchor=anchor,
                                   anchor_value=np.zeros(3), constraint_points=points, enforce=False)
     radii = np.minimum(PENALTY_RADIUS * cell_edge, plateau_radii(grading))
-    weight = point_weight(points, radii, PENALTY_FALLOFF * cell_edge)
+    # one point: the target is one constant basis, the plain fit is exact and the weight's
+    # contrast would only add round-off
+    weight = point_weight(points, radii, PENALTY_FALLOFF * cell_edge) if len(points) > 1 else None
     return solve_phase_fields(grading.inverse_basis, lo, hi, h, order=order, anchor=anchor,
                               anchor_value=np.zeros(3), weight=weight,
                               constraint_points=points, constraint_gradients=np.linalg.inv(grading.bases))
