@@ -39,15 +39,14 @@ def test_single_point_reproduces_the_periodic_lattice(name):
     ref = reference_graph(prep.cells[0].topology)
     per = ref.periodic
 
-    # every node is an affine lattice node lo + F (n + xi) to 1e-8 of a cell (the phase fit holds the
-    # control point's basis by a penalty of 1e6 on the residual: ~5e-9 of a cell here, not 1e-16)
+    # every node is an affine lattice node lo + F (n + xi) to 1e-9 of a cell
     X = np.linalg.solve(F, (graph.nodes - lo).T).T
     frac = X - np.floor(X + 1e-7)
     frac[frac > 1 - 1e-7] -= 1.0
     dist, cls = cKDTree(per.nodes).query(frac)
     exact = lo + (np.floor(X + 1e-7) + per.nodes[cls]) @ F.T
-    assert np.max(np.linalg.norm(graph.nodes - exact, axis=1)) / L < 1e-8
-    assert dist.max() < 1e-8
+    assert np.max(np.linalg.norm(graph.nodes - exact, axis=1)) / L < 1e-9
+    assert dist.max() < 1e-9
 
     # no duplicate nodes (distinct lattice nodes are >= 1/12 of a cell apart)
     assert cKDTree(graph.nodes).query(graph.nodes, k=2)[0][:, 1].min() > 0.05 * L
