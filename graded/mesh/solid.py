@@ -131,19 +131,11 @@ WELD_MIN = 1e-5
 WELD_TRIES = 3
 
 
-#: STL readers merge vertices closer than an absolute tolerance, not only exact float32
-#: duplicates (trimesh: 1e-8); near a coordinate of 0 float32 keeps vertices 1e-9 mm apart that
-#: such a reader fuses. The closure check merges on this grid (mm) as well.
-READER_MERGE = 1e-8
-
-
 def _closed_in_float32(v: np.ndarray, tris: np.ndarray) -> bool:
     """Is the mesh still closed and 2-manifold (edge-wise) once vertices are stored as float32
-    and coincident ones merged, as an STL reader does (exact duplicates, and vertices within
-    :data:`READER_MERGE` of each other)?"""
-    v32 = np.ascontiguousarray(v, dtype=np.float32).astype(np.float64)
-    key = np.round(v32 / READER_MERGE).astype(np.int64)
-    _, inv = np.unique(key, axis=0, return_inverse=True)
+    and coincident ones merged, as an STL reader does?"""
+    v32 = np.ascontiguousarray(v, dtype=np.float32)
+    _, inv = np.unique(v32, axis=0, return_inverse=True)
     if len(_) == len(v32):
         return True
     t = inv.reshape(-1)[np.asarray(tris, dtype=np.int64)]
