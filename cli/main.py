@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import warnings
 
 import click
 
@@ -23,6 +24,16 @@ COMMANDS = {
     "build": "graded.cli.build:build",
     "simulate": "graded.cli.simulate:simulate",
 }
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Library warnings as one line, ``Warning: <message>``, without Python's file and line."""
+    click.echo(f"Warning: {message}", err=True)
+
+
+def _show_warning_quietly(message, category, filename, lineno, file=None, line=None) -> None:
+    """Under ``-q`` warnings are logged (at WARNING, which ``-q`` hides), not printed."""
+    logging.getLogger("graded").warning("%s", message)
 
 
 class LazyGroup(click.Group):
@@ -51,6 +62,7 @@ class LazyGroup(click.Group):
 def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
     """graded: functionally graded truss lattices from target stiffness to printable parts."""
     ctx.obj = {"quiet": quiet, "verbose": verbose}
+    warnings.showwarning = _show_warning_quietly if quiet else _show_warning
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("graded").setLevel(level)
