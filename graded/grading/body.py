@@ -203,7 +203,9 @@ def mesh_body(path, *, field: str = "body.file") -> Body:
 
     path = Path(path)
     if not path.is_file():
-        raise ValidationError(field, f"{path} does not exist", "give the path of an .stl or .3mf file, relative to the spec")
+        raise ValidationError(
+            field, f"{path} does not exist", "give the path of an .stl or .3mf file, relative to the spec"
+        )
     try:
         if path.suffix.lower() == ".3mf":
             loaded = _load_3mf(path)
@@ -212,7 +214,9 @@ def mesh_body(path, *, field: str = "body.file") -> Body:
     except ValidationError:
         raise
     except Exception as exc:  # readers raise many kinds for unreadable files
-        raise ValidationError(field, f"cannot read {path.name}: {exc}", "give a binary/ASCII STL or a 3MF file") from None
+        raise ValidationError(
+            field, f"cannot read {path.name}: {exc}", "give a binary/ASCII STL or a 3MF file"
+        ) from None
     if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
         raise ValidationError(field, f"{path.name} holds no triangles", "give a closed triangle mesh")
     mesh = loaded

@@ -186,7 +186,9 @@ def _grid(lo: np.ndarray, hi: np.ndarray, spacing: float) -> np.ndarray:
     return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
 
 
-def place_nodes(phase, mu: float, cells: CellPlacement, ref_nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def place_nodes(
+    phase, mu: float, cells: CellPlacement, ref_nodes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Physical nodes of every cell, each shared node solved once.
 
     Parameters

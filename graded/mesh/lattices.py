@@ -79,7 +79,8 @@ def superpose(*graphs: LatticeGraph, tol: float = 1e-6) -> LatticeGraph:
     struts = np.sort(struts, axis=1)
     struts, keep = np.unique(struts, axis=0, return_index=True)
     diameters = np.concatenate([g.diameters for g in graphs])[keep]
-    return LatticeGraph(nodes[first], struts, diameters, {"lattice": "+".join(str(g.meta.get("lattice")) for g in graphs)})
+    name = "+".join(str(g.meta.get("lattice")) for g in graphs)
+    return LatticeGraph(nodes[first], struts, diameters, {"lattice": name})
 
 
 def tile_cell(cell, shape=(2, 2, 2), cell_size: float = 4.0) -> LatticeGraph:
