@@ -57,12 +57,11 @@ import contextlib
 import json
 import logging
 import math
-import multiprocessing
 import os
 import time
 import zipfile
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +70,7 @@ import numpy as np
 
 from graded.io.atomic import atomic_path
 from graded.validation import ValidationError, check_count, fail
+from graded.workers import SINGLE_THREADED_BLAS, environment, process_pool
 
 from .sampling import TABLE_S1, Bounds, Designs, sample_designs
 
@@ -118,9 +118,10 @@ FIELDS: dict[str, tuple[tuple[int, ...], type]] = {
     "C": ((21,), np.float64),
 }
 
-#: Each worker runs single-threaded BLAS: the FE solves many small dense systems, where
-#: BLAS threads only add contention (on a loaded 2-core machine they made it ~10x slower).
-_WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+#: Largest .npy header (bytes) a chunk array may carry: numpy pads headers to 64 or 128 bytes
+#: for arrays of a few dimensions; anything beyond a few kilobytes is not a chunk we wrote.
+NPY_HEADER_MAX = 4096
 
 _META = "meta.json"
 _CHUNK = "chunk_{:05d}.npz"
@@ -288,12 +289,50 @@ def _new_meta(n: int, seed: int, chunk_size: int, bounds: Bounds) -> dict[str, A
 _SAME = ("format", "format_version", "seed", "n_samples", "chunk_size", "bounds", "fe")
 
 
+def _npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype, int]]:
+    """Shape, dtype and stored (uncompressed) size of every array of an ``.npz``, data unread."""
+    out = {}
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            with zf.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(f, max_header_size=NPY_HEADER_MAX)
+            out[info.filename[:-4]] = (shape, dtype, info.file_size)
+    return out
+
+
+def _check_chunk_headers(path: Path, name: str, size: int) -> None:
+    """Refuse a chunk whose arrays are not the expected ones before any array is unpacked.
+
+    A small compressed file can unpack to gigabytes; the headers (and the archive's stated
+    uncompressed sizes) are checked against :data:`FIELDS` first, so a wrong or hostile chunk
+    costs nothing to refuse.
+    """
+    expected = {k: ((size, *shape), np.dtype(dtype)) for k, (shape, dtype) in FIELDS.items()}
+    expected["header"] = ((5,), np.dtype(np.int64))
+    for key, (shape, dtype, stored) in _npz_headers(path).items():
+        want = expected.get(key)
+        if want is None:
+            fail("path", f"{name} holds an unexpected array {key!r}", "delete it and re-run `graded dataset`")
+        if shape != want[0] or dtype != want[1]:
+            fail("path", f"{name} array {key!r} has shape {shape} {dtype}, expected {want[0]} {want[1]}",
+                 "delete it and re-run `graded dataset`")
+        limit = math.prod(shape) * dtype.itemsize + NPY_HEADER_MAX
+        if stored > limit:
+            fail("path", f"{name} array {key!r} unpacks to {stored} bytes, more than its header's {limit}",
+                 "delete it and re-run `graded dataset`")
+
+
 def _load_chunk(path: Path, meta: dict[str, Any], index: int, size: int) -> dict[str, np.ndarray]:
     """Read and verify one chunk; raises ``ValidationError`` naming what is wrong."""
     name = f"chunk {index} ({path.name})"
     if not path.is_file():
         fail("path", f"{name} is missing", "re-run `graded dataset` with the same arguments to complete it")
     try:
+        _check_chunk_headers(path, name, size)
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
@@ -486,10 +525,8 @@ def generate_dataset(
             if progress is not None:
                 progress(done, n, f"chunk {k}")
     else:
-        # "spawn" starts fresh interpreters that read _WORKER_ENV when numpy loads
-        # (a forked child would inherit this process's BLAS thread pool).
-        ctx = multiprocessing.get_context("spawn")
-        with _environment(_WORKER_ENV), ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx) as pool:
+        # spawned workers read the BLAS settings when numpy loads, and end with this process
+        with process_pool(min(workers, len(todo)), env=SINGLE_THREADED_BLAS) as pool:
             pending = {pool.submit(_run_chunk, str(directory), seed, k, sizes[k], chunk_size, meta["bounds"]): k
                        for k in todo}
             try:
@@ -543,8 +580,8 @@ def _dask_client(scheduler: Any, workers: int):
         return
     if scheduler == "local":
         # one single-threaded worker process per core, BLAS single-threaded as in the pool
-        with _environment(_WORKER_ENV), LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, env=dict(_WORKER_ENV),
+        with environment(SINGLE_THREADED_BLAS), LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, env=dict(SINGLE_THREADED_BLAS),
             dashboard_address=":0",
         ) as cluster, Client(cluster) as client:
             yield client
@@ -605,21 +642,6 @@ def _run_on_dask(client: Any, tasks: list[tuple]) -> Any:
     except BaseException:
         client.cancel(list(futures))
         raise
-
-
-@contextlib.contextmanager
-def _environment(values: dict[str, str]):
-    """Set environment variables for the duration of the block (inherited by children)."""
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _write_json(path: Path, obj: Any) -> None:

@@ -8,9 +8,11 @@ A model ``NAME`` is two files side by side:
   "config": ..., "sha256": ..., "info": ...}``: the architecture and scalers needed to
   rebuild the model, the SHA-256 of the tensor file, and free-form training information.
 
-Loading checks, in order: the sidecar is valid JSON of this format and kind; the tensor
-file exists and its SHA-256 matches; it parses as safetensors; its tensor names, shapes
-and dtypes are exactly those of the rebuilt model; every value is finite. Any failure
+Loading checks, in order: the sidecar is valid JSON of this format and kind; the
+architecture it describes, built on torch's ``meta`` device (no memory), has exactly the
+tensor names, shapes and dtypes of the tensor file's header (so an enlarged config is refused
+before a real model is allocated); the tensor file's SHA-256 matches; it parses as
+safetensors; its tensors again match the rebuilt model; every value is finite. Any failure
 raises :class:`WeightsError` saying what is wrong -- a tampered, truncated or foreign
 file never reaches the model.
 """
@@ -165,13 +167,47 @@ def load_weights(model: torch.nn.Module, stem: str | os.PathLike, side: dict[str
     return model
 
 
+_ST_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+              "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+              "BOOL": torch.bool}
+
+
+def _check_tensor_headers(st_path: Path, expected: dict[str, torch.Tensor]) -> None:
+    """Compare the safetensors header (names, shapes, dtypes; no data read) with ``expected``."""
+    from safetensors import SafetensorError, safe_open
+
+    if not st_path.is_file():
+        raise WeightsError(st_path, "tensor file not found")
+    try:
+        with safe_open(os.fspath(st_path), framework="pt") as f:
+            slices = {k: f.get_slice(k) for k in f.keys()}
+            stored = {k: (tuple(sl.get_shape()), sl.get_dtype()) for k, sl in slices.items()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise WeightsError(st_path, f"is not a readable safetensors file ({exc})") from None
+    if set(stored) != set(expected):
+        missing = sorted(set(expected) - set(stored))[:3]
+        extra = sorted(set(stored) - set(expected))[:3]
+        raise WeightsError(st_path, f"tensor names differ from the model (missing {missing}, unexpected {extra})")
+    for k, v in expected.items():
+        shape, dtype = stored[k]
+        if shape != tuple(v.shape) or _ST_DTYPES.get(dtype) != v.dtype:
+            raise WeightsError(st_path, f"tensor {k!r} has shape {shape} {dtype}, "
+                                        f"expected {tuple(v.shape)} {v.dtype}")
+
+
 def _load_model(stem, kind: str, config_cls, model_cls):
     stem = WEIGHTS_DIR / kind if stem is None else stem
     side = read_sidecar(stem, kind=kind)
     try:
-        model = model_cls(config_cls.from_dict(side["config"]))
+        config = config_cls.from_dict(side["config"])
+        # the architecture the sidecar describes, without memory: checked against the tensor
+        # file's header before a real model is allocated (an enlarged config costs nothing)
+        with torch.device("meta"):
+            skeleton = model_cls(config)
     except ValidationError as exc:
         raise WeightsError(_paths(stem)[1], f"config cannot build a model ({exc})") from None
+    _check_tensor_headers(_paths(stem)[0], skeleton.state_dict())
+    model = model_cls(config)
     load_weights(model, stem, side)
     model.info = side.get("info", {})
     model.sha256 = side["sha256"]  # checked against the weights file by load_weights

@@ -128,6 +128,21 @@ def _rewrite_chunk(path, index, **changes):
     np.savez(f, **arrays)
 
 
+def _bomb_chunk(path, index):
+    """A chunk whose 'C' header announces 16.8 GB while the file holds a few bytes."""
+    import io
+    import zipfile
+
+    f = path / f"chunk_{index:05d}.npz"
+    with np.load(f) as npz:
+        arrays = {k: npz[k] for k in npz.files if k != "C"}
+    np.savez(f, **arrays)
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, {"descr": "<f8", "fortran_order": False, "shape": (10**8, 21)})
+    with zipfile.ZipFile(f, "a") as zf:
+        zf.writestr("C.npy", head.getvalue() + bytes(64))
+
+
 @pytest.mark.parametrize(
     "damage, match",
     [
@@ -143,14 +158,25 @@ def _rewrite_chunk(path, index, **changes):
         (lambda p: _rewrite_chunk(p, 2, rho=np.zeros(6, dtype=np.float32)), "'rho' .* float32"),
         (lambda p: _rewrite_chunk(p, 0, C_hat=np.full((6, 21), np.nan)), "'C_hat' contains NaN"),
         (lambda p: _rewrite_chunk(p, 1, header=np.array([1, SEED + 1, 1, 6, 6])), "belongs to another dataset"),
-        (lambda p: _rewrite_chunk(p, 1, topology=np.array([{"a": 1}] * 6, dtype=object)), "chunk 1 .* cannot be read"),
+        (lambda p: _rewrite_chunk(p, 1, topology=np.array([{"a": 1}] * 6, dtype=object)),
+         "chunk 1 .* 'topology' has shape \\(6,\\) object"),
+        (lambda p: _rewrite_chunk(p, 1, junk=np.zeros(3)), "chunk 1 .* unexpected array 'junk'"),
+        (lambda p: _bomb_chunk(p, 2), "chunk 2 .* 'C' has shape \\(100000000, 21\\)"),
     ],
 )
 def test_load_rejects_damaged_or_foreign_data(copy, damage, match):
+    import tracemalloc
+
     damage(copy)
-    with pytest.raises(ValidationError, match=match) as info:
-        load_dataset(copy)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValidationError, match=match) as info:
+            load_dataset(copy)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
     assert info.value.field == "path"
+    assert peak < 50e6  # refused from the headers, before any announced array is allocated
 
 
 def test_load_rejects_paths_that_are_not_datasets(tmp_path):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -111,6 +113,17 @@ def test_mismatched_architecture_kind_and_values_are_rejected(tmp_path):
     js.write_text(json.dumps(dict(side, config=dict(side["config"], f2_widths=[10**9]))))
     with pytest.raises(WeightsError, match="config"):
         load_forward(stem)
+    # widths the config check allows but the tensor file does not hold: refused from the
+    # header, before the 4.3 GB model the config describes is allocated
+    big = dict(side, config=dict(side["config"], f2_widths=[8192] * 16))
+    js.write_text(json.dumps(big))
+    code = ("import resource, sys; from graded.inverse.weights import load_forward, WeightsError\n"
+            f"try:\n    load_forward({str(stem)!r})\nexcept WeightsError as e:\n    print(e)\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    message, maxrss_kb = out.stdout.strip().splitlines()
+    assert "fwd.safetensors: tensor names differ from the model (missing ['f2.10.bias'" in message
+    assert int(maxrss_kb) < 1.5e6  # KB: torch itself, not a 4 GB model
     # wrong kind
     js.write_text(json.dumps(side))
     with pytest.raises(WeightsError, match="expected 'inverse'"):
