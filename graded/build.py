@@ -290,13 +290,22 @@ def _mesh(result: BuildResult, progress: Progress | None):
     spec = result.spec
     if progress:
         progress(0, 1, "meshing the solid")
+    skin = None
+    if spec.skin is not None:
+        from .mesh.skin import skin_shell
+
+        skin = skin_shell(result.body.surface(), spec.skin.thickness)
     solid = mesh_graph(
         result.graph,
         min_diameter=spec.min_strut_diameter or None,
         body=result.body.surface(margin=CLIP_MARGIN),
+        skin=skin,
         drop_islands=True,
         progress=progress,
     )
+    if skin is not None:
+        solid.stats["skin_mm"] = spec.skin.thickness
+        solid.stats["skin_volume_mm3"] = float(skin.wall.volume())
     v = solid.mesh.vertices
     if result.body.mesh is not None and len(v) > EXCURSION_SAMPLE:  # the mesh inside test costs per point
         v = v[np.random.default_rng(0).choice(len(v), EXCURSION_SAMPLE, replace=False)]

@@ -492,7 +492,7 @@ def build_report(result, files: Mapping[str, Path] | None = None) -> dict:
                     "fallback_nodes": "joints meshed by the slower exact boolean union instead of a hull",
                     "fallback_struts": "struts meshed by the exact boolean union instead of a stitched tube",
                 }[k]}
-        for k in ("max_excursion_mm",):
+        for k in ("max_excursion_mm", "skin_mm", "skin_volume_mm3"):
             if k in s.stats:
                 mesh_doc[k] = s.stats[k]
     doc = {
@@ -504,6 +504,7 @@ def build_report(result, files: Mapping[str, Path] | None = None) -> dict:
         "definitions": ERROR_DEFINITIONS,
         "settings": {"cell_size_mm": spec.cell_size, "mu": spec.mu, "built_cell_edge_mm": edge, "zeta": spec.zeta,
                      "min_strut_diameter_mm": spec.min_strut_diameter, "seed": spec.seed,
+                     "skin_mm": None if spec.skin is None else spec.skin.thickness,
                      "design": spec.design.model_dump()},
         "control_points": points,
         "grading": {

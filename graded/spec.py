@@ -19,6 +19,7 @@ YAML document (``control_points[1].cell.rho``) and whose message gives the YAML 
     zeta: 0.5                      # Gaussian sharpness, distances in cell sizes (SI Eq. 14)
     mu: 1                          # phase frequency: the built cell edge is cell_size / mu
     min_strut_diameter: 0.2        # mm; thinner struts are dropped
+    skin: {thickness: 0.5}         # optional: a solid wall of 0.5 mm along the body's surface
     seed: 0                        # seeds inverse design
     design: {n_draws: 10000, tau: 1, top_k: 10, refine: true, library: 5}   # as `graded design`
     outputs: {directory: out, files: [stl, 3mf, beams, report, vtu, json, csv, png]}
@@ -53,8 +54,8 @@ from pydantic import ValidationError as PydanticValidationError
 from .validation import ValidationError
 
 __all__ = ["Spec", "Body", "BoxBody", "ControlPoint", "CellSpec", "TargetSpec", "Material", "Outputs",
-           "PhaseOptions", "DesignOptions", "BlendOptions", "ClosedLoopOptions", "Loads", "LoadCase", "Support",
-           "AppliedLoad", "PlaneRegion", "BoxRegion", "OUTPUT_FILES", "MAX_YAML_NODES", "COINCIDENT_POINTS",
+           "PhaseOptions", "SkinOptions", "DesignOptions", "BlendOptions", "ClosedLoopOptions", "Loads", "LoadCase",
+           "Support", "AppliedLoad", "PlaneRegion", "BoxRegion", "OUTPUT_FILES", "MAX_YAML_NODES", "COINCIDENT_POINTS",
            "format_path", "load_spec", "parse_spec"]
 
 #: Files a build can write (``outputs.files``), all on by default; the writers are in
@@ -212,6 +213,12 @@ class DesignOptions(_Strict):
     top_k: int = Field(10, ge=1, le=1000)
     refine: bool = True
     library: int = Field(5, ge=0, le=1000, description="nearest design-library cells polished too")
+
+
+class SkinOptions(_Strict):
+    """A closing solid wall along the body's surface (``graded.mesh.skin``)."""
+
+    thickness: float = Field(gt=0, allow_inf_nan=False, description="mm, wall thickness (at least the printer minimum)")
 
 
 class PhaseOptions(_Strict):
@@ -401,6 +408,7 @@ class Spec(_Strict):
     zeta: float = Field(0.5, gt=0, allow_inf_nan=False)
     mu: float = Field(1.0, gt=0, allow_inf_nan=False)
     min_strut_diameter: float = Field(0.0, ge=0, allow_inf_nan=False, description="mm")
+    skin: SkinOptions | None = None
     seed: int = 0
     design: DesignOptions = Field(default_factory=DesignOptions)
     outputs: Outputs = Field(default_factory=Outputs)

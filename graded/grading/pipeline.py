@@ -90,6 +90,15 @@ def check_body(spec: Spec, body: Body) -> None:
         raise spec.error(("cell_size",), f"{spec.cell_size:g} mm (built cell edge {edge:g} mm) is not smaller "
                          f"than the body's smallest extent, {extent:.4g} mm",
                          "use a cell_size (or cell_size / mu) of at most a fraction of the body")
+    if spec.skin is not None:
+        t = spec.skin.thickness
+        if t < spec.min_strut_diameter:
+            raise spec.error(("skin", "thickness"), f"{t:g} mm is thinner than min_strut_diameter = "
+                             f"{spec.min_strut_diameter:g} mm, which the printer cannot make",
+                             f"give a skin of at least {spec.min_strut_diameter:g} mm")
+        if 2 * t >= extent:
+            raise spec.error(("skin", "thickness"), f"{t:g} mm on both sides fills the body's smallest extent, "
+                             f"{extent:.4g} mm", f"give a skin thinner than {extent / 2:.4g} mm")
 
 
 def check_printable(spec: Spec, designs: list[CellDesign]) -> None:

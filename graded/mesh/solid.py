@@ -56,7 +56,7 @@ from .facts import MeshFacts, mesh_facts
 from .joints import build_joint_surface, strut_frames
 from .tessellation import CHORD_TOL, area_scale, segments_for_radius, unit_ball_points
 
-__all__ = ["SolidMesh", "mesh_graph", "to_manifold", "to_trimesh"]
+__all__ = ["SolidMesh", "keep_largest_body", "mesh_graph", "to_manifold", "to_trimesh"]
 
 Progress = Callable[[int, int, str], None]
 
@@ -180,6 +180,29 @@ def _weld_for_export(solid: mf.Manifold) -> tuple[mf.Manifold, bool]:
     )
 
 
+def keep_largest_body(solid: mf.Manifold) -> tuple[mf.Manifold, int]:
+    """Keep the body of the largest outer shell; return it and the number of bodies dropped.
+
+    ``decompose`` splits by connected surfaces: a hollow part (a skin around a lattice) is an
+    outer shell of positive volume and an inner shell of negative volume, which belong to one
+    body. Without inner shells the largest shell is the body; with them, the other positive
+    shells (islands, inside a cavity or not) are subtracted from the whole, which keeps the
+    cavities of the body.
+    """
+    comps = solid.decompose()
+    if len(comps) <= 1:
+        return solid, 0
+    vols = np.array([c.volume() for c in comps])
+    main = int(np.argmax(vols))
+    islands = [c for k, c in enumerate(comps) if k != main and vols[k] > 0]
+    if not np.any(vols < 0):
+        return comps[main], len(islands)
+    if islands:
+        solid = solid - mf.Manifold.batch_boolean(islands, mf.OpType.Add)
+        _check_solid(solid, "dropping islands")
+    return solid, len(islands)
+
+
 def _ball(centre, radius, n) -> mf.Manifold:
     return mf.Manifold.hull_points(unit_ball_points(int(n)) * radius + centre)
 
@@ -275,6 +298,7 @@ def mesh_graph(
     min_diameter: float | None = None,
     thin: str = "raise",
     body: trimesh.Trimesh | None = None,
+    skin=None,
     drop_islands: bool = False,
     chord_tol: float = CHORD_TOL,
     method: str = "joints",
@@ -296,6 +320,10 @@ def mesh_graph(
     body : trimesh.Trimesh, optional
         Closed surface (mm) to clip the lattice to (boolean intersection). Its volume is
         then the reference volume of the relative density.
+    skin : graded.mesh.skin.Skin, optional
+        A closing wall (:func:`graded.mesh.skin.skin_shell`): the lattice is clipped to
+        ``skin.clip`` (inside the wall) instead of ``body`` and united with ``skin.wall``
+        before islands are dropped (struts that reach the wall are held by it).
     drop_islands : bool
         Keep only the largest connected component (use after clipping or dropping).
     chord_tol : float
@@ -405,15 +433,14 @@ def mesh_graph(
     if body is not None:
         body_m = to_manifold(body, "body")
         reference = float(body_m.volume())
-        solid = solid ^ body_m
+        solid = solid ^ (body_m if skin is None else skin.clip)
         _check_solid(solid, "clipping to the body")
+    if skin is not None:
+        solid = solid + skin.wall
+        _check_solid(solid, "adding the skin")
     islands = 0
     if drop_islands:
-        comps = solid.decompose()
-        if len(comps) > 1:
-            vols = [c.volume() for c in comps]
-            solid = comps[int(np.argmax(vols))]
-            islands = len(comps) - 1
+        solid, islands = keep_largest_body(solid)
     report(2, 3, "facts")
     solid, welded = _weld_for_export(solid)
     mesh = to_trimesh(solid)

@@ -1,0 +1,78 @@
+"""The closing skin (graded.mesh.skin): wall thickness, exactness on boxes, one body with a lattice."""
+
+from __future__ import annotations
+
+import manifold3d as mf
+import numpy as np
+import pytest
+import trimesh
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from graded.build import build
+from graded.mesh import mesh_graph
+from graded.mesh.facts import mesh_facts
+from graded.mesh.skin import covering_ball, skin_shell
+from graded.mesh.solid import keep_largest_body
+from graded.mesh.tessellation import CHORD_TOL
+from graded.spec import parse_spec
+
+#: Round-off of manifold3d's float32-free (double) booleans and of the polyhedron scaling.
+EXACT = 1e-9
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.floats(0.05, 5.0))
+def test_covering_ball_contains_the_ball_within_the_chord_tolerance(r):
+    m = covering_ball(r).to_mesh64()
+    v = np.asarray(m.vert_properties, dtype=np.float64)[:, :3]
+    tri = v[np.asarray(m.tri_verts, dtype=np.int64)]
+    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    n /= np.linalg.norm(n, axis=1, keepdims=True)
+    face_distance = np.einsum("ij,ij->i", n, tri[:, 0])
+    assert face_distance.min() >= r * (1 - EXACT)  # every face outside the ball: the wall is never thinner
+    assert np.linalg.norm(v, axis=1).max() <= r + CHORD_TOL  # and at most the chord tolerance thicker
+
+
+@pytest.mark.parametrize("t", [0.3, 1.0])
+def test_box_skin_is_the_box_minus_the_shrunk_box(t):
+    size = np.array([12.0, 7.0, 5.0])
+    skin = skin_shell(trimesh.creation.box(bounds=[np.zeros(3), size]), t)
+    thinnest = size.prod() - np.prod(size - 2 * t)
+    thickest = size.prod() - np.prod(size - 2 * (t + CHORD_TOL))
+    assert thinnest * (1 - EXACT) <= skin.wall.volume() <= thickest
+    lo = np.array(skin.clip.bounding_box()[:3])
+    assert np.all((lo >= t / 2 - EXACT) & (lo <= t / 2 + CHORD_TOL))  # the lattice ends mid-wall
+    assert len(skin.wall.decompose()) == 2  # an outer and an inner shell
+
+
+def testkeep_largest_body_keeps_the_cavity_and_drops_islands_inside_it():
+    skin = skin_shell(trimesh.creation.box(bounds=[[0, 0, 0], [10, 10, 10]]), 0.5)
+    rod = mf.Manifold.cube([1, 1, 9.6]).translate([2, 2, 0.2])  # reaches the wall at both ends
+    island = mf.Manifold.cube([1, 1, 1]).translate([4, 4, 4])  # floats in the cavity
+    kept, dropped = keep_largest_body(skin.wall + rod + island)
+    assert dropped == 1
+    assert kept.volume() == pytest.approx((skin.wall + rod).volume(), rel=EXACT)
+
+
+def test_build_with_skin_is_one_closed_body_with_the_body_as_its_surface(tmp_path):
+    spec = parse_spec({
+        "body": {"box": {"size": [12, 8, 8]}},
+        "cell_size": 4.0,
+        "control_points": [{"position": [2, 4, 4], "cell": {"topology": "1x1+1x3+1x3", "rho": 0.06}},
+                           {"position": [10, 4, 4], "cell": {"topology": "1x2+1x2+1x2", "rho": 0.05}}],
+        "min_strut_diameter": 0.2,
+        "skin": {"thickness": 0.4},
+        "outputs": {"files": ["stl"]},
+    }, base_dir=tmp_path)
+    result = build(spec, output_dir=tmp_path / "out", write=True)
+    part = trimesh.load(tmp_path / "out" / "part.stl")
+    facts = mesh_facts(part)
+    assert part.is_watertight and facts.bodies == 1 and facts.voids == 1  # one wall holding the lattice
+    np.testing.assert_allclose(part.bounds, [[0, 0, 0], [12, 8, 8]], atol=1e-5)  # float32 STL round-off
+    assert result.body.excursion(part.vertices) <= 1e-5
+    # the wall plus the lattice inside it: more than the wall, less than wall + unskinned lattice
+    # (the struts' ends inside the wall are absorbed by it)
+    skin = result.solid.stats["skin_volume_mm3"]
+    lattice = mesh_graph(result.graph, min_diameter=0.2, body=result.body.surface()).facts.volume
+    assert skin + 0.5 * lattice < facts.volume < skin + lattice
