@@ -31,7 +31,7 @@ SPEC = {
 
 
 def main() -> dict:
-    from graded.grading import build_graph
+    from graded.build import build_graph
 
     t0 = time.perf_counter()
     graph = build_graph(SPEC)

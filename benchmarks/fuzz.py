@@ -17,7 +17,7 @@ import os
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
@@ -25,6 +25,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 from fuzzspecs import EXCURSION_TOL, random_spec, run_spec  # noqa: E402
+
+from graded.workers import SINGLE_THREADED_BLAS, process_pool  # noqa: E402
 
 
 def _one(seed: int) -> dict:
@@ -46,7 +48,7 @@ def main(argv=None) -> dict:
     seeds = list(range(args.first_seed, args.first_seed + args.n))
     t0 = time.perf_counter()
     outcomes = []
-    with ProcessPoolExecutor(args.workers) as pool:
+    with process_pool(args.workers, env=SINGLE_THREADED_BLAS) as pool:
         for k, out in enumerate(pool.map(_one, seeds), 1):
             outcomes.append(out)
             if k % 10 == 0 or out["kind"] == "failed":
@@ -65,7 +67,11 @@ def main(argv=None) -> dict:
         "excursion_tol_mm": EXCURSION_TOL,
         "seconds": round(time.perf_counter() - t0, 1),
         "median_build_s": sorted(o["seconds"] for o in built)[len(built) // 2] if built else None,
-        "refusals": sorted({o["message"].split(":")[0] for o in refused}),
+        "refusals": dict(Counter(o["message"].split(":")[0] for o in refused).most_common()),
+        "skinned_built": sum(1 for o in built if "skin" in random_spec(o["seed"])),
+        "stl_bodies_built": sum(1 for o in built if "file" in random_spec(o["seed"])["body"]),
+        "outcomes": [{"seed": o["seed"], "kind": o["kind"], "struts": o["struts"],
+                      "seconds": round(o["seconds"], 2), "message": o["message"][:160]} for o in outcomes],
         "failing": [{**o, "spec": random_spec(o["seed"])} for o in failed],
     }
     out = HERE / "results" / "fuzz.json"

@@ -29,6 +29,7 @@ import numpy as np
 
 from .cells import CellDesign, resolve_cells
 from .grading.body import Body
+from .grading.correction import correct
 from .grading.pipeline import (
     AsBuilt,
     Lattice,
@@ -37,7 +38,6 @@ from .grading.pipeline import (
     check_body,
     check_printable,
     check_windows,
-    correct,
     graph_meta,
     make_body,
     measure_as_built,
@@ -46,7 +46,7 @@ from .grading.pipeline import (
 from .graph import LatticeGraph
 from .spec import Spec, load_spec, parse_spec
 
-__all__ = ["BuildResult", "STAGES", "build"]
+__all__ = ["BuildResult", "STAGES", "build", "build_graph"]
 
 _log = logging.getLogger("graded.build")
 
@@ -281,6 +281,32 @@ def build(spec_or_path, progress: Progress | None = None, *, output_dir=None, wr
     timings["total"] = time.perf_counter() - t_all
     stage.finish()
     return result
+
+
+def build_graph(spec, progress=None) -> LatticeGraph:
+    """The graded strut graph of a spec (cells, field and phase, graph; no as-built FE, no files).
+
+    Parameters
+    ----------
+    spec : Spec, dict, or path to spec.yaml
+    progress : callable, optional
+        ``progress(done, total, message)``.
+
+    Returns
+    -------
+    LatticeGraph
+        Nodes and struts in mm; ``meta`` records the cell of every control point.
+    """
+    spec = _as_spec(spec)
+    body = make_body(spec)
+    check_body(spec, body)
+    designs = resolve_cells(spec, progress=progress)
+    check_printable(spec, designs)
+    prep = prepare(spec, body, designs, progress)
+    prep, _ = correct(prep, designs, progress)
+    lattice = assemble(prep, progress)
+    lattice.graph.meta = graph_meta(spec, designs, prep)
+    return lattice.graph
 
 
 def _mesh(result: BuildResult, progress: Progress | None):

@@ -415,12 +415,6 @@ class Spec(_Strict):
     phase: PhaseOptions = Field(default_factory=PhaseOptions)
     closed_loop: ClosedLoopOptions = Field(default_factory=ClosedLoopOptions)
 
-    def design_settings(self):
-        """The :class:`graded.cells.DesignSettings` of this spec's ``design`` section."""
-        from .cells.resolve import DesignSettings
-
-        d = self.design
-        return DesignSettings(n_draws=d.n_draws, tau=d.tau, top_k=d.top_k, refine=d.refine, n_library=d.library)
     loads: Loads | None = None
 
     _base: Path = PrivateAttr(default_factory=Path.cwd)

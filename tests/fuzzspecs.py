@@ -41,19 +41,22 @@ def _cell(rng: np.random.Generator) -> dict:
 
 
 def random_spec(seed: int, folder: Path | None = None) -> dict:
-    """A random valid spec: box (or, with a ``folder``, sometimes an STL cylinder) body, 1-4 explicit cells."""
+    """A random valid spec: a box or an STL cylinder body, 1-4 explicit cells, a skin on a quarter of them.
+
+    The spec depends on the seed only; the cylinder's STL is written into ``folder`` when one is given.
+    """
     rng = np.random.default_rng(seed)
     size = rng.uniform(6.0, 20.0, 3)
     body: dict = {"box": {"size": [float(v) for v in size]}}
-    if folder is not None and rng.random() < 0.3:
-        import trimesh
-
+    if rng.random() < 0.3:
         r = float(size[:2].min()) / 2
-        cyl = trimesh.creation.cylinder(radius=r, height=float(size[2]), sections=48)
-        cyl.apply_translation([r, r, size[2] / 2])
-        path = Path(folder) / f"body_{seed}.stl"
-        cyl.export(path)
-        body = {"file": path.name}
+        body = {"file": f"body_{seed}.stl"}
+        if folder is not None:
+            import trimesh
+
+            cyl = trimesh.creation.cylinder(radius=r, height=float(size[2]), sections=48)
+            cyl.apply_translation([r, r, size[2] / 2])
+            cyl.export(Path(folder) / body["file"])
         size = np.array([2 * r, 2 * r, size[2]])
     cell_size = float(size.min() / rng.uniform(2.5, 6.0))
     n = int(rng.integers(1, 5))
@@ -66,15 +69,19 @@ def random_spec(seed: int, folder: Path | None = None) -> dict:
             if np.hypot(p[0] - r, p[1] - r) > 0.8 * r:
                 continue
         pts.append([float(v) for v in p])
-    return {
+    min_d = float(rng.choice([0.0, 0.05, 0.1, 0.2]))
+    spec = {
         "body": body,
         "cell_size": cell_size,
         "control_points": [{"position": p, "cell": _cell(rng)} for p in pts],
         "zeta": float(rng.uniform(0.3, 1.0)),
-        "min_strut_diameter": float(rng.choice([0.0, 0.05, 0.1, 0.2])),
+        "min_strut_diameter": min_d,
         "seed": int(seed),
         "outputs": {"files": ["stl", "report"]},
     }
+    if rng.random() < 0.25:
+        spec["skin"] = {"thickness": float(rng.uniform(max(min_d, 0.1), 0.1 * size.min()))}
+    return spec
 
 
 @dataclass
@@ -96,6 +103,7 @@ def run_spec(seed: int, folder: Path) -> Outcome:
     import trimesh
 
     from graded.build import build
+    from graded.mesh.facts import mesh_facts
     from graded.spec import parse_spec
     from graded.validation import ValidationError
 
@@ -115,8 +123,10 @@ def run_spec(seed: int, folder: Path) -> Outcome:
     seconds = time.perf_counter() - t0
     stl = trimesh.load(folder / f"out_{seed}" / "part.stl", file_type="stl")
     exc_mm = float(result.body.excursion(stl.vertices))
-    ok = stl.is_watertight and stl.is_volume and stl.body_count == 1 and exc_mm <= EXCURSION_TOL
-    why = "" if ok else (f"watertight={stl.is_watertight} volume={stl.is_volume} bodies={stl.body_count} "
+    # solid bodies, not connected surfaces: a skinned part is an outer shell and a cavity shell
+    bodies = mesh_facts(stl).bodies
+    ok = stl.is_watertight and stl.is_volume and bodies == 1 and exc_mm <= EXCURSION_TOL
+    why = "" if ok else (f"watertight={stl.is_watertight} volume={stl.is_volume} bodies={bodies} "
                          f"excursion={exc_mm:.3g} mm")
     return Outcome(seed, "built" if ok else "failed", why, struts=result.graph.n_struts, excursion_mm=exc_mm,
                    seconds=seconds)

@@ -7,9 +7,8 @@ import pytest
 import trimesh
 from scipy.spatial.transform import Rotation
 
-from graded.build import build
+from graded.build import build, build_graph
 from graded.elastic import matrix_to_axis_angle, rotate_voigt
-from graded.grading import build_graph
 from graded.grading.correction import correct_cells
 from graded.grading.local import local_cell
 from graded.grading.pipeline import prepare

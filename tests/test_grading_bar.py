@@ -6,8 +6,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from graded.build import build_graph
 from graded.elastic import nmse
-from graded.grading import build_graph
 from graded.grading.assemble import strut_membership
 from graded.grading.body import INSIDE_TOL
 from graded.grading.local import local_stiffness

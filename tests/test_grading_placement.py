@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from graded.grading import build_graph
+from graded.build import build_graph
 from graded.grading.pipeline import prepare
 from graded.grading.placement import locate_cells, tau_prime
 from graded.spec import parse_spec

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from graded.grading import build_graph
+from graded.build import build_graph
 from graded.grading.body import mesh_body
 from graded.grading.pipeline import prepare
 from graded.io import write_3mf

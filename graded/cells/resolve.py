@@ -12,7 +12,7 @@ import numpy as np
 
 from ..elastic import from_21
 from ..elastic.metrics import relative_frobenius
-from ..spec import ControlPoint, Spec, format_path
+from ..spec import ControlPoint, DesignOptions, Spec, format_path
 from ..unitcell import UnitCell
 from ..validation import ValidationError
 
@@ -39,6 +39,12 @@ class DesignSettings:
     top_k: int = 10
     refine: bool = True
     n_library: int = 5
+
+    @classmethod
+    def from_options(cls, options: DesignOptions) -> DesignSettings:
+        """The settings of a spec's ``design`` section."""
+        return cls(n_draws=options.n_draws, tau=options.tau, top_k=options.top_k, refine=options.refine,
+                   n_library=options.library)
 
 
 @dataclass
@@ -180,7 +186,7 @@ def resolve_cells(spec: Spec, *, cell_edge: float | None = None, settings: Desig
     RuntimeError
         Inverse design is not available, or returned nothing.
     """
-    settings = settings or spec.design_settings()
+    settings = settings or DesignSettings.from_options(spec.design)
     edge = spec.cell_size / spec.mu if cell_edge is None else float(cell_edge)
     nu = spec.material.nu
     n = len(spec.control_points)

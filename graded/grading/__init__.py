@@ -14,7 +14,7 @@ from .body import Body, box_body, mesh_body
 from .correction import ClosedLoopReport, PointCorrection, correct_cells
 from .field import GradingField, interpolating_weights, rbf_weights
 from .local import local_cell, local_stiffness
-from .pipeline import AsBuilt, Lattice, Prepared, assemble, build_graph, check_body, measure_as_built, prepare
+from .pipeline import AsBuilt, Lattice, Prepared, assemble, check_body, measure_as_built, prepare
 from .window import WindowCheck, check_point, window_stiffness
 
 __all__ = [
@@ -28,7 +28,6 @@ __all__ = [
     "WindowCheck",
     "assemble",
     "box_body",
-    "build_graph",
     "check_body",
     "check_point",
     "correct_cells",

@@ -32,13 +32,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..cells import CellDesign
 from ..elastic import from_21, rotate_voigt
 from ..fem import homogenize
 from ..unitcell import UnitCell
 from .local import local_stiffness, superposed_local_cell
+from .pipeline import Prepared, grading_field, point_references, prepare_cells
 
-__all__ = ["PointCorrection", "ClosedLoopReport", "correct_cells", "reference_stiffness", "relative_frobenius",
-           "POLISH_ITERATIONS"]
+__all__ = ["PointCorrection", "ClosedLoopReport", "correct", "correct_cells", "reference_stiffness",
+           "relative_frobenius", "POLISH_ITERATIONS"]
 
 #: Levenberg-Marquardt iterations of one re-optimisation (each 11 local-cell FE solves
 #: plus trial steps); the polish of design converges in a handful from a good start.
@@ -155,7 +157,6 @@ def _measure(prep, refs) -> tuple[list, list]:
 def _polish_point(prep, i: int, C_ref: np.ndarray, iterations: int) -> UnitCell:
     """Re-optimise cell ``i`` against the as-built local-cell model at its point (module docstring)."""
     from ..inverse.polish import polish_designs  # lazy: the design package pulls in torch
-    from .pipeline import grading_field
 
     spec = prep.spec
     x = np.asarray(spec.control_points[i].position, dtype=np.float64).reshape(1, 3)
@@ -211,8 +212,6 @@ def correct_cells(prep, *, iterations: int, tolerance: float, polish_iterations:
         The best state (the input if nothing improved).
     report : ClosedLoopReport
     """
-    from .pipeline import prepare_cells
-
     t0 = time.perf_counter()
     spec = prep.spec
     refs, points = [], []
@@ -256,3 +255,17 @@ def correct_cells(prep, *, iterations: int, tolerance: float, polish_iterations:
     report = ClosedLoopReport(rebuilds=rebuilds, tolerance=float(tolerance), points=points, history=history,
                               time_s=time.perf_counter() - t0, as_built=best_Cs)
     return best, report
+
+
+def correct(prep: Prepared, designs: list[CellDesign], progress=None):
+    """The closed-loop stage (:func:`correct_cells`) with the spec's settings.
+
+    Returns
+    -------
+    prep : Prepared
+        The corrected state (the input where nothing needed correcting).
+    report : graded.grading.correction.ClosedLoopReport
+    """
+    opts = prep.spec.closed_loop
+    return correct_cells(prep, iterations=opts.iterations, tolerance=opts.tolerance,
+                         references=point_references(designs), progress=progress)

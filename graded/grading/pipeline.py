@@ -5,9 +5,9 @@ Each stage takes the previous stage's dataclass and returns its own:
 * :func:`make_body` (spec -> :class:`Body`) and :func:`check_body` (positions, cell size);
 * :func:`prepare` (spec, body, resolved cells -> :class:`Prepared`): blended basis A(x)
   (SI Eq. 15), phase fields (SI Eq. 13);
-* :func:`correct` (Prepared, cells -> Prepared, closed-loop report): the closed loop of
-  :mod:`graded.grading.correction`, which re-polishes a point's cell where the as-built
-  local cell misses what was asked;
+* :func:`graded.grading.correction.correct` (Prepared, cells -> Prepared, closed-loop
+  report): the closed loop, which re-polishes a point's cell where the as-built local cell
+  misses what was asked;
 * :func:`assemble` (Prepared -> :class:`Lattice`): cells at the minima of tau', nodes
   through the inverse phase map, blended diameters (SI Eq. 16), merge, drop, prune, clip;
 * :func:`measure_as_built` (Prepared, cells -> list of :class:`AsBuilt`): FE of the
@@ -15,7 +15,7 @@ Each stage takes the previous stage's dataclass and returns its own:
   check on a window of the real built graph (:mod:`graded.grading.window`).
 
 :func:`graded.build.build` runs them in order (after :func:`graded.cells.resolve_cells`);
-:func:`build_graph` is the shortcut to the graph alone.
+:func:`graded.build.build_graph` is the shortcut to the graph alone.
 
 The lattice is anchored with a cell corner at the lower corner of the body's bounding
 box (``phi(lo) = 0``), so a box whose edges are multiples of the cell edge is filled with
@@ -28,7 +28,6 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -36,7 +35,7 @@ from ..cells import CellDesign, resolve_cells
 from ..elastic.metrics import ROUNDOFF_ZERO, relative_frobenius
 from ..fem.phase import PhaseField
 from ..graph import LatticeGraph
-from ..spec import Spec, load_spec, parse_spec
+from ..spec import Spec
 from ..topology import reference_graph
 from ..unitcell import UnitCell
 from ..validation import ValidationError
@@ -46,8 +45,8 @@ from .compatible import solve_compatible_phase
 from .field import GradingField
 from .placement import locate_cells
 
-__all__ = ["AsBuilt", "Lattice", "Prepared", "MAX_PHASE_BOXES", "assemble", "build_graph", "check_body",
-           "check_printable", "check_windows", "correct", "graph_meta", "grading_field", "make_body",
+__all__ = ["AsBuilt", "Lattice", "Prepared", "MAX_PHASE_BOXES", "assemble", "check_body",
+           "check_printable", "check_windows", "graph_meta", "grading_field", "make_body", "point_references",
            "measure_as_built", "prepare", "prepare_cells", "stats_dict"]
 
 #: Upper bound on the number of small boxes of the phase mesh (six tetrahedra each;
@@ -254,26 +253,10 @@ def prepare_cells(spec: Spec, body: Body, cells: list[UnitCell], *, timings: dic
                     diameters=diam, timings=timings)
 
 
-def _references(designs: list[CellDesign]) -> list[tuple]:
+def point_references(designs: list[CellDesign]) -> list[tuple]:
     """What each point asked for: (C_ref, "target" or "cell", design error)."""
     return [(d.C_target, "target", float(d.design_error)) if d.C_target is not None else (d.C_cell, "cell", 0.0)
             for d in designs]
-
-
-def correct(prep: Prepared, designs: list[CellDesign], progress=None):
-    """The closed-loop stage (:func:`graded.grading.correction.correct_cells`) with the spec's settings.
-
-    Returns
-    -------
-    prep : Prepared
-        The corrected state (the input where nothing needed correcting).
-    report : graded.grading.correction.ClosedLoopReport
-    """
-    from .correction import correct_cells
-
-    opts = prep.spec.closed_loop
-    return correct_cells(prep, iterations=opts.iterations, tolerance=opts.tolerance,
-                         references=_references(designs), progress=progress)
 
 
 def _check_phase_map(spec: Spec, body: Body, grading: GradingField, phase: PhaseField, samples: np.ndarray) -> None:
@@ -362,7 +345,7 @@ def check_windows(prep: Prepared, graph: LatticeGraph, designs: list[CellDesign]
 
     out = []
     local = [ab.C for ab in as_built] if as_built is not None else [None] * len(designs)
-    for d, (ref, _, _), C in zip(designs, _references(designs), local):
+    for d, (ref, _, _), C in zip(designs, point_references(designs), local):
         try:
             out.append(check_point(prep, graph, d.index, reference=ref, C_local=C))
         except RuntimeError as exc:
@@ -389,35 +372,6 @@ def _as_built(prep: Prepared, design: CellDesign, local: np.ndarray | None = Non
         out.error_vs_target = float(relative_frobenius(design.C_target, local))
         out.nmse_vs_target = float(nmse(design.C_target, local))
     return out
-
-
-def build_graph(spec, progress=None) -> LatticeGraph:
-    """The graded strut graph of a spec (cells, field and phase, graph; no as-built FE, no files).
-
-    Parameters
-    ----------
-    spec : Spec, dict, or path to spec.yaml
-    progress : callable, optional
-        ``progress(done, total, message)``.
-
-    Returns
-    -------
-    LatticeGraph
-        Nodes and struts in mm; ``meta`` records the cell of every control point.
-    """
-    if isinstance(spec, (str, Path)):
-        spec = load_spec(spec)
-    elif isinstance(spec, dict):
-        spec = parse_spec(spec)
-    body = make_body(spec)
-    check_body(spec, body)
-    designs = resolve_cells(spec, progress=progress)
-    check_printable(spec, designs)
-    prep = prepare(spec, body, designs, progress)
-    prep, _ = correct(prep, designs, progress)
-    lattice = assemble(prep, progress)
-    lattice.graph.meta = graph_meta(spec, designs, prep)
-    return lattice.graph
 
 
 def graph_meta(spec: Spec, designs: list[CellDesign], prep: Prepared) -> dict:
