@@ -8,6 +8,7 @@ Stages, each a function of the previous stage's result (DESIGN §3)::
          --correct--> Prepared, ClosedLoopReport  (graded.grading: as-built closed loop per point)
          --assemble--> Lattice                    (graded.grading: cells, nodes, diameters, clean-up)
          --measure_as_built--> [AsBuilt]          (graded.grading: FE of the local cell per point)
+         --map_as_built--> AsBuiltMap             (graded.grading: the same at every built cell)
          --check_windows--> [WindowCheck]         (graded.grading: beam FE of the built graph per point)
          --mesh_graph--> SolidMesh                (graded.mesh: watertight solid, clipped to the body)
          --WRITERS--> files                       (graded.io: STL, 3MF, graph files, report)
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .cells import CellDesign, resolve_cells
+from .grading.asbuilt_map import AsBuiltMap, map_as_built
 from .grading.body import Body
 from .grading.correction import correct
 from .grading.pipeline import (
@@ -41,6 +43,7 @@ from .grading.pipeline import (
     graph_meta,
     make_body,
     measure_as_built,
+    point_references,
     prepare,
 )
 from .graph import LatticeGraph
@@ -63,8 +66,8 @@ EXCURSION_SAMPLE = 50_000
 
 #: The stages of a build and their share of the progress bar (rough shares of the time of the
 #: bundled main job: inverse design and meshing dominate).
-STAGES = {"cells": 40, "phase": 5, "closed_loop": 5, "graph": 12, "as_built": 3, "window": 5, "mesh": 22,
-          "write": 8}
+STAGES = {"cells": 40, "phase": 5, "closed_loop": 5, "graph": 12, "as_built": 3, "as_built_map": 3, "window": 5,
+          "mesh": 20, "write": 7}
 
 
 class _StageProgress:
@@ -116,6 +119,8 @@ class BuildResult:
         Before and after of the closed-loop correction at every point.
     windows : list of graded.grading.window.WindowCheck or None
         The independent check: apparent stiffness of a window of the built graph per point.
+    as_built_map : graded.grading.asbuilt_map.AsBuiltMap or None
+        As-built stiffness sampled at the built cells over the whole part.
     solid : graded.mesh.SolidMesh or None
         The printable solid (None when no output needed it).
     files : dict of str -> Path
@@ -132,6 +137,7 @@ class BuildResult:
     as_built: list[AsBuilt]
     closed_loop: object | None = None
     windows: list = field(default_factory=list)
+    as_built_map: AsBuiltMap | None = None
     solid: object | None = None
     files: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
@@ -245,6 +251,13 @@ def build(spec_or_path, progress: Progress | None = None, *, output_dir=None, wr
         timings["as_built"] = time.perf_counter() - t
 
         t = time.perf_counter()
+        tell = stage("as_built_map")
+        if tell:
+            tell(0, 1, "as-built map over the part")
+        as_built_map = map_as_built(grading, [ref for ref, _, _ in point_references(cells)], progress=tell)
+        timings["as_built_map"] = time.perf_counter() - t
+
+        t = time.perf_counter()
         tell = stage("window")
         if tell:
             tell(0, 1, "window check of the built graph at the control points")
@@ -252,7 +265,7 @@ def build(spec_or_path, progress: Progress | None = None, *, output_dir=None, wr
         timings["window"] = time.perf_counter() - t
 
         result = BuildResult(spec, body, cells, grading, lattice, as_built, closed_loop=loop, windows=windows,
-                             timings=timings)
+                             as_built_map=as_built_map, timings=timings)
         from .io.writers import WRITERS, needs_solid
 
         if mesh if mesh is not None else (writing and needs_solid(files)):

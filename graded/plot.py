@@ -18,7 +18,7 @@ from .elastic import check_admissible, directional_modulus, from_21, r2_score, s
 from .io.atomic import atomic_path, check_suffix
 from .validation import check_finite, fail
 
-__all__ = ["plot_elastic_surfaces", "plot_parity", "save_figure"]
+__all__ = ["plot_elastic_surfaces", "plot_field_map", "plot_parity", "save_figure"]
 
 #: The coordinate planes of the cut panels: (label, index of first axis, index of second axis).
 _PLANES = (("e1-e2", 0, 1), ("e1-e3", 0, 2), ("e2-e3", 1, 2))
@@ -241,3 +241,50 @@ def plot_parity(
     fig.tight_layout()
     save_figure(fig, path)
     return r2
+
+
+def plot_field_map(
+    points: np.ndarray,
+    fields: Mapping[str, np.ndarray],
+    path: str | os.PathLike,
+    title: str | None = None,
+    markers: np.ndarray | None = None,
+) -> Path:
+    """Scalar fields sampled at points of a part, one 3D scatter panel per field.
+
+    Parameters
+    ----------
+    points : ndarray, shape (N, 3)
+        Sample positions, mm.
+    fields : mapping of label -> ndarray, shape (N,)
+        Values to colour by; the label carries the unit (e.g. ``"E_z (GPa)"``).
+    path : path-like
+        PNG to write (atomically).
+    title : str, optional
+    markers : ndarray, shape (M, 3), optional
+        Points to mark (the control points), mm.
+    """
+    x = check_finite("points", points)
+    if x.ndim != 2 or x.shape[1] != 3:
+        fail("points", f"has shape {x.shape}", "give an (N, 3) array of positions in mm")
+    fig = _new_figure(5.2 * max(len(fields), 1), 4.6)
+    for k, (label, v) in enumerate(fields.items()):
+        v = np.asarray(v, dtype=np.float64)
+        if v.shape != (len(x),):
+            fail(f"fields[{label!r}]", f"has shape {v.shape}", f"give one value per point ({len(x)})")
+        ax = fig.add_subplot(1, len(fields), k + 1, projection="3d")
+        sc = ax.scatter(x[:, 0], x[:, 1], x[:, 2], c=v, cmap="viridis", s=14, depthshade=False)
+        if markers is not None and len(markers):
+            m = np.asarray(markers, dtype=np.float64)
+            ax.scatter(m[:, 0], m[:, 1], m[:, 2], marker="x", c="red", s=60, depthshade=False,
+                       label="control points")
+            ax.legend(loc="upper left", fontsize=7)
+        ax.set_xlabel("x (mm)")
+        ax.set_ylabel("y (mm)")
+        ax.set_zlabel("z (mm)")
+        span = np.ptp(x, axis=0) if len(x) else np.ones(3)
+        ax.set_box_aspect(np.maximum(span, 1e-9 + 0.05 * span.max()))
+        fig.colorbar(sc, ax=ax, shrink=0.6, label=label)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)

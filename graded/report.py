@@ -416,6 +416,15 @@ def _r(x, digits: int = 6):
     return None if x is None else float(f"{float(x):.{digits}g}")
 
 
+def _map_doc(m, unit: str, E: float) -> dict | None:
+    """The as-built map in the spec's units: summary and every sample."""
+    if m is None:
+        return None
+    scale = E if unit == "GPa" else 1.0
+    return {**m.summary(), "reference": "blend of the control points' targets (or own cells)",
+            "points_mm": m.points, "moduli_xyz": m.moduli * scale, "error": m.error, "empty": m.empty}
+
+
 def build_report(result, files: Mapping[str, Path] | None = None) -> dict:
     """The JSON document of a build's report (layout: docs/report.md).
 
@@ -522,6 +531,7 @@ def build_report(result, files: Mapping[str, Path] | None = None) -> dict:
             "length_mm": {"min": g.lengths.min(), "max": g.lengths.max()} if len(d) else None,
             "bounds_mm": g.bounds() if g.n_nodes else None,
         },
+        "as_built_map": _map_doc(result.as_built_map, unit, E),
         "counts": counts,
         "mesh": mesh_doc,
         "outputs": {str(k): {"path": str(v)} for k, v in (files or {}).items()},
@@ -566,6 +576,15 @@ def write_build_report(result, folder) -> dict:
                                   title=f"{c.name}: as built vs {what}: relative error {err['rel_error']:.1%}")
             entry["surface_png"] = p.name
             written[f"surfaces_{_slug(c.name)}"] = p
+    m = result.as_built_map
+    if m is not None and len(m.points):
+        from .plot import plot_field_map
+
+        fields = {f"E_z as built ({unit})": m.moduli[:, 2] * scale, "error vs blended reference (%)": 100 * m.error}
+        title = (f"{result.title}: as-built stiffness at {len(m.points)} cells "
+                 f"(median error {m.summary()['error_median']:.1%})")
+        written["as_built_map"] = plot_field_map(m.points, fields, out / "as_built_map.png", title=title,
+                                                 markers=np.array([c.position for c in result.cells]))
     facts = solid.facts if solid is not None else None
     written["summary"] = _summary(out / "summary.png", result.graph, facts, summary_points)
     doc["figures"] = {k: p.name for k, p in written.items()}
