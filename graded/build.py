@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -256,6 +257,13 @@ def build(spec_or_path, progress: Progress | None = None, *, output_dir=None, wr
             tell(0, 1, "as-built map over the part")
         as_built_map = map_as_built(grading, [ref for ref, _, _ in point_references(cells)], progress=tell)
         timings["as_built_map"] = time.perf_counter() - t
+        if as_built_map.empty.any():
+            where = as_built_map.points[as_built_map.empty]
+            lo, hi = (", ".join(f"{v:.3g}" for v in a) for a in (where.min(axis=0), where.max(axis=0)))
+            warnings.warn(f"{int(as_built_map.empty.sum())} of {len(as_built_map.points)} cells of the part hold no "
+                          f"printable strut (between [{lo}] and [{hi}] mm): the blend thins every strut there below "
+                          "min_strut_diameter; raise rho or cell_size at the control points, or lower "
+                          "min_strut_diameter", stacklevel=2)
 
         t = time.perf_counter()
         tell = stage("window")

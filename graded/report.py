@@ -399,7 +399,8 @@ COUNT_MEANINGS = {
     "struts_placed": "struts of the placed cells, before any clean-up",
     "struts_in_body": "of those, struts with both ends inside the body",
     "nodes_merged": "nodes merged with a coincident node of a neighbouring cell",
-    "struts_thin": "struts dropped as thinner than min_strut_diameter or negligible in a blend",
+    "struts_negligible": "struts of a cell whose blend weight vanishes there (below 1 % of its diameter), left out",
+    "struts_thin": "struts the blend asks for but thinner than min_strut_diameter, dropped (see where)",
     "struts_dangling": "struts removed because one end carried no other strut (cannot carry load)",
     "struts_islands": "struts removed because they were not connected to the main lattice",
     "nodes_dissolved": "2-strut nodes left by removals, joined into one strut",
@@ -486,6 +487,16 @@ def build_report(result, files: Mapping[str, Path] | None = None) -> dict:
 
     stats = stats_dict(result.lattice.stats)
     counts = {k: {"value": v, "meaning": COUNT_MEANINGS.get(k, "")} for k, v in stats.items()}
+    thin_at = result.lattice.stats.thin_at
+    if len(thin_at):
+        cps = np.array([c.position for c in result.cells], dtype=np.float64)
+        dist = np.linalg.norm(thin_at[:, None, :] - cps[None, :, :], axis=2).min(axis=1) / edge
+        counts["struts_thin"]["where"] = {
+            "bounds_mm": [thin_at.min(axis=0), thin_at.max(axis=0)],
+            "nearest_control_point_cells": float(dist.min()),
+            "midpoints_mm": thin_at,
+            "sampled": len(thin_at) < stats["struts_thin"],
+        }
     mesh_doc = None
     if result.solid is not None:
         s = result.solid

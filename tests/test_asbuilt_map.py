@@ -44,7 +44,7 @@ def test_two_points_match_their_cells_at_the_ends_and_are_counted_between(tmp_pa
     ends = np.isclose(m.points[:, 0], 1) | np.isclose(m.points[:, 0], 11)
     assert m.error[ends].max() < 1e-6  # the interpolating blend gives each point its own cell
     summary = m.summary()
-    assert summary["samples"] == len(m.points) and summary["empty"] == int(m.empty.sum())
+    assert summary["samples"] == len(m.points) and summary["samples_empty"] == int(m.empty.sum())
     assert summary["error_median"] <= summary["error_p90"] <= summary["error_max"]
 
 
@@ -52,3 +52,19 @@ def test_map_points_coarsen_to_the_sample_cap():
     result = build(_spec([{"position": [6, 4, 4], "cell": {"topology": "1x2+1x3+1x6", "rho": 0.05}}]))
     x, h = map_points(result.grading, max_samples=20)
     assert h == pytest.approx(4.0) and len(x) == 3 * 2 * 2  # 96 cells > 20: spacing doubled once
+
+
+def test_thin_struts_between_points_are_located_and_empty_cells_warned(tmp_path):
+    import json
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "graded_bar.yaml"
+    with pytest.warns(UserWarning, match=r"4 of 32 cells of the part hold no printable strut \(between \[22.5, 2.5"):
+        result = build(example, output_dir=tmp_path / "out")
+    doc = json.loads((tmp_path / "out" / "report.json").read_text())
+    thin = doc["counts"]["struts_thin"]
+    assert thin["value"] == result.lattice.stats.struts_thin > 0
+    lo, hi = np.array(thin["where"]["bounds_mm"])
+    assert 5 < lo[0] and hi[0] < 35  # in the blend between x = 2.5 and x = 37.5, not at the points
+    assert thin["where"]["nearest_control_point_cells"] > 1.0  # never at a point's own cell
+    assert result.as_built_map.empty.sum() == doc["as_built_map"]["samples_empty"] == 4

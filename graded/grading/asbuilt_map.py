@@ -69,7 +69,7 @@ class AsBuiltMap:
     def summary(self) -> dict:
         """Median, 90th percentile and maximum error; the count of empty samples."""
         e = self.error
-        return {"samples": int(len(e)), "empty": int(self.empty.sum()), "spacing_mm": self.spacing,
+        return {"samples": int(len(e)), "samples_empty": int(self.empty.sum()), "spacing_mm": self.spacing,
                 "error_median": float(np.median(e)) if len(e) else None,
                 "error_p90": float(np.percentile(e, 90)) if len(e) else None,
                 "error_max": float(e.max()) if len(e) else None, "seconds": self.seconds}

@@ -43,6 +43,9 @@ MERGE_FRACTION = 1e-3
 #: stiffness, ~d^2, is below 1e-4 of the full strut's): dropped even without a printable
 #: minimum.
 NEGLIGIBLE = 1e-2
+#: Most dropped struts whose midpoints are kept for the report (an even subsample beyond):
+#: enough to show where the printer minimum bites without making report.json large.
+MAX_LOCATED = 500
 #: Two struts at a dissolvable node are collinear if the cosine of the angle between
 #: them is below -COLLINEAR_COS (about 1.8 degrees off straight).
 COLLINEAR_COS = 0.9995
@@ -50,18 +53,24 @@ COLLINEAR_COS = 0.9995
 
 @dataclass
 class AssemblyStats:
-    """Counts after each step (JSON-ready)."""
+    """Counts after each step (JSON-ready), and where thin struts were dropped.
+
+    ``thin_at`` (K, 3) holds the midpoints (mm) of the struts dropped as thin, an even
+    subsample of at most :data:`MAX_LOCATED`.
+    """
 
     cells: int = 0
     nodes_placed: int = 0
     struts_placed: int = 0
     struts_in_body: int = 0
     nodes_merged: int = 0
+    struts_negligible: int = 0
     struts_thin: int = 0
     struts_dangling: int = 0
     struts_islands: int = 0
     nodes_dissolved: int = 0
     newton_failures: int = 0
+    thin_at: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     extra: dict = field(default_factory=dict)
 
 
@@ -259,9 +268,15 @@ def assemble_graph(
         sl = slice(s, s + 200_000)
         d[sl] = blended_diameters(weights_fn(mid[sl]), member[stype[sl]], cell_diameters)
     dmax = (member * np.asarray(cell_diameters)[None, :]).max(axis=1)[stype]
-    thin = (d < min_diameter) | (d < NEGLIGIBLE * dmax) | (d <= 0)
+    # negligible: struts of a cell whose blend weight has (all but) vanished here, absent by
+    # design; thin: struts the blend asks for that the printer cannot make
+    negligible = (d < NEGLIGIBLE * dmax) | (d <= 0)
+    thin = ~negligible & (d < min_diameter)
+    stats.struts_negligible = int(negligible.sum())
     stats.struts_thin = int(thin.sum())
-    struts, stype, d = struts[~thin], stype[~thin], d[~thin]
+    stats.thin_at = mid[thin][:: max(1, int(thin.sum()) // MAX_LOCATED)][:MAX_LOCATED].copy()
+    drop = thin | negligible
+    struts, stype, d = struts[~drop], stype[~drop], d[~drop]
     step(4, "diameters blended")
 
     # 5. dangling struts and islands

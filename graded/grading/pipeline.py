@@ -393,6 +393,6 @@ def graph_meta(spec: Spec, designs: list[CellDesign], prep: Prepared) -> dict:
 
 def stats_dict(stats: AssemblyStats) -> dict:
     """The assembly counts as one flat mapping (see ``docs/report.md`` for each count)."""
-    out = {k: v for k, v in vars(stats).items() if k != "extra"}
+    out = {k: v for k, v in vars(stats).items() if k not in ("extra", "thin_at")}
     out.update(stats.extra)
     return out
