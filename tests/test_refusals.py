@@ -138,3 +138,12 @@ def test_homogenize_prints_roundoff_as_zero():
 
     C = np.array(json.loads(res.output)["C"])
     assert np.count_nonzero(C[:3, 3:]) == 0 and np.count_nonzero(C[3:, 3:] - np.diag(np.diag(C[3:, 3:]))) == 0
+
+
+def test_unset_printer_minimum_with_unprintable_struts_is_warned(folder):
+    spec = folder / "spec.yaml"
+    spec.write_text(GOOD.replace("min_strut_diameter: 0.02\n", "").replace("rho: 0.03", "rho: 0.002"))
+    res = CliRunner().invoke(cli, ["build", str(spec), "--outdir", str(folder / "out")])
+    assert res.exit_code == 0, res.output
+    warned = [line for line in res.output.splitlines() if line.startswith("Warning: the thinnest strut")]
+    assert len(warned) == 1 and "min_strut_diameter is not set" in warned[0]

@@ -45,7 +45,7 @@ from .compatible import solve_compatible_phase
 from .field import GradingField
 from .placement import locate_cells
 
-__all__ = ["AsBuilt", "Lattice", "Prepared", "MAX_PHASE_BOXES", "assemble", "check_body",
+__all__ = ["AsBuilt", "Lattice", "Prepared", "FINEST_PRINTABLE", "MAX_PHASE_BOXES", "assemble", "check_body",
            "check_printable", "check_windows", "graph_meta", "grading_field", "make_body", "point_references",
            "measure_as_built", "prepare", "prepare_cells", "stats_dict"]
 
@@ -109,9 +109,15 @@ def check_printable(spec: Spec, designs: list[CellDesign]) -> None:
     prints it.
     """
     mind = spec.min_strut_diameter
-    if mind <= 0:
-        return
     edge = spec.cell_size / spec.mu
+    if mind <= 0:
+        thinnest = min(d.diameter(edge) for d in designs)
+        if thinnest < FINEST_PRINTABLE:
+            warnings.warn(f"the thinnest strut at a control point is {thinnest:.3g} mm, below what metal or resin "
+                          f"printers make (about {FINEST_PRINTABLE:g} mm) and min_strut_diameter is not set: set it "
+                          "to your printer's minimum so the build refuses or drops what cannot be printed",
+                          stacklevel=3)
+        return
     for d in designs:
         dia = d.diameter(edge)
         if dia < mind:
@@ -121,6 +127,12 @@ def check_printable(spec: Spec, designs: list[CellDesign]) -> None:
                              f"{dia:.3g} mm thick at cell_size {spec.cell_size:g} mm, thinner than "
                              f"min_strut_diameter = {mind:g} mm",
                              f"use cell_size >= {need:.3g} mm (same rho), a denser cell, or a finer printer")
+
+
+#: The finest strut (mm) any common additive process makes reliably (micro laser powder bed
+#: and high-resolution resin printers reach about 0.1 mm); below it a spec without a printer
+#: minimum is warned that its part cannot be printed.
+FINEST_PRINTABLE = 0.1
 
 
 @dataclass
