@@ -147,3 +147,19 @@ def test_unset_printer_minimum_with_unprintable_struts_is_warned(folder):
     assert res.exit_code == 0, res.output
     warned = [line for line in res.output.splitlines() if line.startswith("Warning: the thinnest strut")]
     assert len(warned) == 1 and "min_strut_diameter is not set" in warned[0]
+
+
+def test_target_whose_designs_are_all_unprintable_is_refused_with_the_cell_size_that_prints(folder):
+    soft = ("[0.163, 0.075, 0.068, -0.008, -0.016, 0.01, 0.35, 0.126, -0.018, -0.005, 0.018, 0.606, 0.029, "
+            "-0.004, -0.032, 0.148, -0.023, 0.043, 0.093, -0.014, 0.11]")  # bovine specimen B, GPa
+    text = GOOD.replace('cell: {topology: "1x1+2x4+1x6", rho: 0.06}', f"target: {{stiffness: {soft}, units: GPa}}")
+    text = text.replace("min_strut_diameter: 0.02", "min_strut_diameter: 0.3")
+    text += "material: {E: 114, nu: 0.3}\ndesign: {n_draws: 500, top_k: 4, refine: false, library: 0}\n"
+    spec = folder / "spec.yaml"
+    spec.write_text(text.replace('cell: {topology: "2x1+1x3+2x5", rho: 0.03}', 'cell: {topology: "2x1", rho: 0.1}'))
+    res = CliRunner().invoke(cli, ["build", str(spec), "--outdir", str(folder / "out")])
+    assert res.exit_code == 2, res.output
+    last = res.output.strip().splitlines()[-1]
+    assert last.startswith("Error: control_points[1].target: none of the 4 designs for it prints: their struts are "
+                           "thinner than min_strut_diameter = 0.3 mm at cell_size 2 mm"), last
+    assert "use cell_size >= " in last and not (folder / "out").exists()

@@ -123,7 +123,7 @@ def _explicit(cp: ControlPoint, spec: Spec, i: int) -> UnitCell:
 
 def _designed(cp: ControlPoint, spec: Spec, i: int, settings: DesignSettings, cell_edge: float,
               progress: Progress | None):
-    """Run inverse design for a control point's target; the best result (rank 0)."""
+    """Run inverse design for a control point's target; the best printable result (:func:`_printable`)."""
     path = ("control_points", i)
     try:
         from ..inverse.design import PoorMatchWarning, TargetOutOfReachWarning
@@ -156,7 +156,32 @@ def _designed(cp: ControlPoint, spec: Spec, i: int, settings: DesignSettings, ce
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if not results:
         raise RuntimeError(f"{format_path(path)}.target: inverse design returned no cell")
-    return results[0], len(results), notes
+    return _printable(results, spec, path, cell_edge), len(results), notes
+
+
+def _printable(results: list, spec: Spec, path: tuple, cell_edge: float):
+    """The best-ranked design whose struts the printer makes at ``cell_edge`` (mm).
+
+    Designs come ranked by their FE error; one whose struts are thinner than
+    ``min_strut_diameter`` would be refused at its control point (or, if built, print as a
+    different cell), so the first printable one is taken. When none is printable, the
+    refusal gives the best design's error and the cell size that prints it.
+    """
+    mind = spec.min_strut_diameter
+    if mind <= 0:
+        return results[0]
+    for r in results:
+        if r.cell.diameter(cell_edge) >= mind:
+            return r
+    best = results[0]
+    err = best.error_fe if best.error_fe is not None else best.error_pred
+    need = spec.cell_size * mind / best.cell.diameter(cell_edge)
+    raise spec.error(path + ("target",),
+                     f"none of the {len(results)} designs for it prints: their struts are thinner than "
+                     f"min_strut_diameter = {mind:g} mm at cell_size {spec.cell_size:g} mm (the best, "
+                     f"{best.topology} at rho = {best.rho:.3g}, is {100 * err:.1f} % from the target with "
+                     f"{best.cell.diameter(cell_edge):.3g} mm struts)",
+                     f"use cell_size >= {need:.3g} mm or a finer printer")
 
 
 def resolve_cells(spec: Spec, *, cell_edge: float | None = None, settings: DesignSettings | None = None,
