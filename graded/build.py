@@ -224,62 +224,19 @@ def build(spec_or_path, progress: Progress | None = None, *, output_dir=None, wr
     stage = _StageProgress(progress, STAGES)
     timings: dict = {}
     try:
-        t = time.perf_counter()
-        body = make_body(spec)
-        check_body(spec, body)
-        cells = resolve_cells(spec, progress=stage("cells"))
-        check_printable(spec, cells)
-        timings["cells"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        grading = prepare(spec, body, cells, stage("phase"))
-        timings["phase"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        tell = stage("closed_loop")
-        if tell:
-            tell(0, 1, "as-built check and correction at the control points")
-        grading, loop = correct(grading, cells, tell)
-        timings["closed_loop"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        lattice = assemble(grading, stage("graph"))
-        lattice.graph.meta = graph_meta(spec, cells, grading)
-        timings["graph"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        as_built = measure_as_built(grading, cells, loop)
-        timings["as_built"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        tell = stage("as_built_map")
-        if tell:
-            tell(0, 1, "as-built map over the part")
-        as_built_map = map_as_built(grading, [ref for ref, _, _ in point_references(cells)], progress=tell)
-        timings["as_built_map"] = time.perf_counter() - t
-        if as_built_map.empty.any():
-            where = as_built_map.points[as_built_map.empty]
-            lo, hi = (", ".join(f"{v:.3g}" for v in a) for a in (where.min(axis=0), where.max(axis=0)))
-            warnings.warn(f"{int(as_built_map.empty.sum())} of {len(as_built_map.points)} cells of the part hold no "
-                          f"printable strut (between [{lo}] and [{hi}] mm): the blend thins every strut there below "
-                          "min_strut_diameter; raise rho or cell_size at the control points, or lower "
-                          "min_strut_diameter", stacklevel=2)
-
-        t = time.perf_counter()
-        tell = stage("window")
-        if tell:
-            tell(0, 1, "window check of the built graph at the control points")
-        windows = check_windows(grading, lattice.graph, cells, as_built)
-        timings["window"] = time.perf_counter() - t
-
-        result = BuildResult(spec, body, cells, grading, lattice, as_built, closed_loop=loop, windows=windows,
-                             as_built_map=as_built_map, timings=timings)
         from .io.writers import WRITERS, needs_solid
 
-        if mesh if mesh is not None else (writing and needs_solid(files)):
-            t = time.perf_counter()
-            result.solid = _mesh(result, stage("mesh"))
-            timings["mesh"] = time.perf_counter() - t
+        meshing = mesh if mesh is not None else (writing and needs_solid(files))
+        if spec.family == "spinodoid":
+            from .spinodoid.part import build_spinodoid
+
+            body = make_body(spec)
+            check_body(spec, body)
+            result = build_spinodoid(spec, body, mesh=meshing, progress=stage("cells"), mesh_progress=stage("mesh"),
+                                     timings=timings)
+            files = [f for f in files if WRITERS[f].family in ("any", "spinodoid")]
+        else:
+            result = _truss(spec, stage, timings, meshing)
         if writing:
             t = time.perf_counter()
             tell = stage("write")
@@ -328,6 +285,66 @@ def build_graph(spec, progress=None) -> LatticeGraph:
     lattice = assemble(prep, progress)
     lattice.graph.meta = graph_meta(spec, designs, prep)
     return lattice.graph
+
+
+def _truss(spec: Spec, stage: _StageProgress, timings: dict, meshing: bool) -> BuildResult:
+    """The truss stages of :func:`build` (module docstring), from the spec to the solid."""
+    t = time.perf_counter()
+    body = make_body(spec)
+    check_body(spec, body)
+    cells = resolve_cells(spec, progress=stage("cells"))
+    check_printable(spec, cells)
+    timings["cells"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    grading = prepare(spec, body, cells, stage("phase"))
+    timings["phase"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    tell = stage("closed_loop")
+    if tell:
+        tell(0, 1, "as-built check and correction at the control points")
+    grading, loop = correct(grading, cells, tell)
+    timings["closed_loop"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    lattice = assemble(grading, stage("graph"))
+    lattice.graph.meta = graph_meta(spec, cells, grading)
+    timings["graph"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    as_built = measure_as_built(grading, cells, loop)
+    timings["as_built"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    tell = stage("as_built_map")
+    if tell:
+        tell(0, 1, "as-built map over the part")
+    as_built_map = map_as_built(grading, [ref for ref, _, _ in point_references(cells)], progress=tell)
+    timings["as_built_map"] = time.perf_counter() - t
+    if as_built_map.empty.any():
+        where = as_built_map.points[as_built_map.empty]
+        lo, hi = (", ".join(f"{v:.3g}" for v in a) for a in (where.min(axis=0), where.max(axis=0)))
+        warnings.warn(f"{int(as_built_map.empty.sum())} of {len(as_built_map.points)} cells of the part hold no "
+                      f"printable strut (between [{lo}] and [{hi}] mm): the blend thins every strut there below "
+                      "min_strut_diameter; raise rho or cell_size at the control points, or lower "
+                      "min_strut_diameter", stacklevel=3)
+
+    t = time.perf_counter()
+    tell = stage("window")
+    if tell:
+        tell(0, 1, "window check of the built graph at the control points")
+    windows = check_windows(grading, lattice.graph, cells, as_built)
+    timings["window"] = time.perf_counter() - t
+
+    result = BuildResult(spec, body, cells, grading, lattice, as_built, closed_loop=loop, windows=windows,
+                         as_built_map=as_built_map, timings=timings)
+
+    if meshing:
+        t = time.perf_counter()
+        result.solid = _mesh(result, stage("mesh"))
+        timings["mesh"] = time.perf_counter() - t
+    return result
 
 
 def _mesh(result: BuildResult, progress: Progress | None):

@@ -30,6 +30,7 @@ from .io.atomic import atomic_path
 from .validation import check_finite, fail
 
 __all__ = ["BUILD_REPORT_VERSION", "CONSTANTS_21", "COUNT_MEANINGS", "ERROR_DEFINITIONS", "MAX_RENDER_TRIANGLES",
+           "jsonable", "slug",
            "REPORT_FORMAT", "Report", "build_report", "render_graph", "render_mesh", "write_build_report",
            "write_report"]
 
@@ -130,7 +131,7 @@ def render_mesh(vertices: np.ndarray, triangles: np.ndarray, path, *, title: str
     return _save(fig, Path(path))
 
 
-def _slug(name: str) -> str:
+def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("_") or "point"
 
 
@@ -143,13 +144,13 @@ def _stiffness(field_name: str, C) -> np.ndarray:
     return check_admissible(arr, field_name)
 
 
-def _jsonable(obj):
+def jsonable(obj):
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
+        return jsonable(obj.tolist())
     if isinstance(obj, (np.floating, float)):
         f = float(obj)
         return f if math.isfinite(f) else None
@@ -277,7 +278,7 @@ def write_report(
         for entry, Ct, Ca, Cc in points:
             if Ct is None or Ca is None:
                 continue
-            p = out / f"surfaces_{_slug(entry['name'])}.png"
+            p = out / f"surfaces_{slug(entry['name'])}.png"
             label = "cell" if entry.get("target_is_cell") else "target"
             surfaces = {label: Ct, "as built": Ca}
             if Cc is not None:
@@ -302,7 +303,7 @@ def write_report(
         "figures": {k: p.name for k, p in files.items()},
         "info": dict(info or {}),
     }
-    doc = _jsonable(doc)
+    doc = jsonable(doc)
     path = out / "report.json"
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(doc, indent=2) + "\n")
@@ -548,7 +549,7 @@ def build_report(result, files: Mapping[str, Path] | None = None) -> dict:
         "outputs": {str(k): {"path": str(v)} for k, v in (files or {}).items()},
         "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
     }
-    return _jsonable(doc)
+    return jsonable(doc)
 
 
 def write_build_report(result, folder) -> dict:
@@ -581,12 +582,12 @@ def write_build_report(result, folder) -> dict:
             surfaces = {"target": ref * scale} if c.C_target is not None else {}
             surfaces["designed cell"] = c.C_cell * scale
             surfaces["as built"] = ab.C * scale
-            p = out / f"surfaces_{_slug(c.name)}.png"
+            p = out / f"surfaces_{slug(c.name)}.png"
             what = "target" if c.C_target is not None else "own cell"
             plot_elastic_surfaces(surfaces, p, unit=unit,
                                   title=f"{c.name}: as built vs {what}: relative error {err['rel_error']:.1%}")
             entry["surface_png"] = p.name
-            written[f"surfaces_{_slug(c.name)}"] = p
+            written[f"surfaces_{slug(c.name)}"] = p
     m = result.as_built_map
     if m is not None and len(m.points):
         from .plot import plot_field_map

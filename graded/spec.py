@@ -53,10 +53,10 @@ from pydantic import ValidationError as PydanticValidationError
 
 from .validation import ValidationError
 
-__all__ = ["Spec", "Body", "BoxBody", "ControlPoint", "CellSpec", "TargetSpec", "Material", "Outputs",
-           "PhaseOptions", "SkinOptions", "DesignOptions", "BlendOptions", "ClosedLoopOptions", "Loads", "LoadCase",
-           "Support", "AppliedLoad", "PlaneRegion", "BoxRegion", "OUTPUT_FILES", "MAX_YAML_NODES", "COINCIDENT_POINTS",
-           "format_path", "load_spec", "parse_spec"]
+__all__ = ["Spec", "Body", "BoxBody", "ControlPoint", "CellSpec", "TargetSpec", "SpinodoidCellSpec", "Material",
+           "Outputs", "PhaseOptions", "SkinOptions", "DesignOptions", "BlendOptions", "ClosedLoopOptions", "Loads",
+           "LoadCase", "Support", "AppliedLoad", "PlaneRegion", "BoxRegion", "OUTPUT_FILES", "MAX_YAML_NODES",
+           "COINCIDENT_POINTS", "format_path", "load_spec", "parse_spec"]
 
 #: Files a build can write (``outputs.files``), all on by default; the writers are in
 #: :data:`graded.io.writers.WRITERS`, which checks it knows exactly these names.
@@ -177,13 +177,24 @@ class TargetSpec(_Strict):
         return arr.tolist()
 
 
+class SpinodoidCellSpec(_Strict):
+    """An explicit spinodoid cell (Kumar et al. 2020, Eqs. 1-3; :mod:`graded.spinodoid`)."""
+
+    rho: float = Field(allow_inf_nan=False, description="solid volume fraction, 0.3 to 1 (the paper's range)")
+    theta: list[float] = Field(description="cone half-angles about the principal axes, degrees: 0 or 15-90")
+    R: Any = Field(default_factory=lambda: [0.0, 0.0, 0.0], description="rotation: axis-angle or 3x3")
+    wavelength: float = Field(0.2, gt=0, le=1, description="relative to the cell edge")
+    n_waves: int = Field(1000, ge=1, le=100_000)
+
+
 class ControlPoint(_Strict):
-    """A position (mm) with exactly one of ``cell`` or ``target``."""
+    """A position (mm) with exactly one of ``cell``, ``target`` or ``spinodoid``."""
 
     position: list[float]
     name: str | None = Field(None, min_length=1, max_length=64)
     cell: CellSpec | None = None
     target: TargetSpec | None = None
+    spinodoid: SpinodoidCellSpec | None = None
 
     @field_validator("position")
     @classmethod
@@ -192,8 +203,9 @@ class ControlPoint(_Strict):
 
     @model_validator(mode="after")
     def _one(self):
-        if (self.cell is None) == (self.target is None):
-            raise ValueError("give exactly one of cell (an explicit unit cell) or target (a stiffness)")
+        if sum(v is not None for v in (self.cell, self.target, self.spinodoid)) != 1:
+            raise ValueError("give exactly one of cell (an explicit unit cell), target (a stiffness) or "
+                             "spinodoid (an explicit spinodoid cell)")
         return self
 
 
@@ -409,6 +421,8 @@ class Spec(_Strict):
     mu: float = Field(1.0, gt=0, allow_inf_nan=False)
     min_strut_diameter: float = Field(0.0, ge=0, allow_inf_nan=False, description="mm")
     skin: SkinOptions | None = None
+    voxel_size: float | None = Field(None, gt=0, allow_inf_nan=False,
+                                     description="mm, spinodoid sampling step (default cell_size / 32)")
     seed: int = 0
     design: DesignOptions = Field(default_factory=DesignOptions)
     outputs: Outputs = Field(default_factory=Outputs)
@@ -420,6 +434,20 @@ class Spec(_Strict):
     _base: Path = PrivateAttr(default_factory=Path.cwd)
     _lines: dict = PrivateAttr(default_factory=dict)
     _source: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _one_family(self):
+        kinds = ["spinodoid" if cp.spinodoid is not None else "truss" for cp in self.control_points]
+        for i, k in enumerate(kinds):
+            if k != kinds[0]:
+                raise ValueError(f"control_points[{i}] is a {k} cell but control_points[0] a {kinds[0]} cell; "
+                                 "one part is one family: give every control point a cell of the same family")
+        return self
+
+    @property
+    def family(self) -> str:
+        """``"truss"`` or ``"spinodoid"``: the cells of every control point."""
+        return "spinodoid" if self.control_points[0].spinodoid is not None else "truss"
 
     @property
     def base_dir(self) -> Path:

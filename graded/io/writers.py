@@ -30,6 +30,8 @@ class Writer:
         Needs the meshed solid (the slow step).
     write : callable(result, folder: Path) -> dict of key -> Path
     description : str
+    family : {"any", "truss"}
+        The part families it applies to (the strut-graph files exist for trusses only).
     """
 
     name: str
@@ -37,6 +39,7 @@ class Writer:
     solid: bool
     write: Callable
     description: str
+    family: str = "any"
 
 
 def _stl(result, folder: Path) -> dict:
@@ -86,6 +89,10 @@ def _png(result, folder: Path) -> dict:
 
 
 def _report(result, folder: Path) -> dict:
+    if getattr(result, "family", "truss") == "spinodoid":
+        from ..spinodoid.report import write_spinodoid_report
+
+        return write_spinodoid_report(result, folder)
     from ..report import write_build_report
 
     return write_build_report(result, folder)
@@ -95,11 +102,11 @@ def _report(result, folder: Path) -> dict:
 WRITERS: dict[str, Writer] = {w.name: w for w in (
     Writer("stl", "part.stl", True, _stl, "the printable solid, binary STL (mm)"),
     Writer("3mf", "part.3mf", True, _3mf, "the printable solid, 3MF mesh (mm)"),
-    Writer("beams", "part_beams.3mf", True, _beams, "3MF beam-lattice extension with the solid as representation"),
-    Writer("vtu", "graph.vtu", False, _vtu, "the beam graph for FE tools (diameters as cell data)"),
-    Writer("json", "graph.json", False, _json, "the beam graph and its provenance, JSON"),
-    Writer("csv", "graph.csv", False, _csv, "the beam graph, one strut a row"),
-    Writer("png", "graph.png", False, _png, "3D preview of the beam graph"),
+    Writer("beams", "part_beams.3mf", True, _beams, "3MF beam lattice, the solid as its representation", "truss"),
+    Writer("vtu", "graph.vtu", False, _vtu, "the beam graph for FE tools (diameters as cell data)", "truss"),
+    Writer("json", "graph.json", False, _json, "the beam graph and its provenance, JSON", "truss"),
+    Writer("csv", "graph.csv", False, _csv, "the beam graph, one strut a row", "truss"),
+    Writer("png", "graph.png", False, _png, "3D preview of the beam graph", "truss"),
     Writer("report", "report.json", True, _report, "what was built, per control point, with figures (PNG)"),
 )}
 

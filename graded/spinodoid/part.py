@@ -1,0 +1,186 @@
+"""A graded spinodoid part from a spec whose control points are spinodoid cells.
+
+The spinodoid branch of :func:`graded.build.build` (``spec.family == "spinodoid"``):
+
+1. every control point's ``spinodoid: {rho, theta, R, wavelength, n_waves}`` becomes a
+   :class:`~graded.spinodoid.SpinodoidDesign`, its waves drawn from a generator seeded by
+   ``(spec.seed, point index)`` (the same spec gives the same part);
+2. the point's own periodic cell is voxelised at :data:`FE_RESOLUTION` and homogenized by
+   the periodic voxel FE (:func:`graded.fem.homogenize_voxels`): the designed stiffness;
+3. the fields are superposed with the grading's RBF weights (``zeta``), thresholded at the
+   blended density and meshed into one watertight solid clipped to the body
+   (:func:`graded.spinodoid.mesh.mesh_graded_spinodoid`, ``voxel_size``);
+4. the as-built stiffness at each point is the voxel FE of the periodic cell the part has
+   there (:func:`graded.spinodoid.mesh.local_cell`, blend weights frozen at the point), and
+   its relative Frobenius error against the designed cell is reported.
+
+Spinodoid control points are explicit cells: inverse design of spinodoids (a target at a
+spinodoid point) is not available yet.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..elastic.metrics import relative_frobenius
+from ..elastic.rotation import as_rotation
+from ..grading.body import Body
+from ..spec import Spec
+from ..validation import ValidationError
+from .cell import threshold
+from .connectivity import ConnectivityReport, keep_percolating
+from .field import RHO_RANGE, SpinodoidDesign, WaveSet, field_on_grid, sample_waves
+from .mesh import GradedSpinodoid, local_cell, mesh_graded_spinodoid
+
+__all__ = ["FE_RESOLUTION", "VOXELS_PER_CELL", "SpinodoidPoint", "SpinodoidBuild", "build_spinodoid"]
+
+#: Voxels per cell edge of the FE of a point's cell: 32^3 is within about 5 % of 96^3 for an
+#: isotropic cell and 1-1.5 % for columnar and lamellar ones (docs/voxel.md) at 1.5-10 s per
+#: cell on one core; finer grids cost 16x per doubling.
+FE_RESOLUTION = 32
+#: Default sampling of the part: voxels per cell edge (``voxel_size = cell_size / 32``), above
+#: the 13 the default wavelength needs (graded.spinodoid.mesh.MIN_CELL_VOXELS).
+VOXELS_PER_CELL = 32
+
+
+@dataclass
+class SpinodoidPoint:
+    """One spinodoid control point: its cell, designed and as-built stiffness.
+
+    Attributes
+    ----------
+    index : int
+    name : str
+    position : ndarray, shape (3,)
+        mm.
+    design : SpinodoidDesign
+    waves : WaveSet
+    C_cell : ndarray, shape (6, 6)
+        Voxel FE of the point's own periodic cell, normalised by E_s.
+    density_cell : float
+        Solid fraction of that cell after island removal.
+    connectivity : ConnectivityReport
+        Of the own cell.
+    C_as_built : ndarray, shape (6, 6) or None
+        Voxel FE of the part's local cell at the point (None if it holds no solid).
+    error_vs_cell : float or None
+        ``||C_as_built - C_cell||_F / ||C_cell||_F``.
+    """
+
+    index: int
+    name: str
+    position: np.ndarray
+    design: SpinodoidDesign
+    waves: WaveSet
+    C_cell: np.ndarray
+    density_cell: float
+    connectivity: ConnectivityReport
+    C_as_built: np.ndarray | None = None
+    error_vs_cell: float | None = None
+
+
+@dataclass
+class SpinodoidBuild:
+    """Everything a spinodoid build made (the spinodoid counterpart of :class:`graded.build.BuildResult`)."""
+
+    spec: Spec
+    body: Body
+    points: list[SpinodoidPoint]
+    solid: GradedSpinodoid | None
+    resolution: int
+    files: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    family: str = "spinodoid"
+
+    @property
+    def title(self) -> str:
+        name = Path(self.spec.source).name if self.spec.source else "graded spinodoid"
+        return f"{name}: spinodoid, {len(self.points)} control points"
+
+
+def _design(spec: Spec, i: int) -> SpinodoidDesign:
+    s = spec.control_points[i].spinodoid
+    where = ("control_points", i, "spinodoid")
+    if not RHO_RANGE[0] <= s.rho <= RHO_RANGE[1]:
+        raise spec.error(where + ("rho",), f"{s.rho:g} is outside the spinodoid design space "
+                         f"[{RHO_RANGE[0]:g}, {RHO_RANGE[1]:g}] (below it the solid falls apart)",
+                         f"give rho between {RHO_RANGE[0]:g} and {RHO_RANGE[1]:g}")
+    try:
+        return SpinodoidDesign(rho=s.rho, theta=tuple(s.theta), R=as_rotation("R", s.R), wavelength=s.wavelength,
+                               n_waves=s.n_waves)
+    except ValidationError as exc:
+        raise spec.error(where + (exc.field,), exc.problem, exc.hint) from None
+
+
+def build_spinodoid(spec: Spec, body: Body, *, mesh: bool = True, resolution: int = FE_RESOLUTION,
+                    progress=None, mesh_progress=None, timings: dict | None = None) -> SpinodoidBuild:
+    """Design cells, mesh the graded part and measure it at the control points (module docstring).
+
+    Parameters
+    ----------
+    spec : Spec
+        ``spec.family == "spinodoid"``.
+    body : Body
+    mesh : bool
+        Mesh the part (the slow step); without it only the cells and as-built figures.
+    resolution : int
+        Voxels per cell edge of the FE.
+    progress : callable, optional
+        ``progress(done, total, message)`` per point (cell and as-built FE).
+    mesh_progress : callable, optional
+        The same for the stages of meshing.
+    timings : dict, optional
+        Filled with seconds per stage.
+    """
+    from ..fem import homogenize_voxels
+
+    timings = {} if timings is None else timings
+    k = len(spec.control_points)
+    total = 2 * k
+    tell = progress or (lambda *a: None)
+    t = time.perf_counter()
+    designs = [_design(spec, i) for i in range(k)]
+    points = []
+    for i, (cp, d) in enumerate(zip(spec.control_points, designs)):
+        name = cp.name or f"point {i}"
+        tell(i, total, f"{name}: spinodoid cell FE ({resolution}^3 voxels)")
+        waves = sample_waves(d, np.random.default_rng([spec.seed, i]))
+        phi = field_on_grid(waves, resolution)
+        solid, conn = keep_percolating(phi <= threshold(phi, d.rho))
+        C = homogenize_voxels(solid, nu=spec.material.nu).C[0]
+        points.append(SpinodoidPoint(i, name, np.asarray(cp.position, dtype=np.float64), d, waves, C,
+                                     float(solid.mean()), conn))
+    timings["cells"] = time.perf_counter() - t
+
+    xs = np.array([p.position for p in points])
+    waves = [p.waves for p in points]
+    rho = np.array([d.rho for d in designs])
+    t = time.perf_counter()
+    for p in points:
+        tell(k + p.index, total, f"{p.name}: as-built cell FE")
+        local = local_cell(p.position, xs, waves, rho, cell_size=spec.cell_size, resolution=resolution,
+                           zeta=spec.zeta)
+        if local.any():
+            p.C_as_built = homogenize_voxels(local, nu=spec.material.nu).C[0]
+            p.error_vs_cell = float(relative_frobenius(p.C_cell, p.C_as_built))
+    timings["as_built"] = time.perf_counter() - t
+
+    solid = None
+    if mesh:
+        t = time.perf_counter()
+        if mesh_progress:
+            mesh_progress(0, 4, "meshing the spinodoid part")
+        voxel = spec.voxel_size or spec.cell_size / VOXELS_PER_CELL
+        try:
+            solid = mesh_graded_spinodoid(body, xs, waves, rho, cell_size=spec.cell_size, voxel_size=voxel,
+                                          zeta=spec.zeta, progress=mesh_progress)
+        except ValidationError as exc:
+            field_name = "voxel_size" if exc.field == "voxel_size" else exc.field
+            raise spec.error((field_name,), exc.problem, exc.hint) from None
+        timings["mesh"] = time.perf_counter() - t
+    tell(total, total, "spinodoid cells measured")
+    return SpinodoidBuild(spec, body, points, solid, resolution, timings=timings)
