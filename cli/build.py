@@ -34,6 +34,9 @@ def build(spec: Path, outdir: Path | None, no_progress: bool, as_json: bool) -> 
     with ProgressBar("build", enabled=not no_progress and not as_json) as bar:
         result = run_build(s, progress=bar, output_dir=out,
                            output_field="--outdir" if outdir is not None else "outputs.directory")
+    if getattr(result, "family", "truss") == "spinodoid":
+        _spinodoid_summary(spec, out, result, t0, as_json)
+        return
     g = result.graph
     points = []
     for c, ab in zip(result.cells, result.as_built):
@@ -62,5 +65,34 @@ def build(spec: Path, outdir: Path | None, no_progress: bool, as_json: bool) -> 
     for p in points:
         click.echo(f"  {p['name']:<26} {_pct(p['design_error']):>16}   {_pct(p['as_built_vs_target']):>18}   "
                    f"{_pct(p['as_built_vs_cell']):>20}" + (f"   ({p['note']})" if p["note"] else ""))
+    for key, path in summary["files"].items():
+        click.echo(f"  {key}: {path}")
+
+
+def _spinodoid_summary(spec: Path, out: Path, result, t0: float, as_json: bool) -> None:
+    solid = result.solid
+    points = [{"name": p.name, "rho": p.design.rho, "theta_deg": list(p.design.theta),
+               "as_built_vs_cell": p.error_vs_cell} for p in result.points]
+    summary = {
+        "spec": str(spec),
+        "output_dir": str(out),
+        "family": "spinodoid",
+        "triangles": None if solid is None else int(len(solid.mesh.faces)),
+        "relative_density": None if solid is None else solid.facts.relative_density,
+        "control_points": points,
+        "files": {k: str(v) for k, v in result.files.items()},
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    if as_json:
+        echo_json(summary)
+        return
+    if is_quiet():
+        return
+    if solid is not None:
+        click.echo(f"spinodoid part: {summary['triangles']:,} triangles, relative density "
+                   f"{summary['relative_density']:.3f} ({summary['seconds']:.1f} s)")
+    click.echo("relative error (Frobenius)   as built vs own cell")
+    for p in points:
+        click.echo(f"  {p['name']:<26} {_pct(p['as_built_vs_cell']):>20}")
     for key, path in summary["files"].items():
         click.echo(f"  {key}: {path}")
