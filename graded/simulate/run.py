@@ -3,7 +3,8 @@
 For every load case of ``spec.loads``:
 
 1. the lattice model: every strut a Timoshenko beam (:mod:`graded.fem.frame`), supports
-   and loads on the lattice nodes the regions catch, forces shared equally by them;
+   and loads on the lattice nodes the regions catch, forces shared by them in proportion
+   to their tributary area (:func:`graded.simulate.loads.tributary_weights`);
 2. the continuum model: the body meshed by tetrahedra (:mod:`graded.fem.continuum`), each
    with the FE stiffness of the *as-built* local cell of the grading at its centroid
    (:func:`graded.grading.local.local_cell`, sampled on a grid and interpolated), the
@@ -31,7 +32,14 @@ from ..fem.frame import solve_frame, strut_end_forces, strut_stresses
 from ..graph import LatticeGraph
 from ..spec import LoadCase, Spec, load_spec, parse_spec
 from ..validation import ValidationError
-from .loads import BoundaryConditions, boundary_conditions, region_mask, region_tolerance
+from .loads import (
+    BoundaryConditions,
+    boundary_conditions,
+    region_mask,
+    region_tolerance,
+    resolve_tolerances,
+    tributary_weights,
+)
 
 __all__ = ["built_lattice", "simulate", "Simulation", "CaseResult", "stiffness_field",
            "MESH_CELLS", "MAX_TETS", "FIELD_SAMPLES", "VOID_STIFFNESS"]
@@ -165,9 +173,10 @@ def _lattice_case(graph, case, i, spec, body, edge, E, nu, sy, solver, progress)
     bc = boundary_conditions(case, i, graph.nodes, body.lo, body.hi, edge, spec=spec)
     N = graph.n_nodes
     f = np.zeros((N, 6))
-    for idx, F in zip(bc.loaded_points, bc.forces):
+    for item, idx, F in zip(case.loaded, bc.loaded_points, bc.forces):
         if F is not None:
-            np.add.at(f[:, :3], idx, F / len(idx))
+            w = tributary_weights(item, graph.nodes[idx], body.lo, body.hi, edge)
+            np.add.at(f[:, :3], idx, w[:, None] * F[None, :])
     res = solve_frame(graph.nodes, graph.struts, graph.diameters, E=E, nu=nu,
                       prescribed=6 * bc.fixed_points + bc.fixed_components, values=bc.fixed_values,
                       forces=f, solver=solver, progress=progress)
@@ -184,6 +193,8 @@ def _lattice_case(graph, case, i, spec, body, edge, E, nu, sy, solver, progress)
     scale = max(float(np.linalg.norm(applied)), float(np.abs(res.reaction[:, :3]).sum()) / 2, 1e-300)
     worst = int(np.argmax(st["von_mises"]))
     summary = {
+        "region_tolerance_mm": {"fixed": [r.tolerance for r in case.fixed],
+                                "loaded": [r.tolerance for r in case.loaded]},
         "solver": res.solver, "iterations": res.iterations, "residual": res.residual,
         "seconds": {k: round(v, 3) for k, v in res.timings.items()},
         "apparent_stiffness_N_per_mm": K,
@@ -324,6 +335,7 @@ def simulate(
     for i, case in enumerate(spec.loads.cases):
         if progress:
             progress(i, n_cases, f"case {case.name}: lattice")
+        case = resolve_tolerances(case, graph.nodes, body.lo, body.hi, edge)
         try:
             bc, lat, u, st = _lattice_case(graph, case, i, spec, body, edge, E, nu, sy, solver, progress)
         except ValueError as exc:
