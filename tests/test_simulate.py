@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from graded import ValidationError
 from graded.cli.main import cli
-from graded.simulate import simulate, write_simulation
+from graded.simulate import periodic_share, simulate, write_simulation
 from graded.simulate.loads import TRIBUTARY_SAMPLES_PER_CELL, tributary_weights
 from graded.spec import parse_spec
 from graded.unitcell import UnitCell
@@ -282,3 +282,55 @@ def test_cut_cell_faces_are_held_by_their_surface_layer():
     # a tenth of a cell catches a node or two of each face: the load bends their struts
     thin = simulate(rotated_block(tolerance=0.1 * edge), built=built, continuum=False).cases[0]
     assert thin.lattice["apparent_stiffness_N_per_mm"] < 0.2 * c.lattice["apparent_stiffness_N_per_mm"]
+
+
+def shared(built, L):
+    """The built block with every face strut at the periodic cell's share of its area."""
+    g = built.graph
+    g.diameters[:] = g.diameters * np.sqrt(periodic_share(g.nodes, g.struts, np.zeros(3), np.full(3, L)))
+    return built
+
+
+#: |E_app / E_hom - 1| of octet blocks whose face struts have the periodic share of their
+#: area: 0.15 % (n = 3), 0.11 % (n = 4) measured, against 15 % and 12 % as built (what is
+#: left: their bending stiffness is a quarter, not a half).
+SHARED_TOL = 0.005
+
+
+def test_octet_surface_layer_is_its_unshared_face_struts():
+    """The whole O(1/n) excess of an octet block is the half of each face strut a periodic cell does not count."""
+    from graded.build import build
+
+    E_hom = homogenized_E33("1x2")
+    for n in (3, 4):
+        spec = block(n)
+        built = build(spec)
+        as_built = simulate(spec, built=built, continuum=False).cases[0].lattice["apparent_modulus_MPa"] / E_hom - 1
+        assert as_built > 0.1, as_built
+        e = simulate(spec, built=shared(built, 2.0 * n), continuum=False).cases[0].lattice["apparent_modulus_MPa"]
+        assert abs(e / E_hom - 1) < SHARED_TOL, (n, e / E_hom - 1)
+
+
+#: Lattice vs as-built continuum stiffness of the 4-cell graded block of whole cells with its
+#: face struts at their periodic share: -1.0 % (compression), -4.1 % (force on a face)
+#: measured, against +25 % and +16 % as built; the remainder falls with cells across
+#: (-0.45 %, -2.0 % at 8 cells, benchmarks/results/simulate.json).
+GRADED_SHARED_TOL = 0.06
+
+
+def test_graded_block_of_whole_cells_matches_the_continuum_but_for_its_face_struts():
+    """The as-built stiffness field of the grading is the lattice's, in the bulk: the difference is the surface."""
+    from graded.build import build
+
+    spec = rotated_block()
+    second = spec["control_points"][1]["cell"]
+    del second["U"], second["R1"]  # whole cells fill the box
+    spec["loads"]["cases"].append({"name": "load z", "fixed": [{"face": "z-"}],
+                                   "loaded": [{"face": "z+", "force": [0.0, 0.0, -100.0]}]})
+    built = build(spec)
+    raw = simulate(spec, built=built)
+    fair = simulate(spec, built=shared(built, 10.0))
+    for a, b in zip(raw.cases, fair.cases):
+        ra = a.lattice["apparent_stiffness_N_per_mm"] / a.continuum["apparent_stiffness_N_per_mm"] - 1
+        rb = b.lattice["apparent_stiffness_N_per_mm"] / b.continuum["apparent_stiffness_N_per_mm"] - 1
+        assert ra > 0.1 and abs(rb) < GRADED_SHARED_TOL, (a.name, ra, rb)

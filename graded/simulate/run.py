@@ -41,7 +41,7 @@ from .loads import (
     tributary_weights,
 )
 
-__all__ = ["built_lattice", "simulate", "Simulation", "CaseResult", "stiffness_field",
+__all__ = ["built_lattice", "simulate", "Simulation", "CaseResult", "stiffness_field", "periodic_share",
            "MESH_CELLS", "MAX_TETS", "FIELD_SAMPLES", "VOID_STIFFNESS"]
 
 _log = logging.getLogger("graded.simulate")
@@ -101,6 +101,38 @@ def built_lattice(spec: Spec, progress=None):
     from ..build import build
 
     return build(spec, progress)
+
+
+def periodic_share(nodes: np.ndarray, struts: np.ndarray, lo, hi, tol: float = 1e-6) -> np.ndarray:
+    """Share of every strut that the periodic cell counts: ``2^-k`` for a strut lying in k box faces.
+
+    A strut in a face of a block of whole cells belongs to one cell of the block but to two
+    periodic cells (four on an edge of the block), so the homogenized stiffness counts half
+    (a quarter) of it. Scaling such struts' areas by this share turns the block into the
+    truncation of the periodic lattice: the diagnostic that shows the surface layer of a
+    block of whole cells (stiffer by O(1/n)) is these struts and nothing else.
+
+    Parameters
+    ----------
+    nodes : ndarray, shape (N, 3)
+        Lattice nodes (mm).
+    struts : ndarray of int, shape (M, 2)
+    lo, hi : array_like, shape (3,)
+        The box (mm).
+    tol : float
+        Distance (mm) within which a node lies on a face.
+
+    Returns
+    -------
+    ndarray, shape (M,), float64
+        1, 1/2, 1/4 or 1/8.
+    """
+    x = np.asarray(nodes, dtype=np.float64)[np.asarray(struts, dtype=np.int64)]  # (M, 2, 3)
+    k = np.zeros(len(x), dtype=np.int64)
+    for ax in range(3):
+        for level in (lo[ax], hi[ax]):
+            k += np.all(np.abs(x[:, :, ax] - level) <= tol, axis=1)
+    return 2.0 ** -k
 
 
 def stiffness_field(prepared, points: np.ndarray, progress=None) -> np.ndarray:
