@@ -241,6 +241,8 @@ def main() -> dict:
     ap.add_argument("--sweep", type=float, nargs="*", default=[10.0, 20.0, 30.0],
                     help="edges (mm) of the scaled graded blocks (the 40 mm ones are always run)")
     ap.add_argument("--skip-graded", action="store_true")
+    ap.add_argument("--keep-uniform", action="store_true",
+                    help="reuse the uniform blocks of the existing results JSON, rerun the rest")
     ap.add_argument("--one", nargs=3, metavar=("N", "SOLVER", "TOPOLOGY"), help=argparse.SUPPRESS)  # child
     ap.add_argument("--graded", nargs=2, metavar=("NAME", "EDGE"), help=argparse.SUPPRESS)  # child
     ap.add_argument("--example", metavar="SPEC", help=argparse.SUPPRESS)  # child
@@ -255,8 +257,9 @@ def main() -> dict:
     if args.example:
         print(json.dumps(example(args.example)))
         return {}
-    runs = []
-    jobs = [("1x2", n) for n in args.cells] + [("1x3", n) for n in args.bcc_cells]
+    out = Path(__file__).resolve().parent / "results" / "simulate.json"
+    runs = json.loads(out.read_text())["uniform_blocks"] if args.keep_uniform else []
+    jobs = [] if args.keep_uniform else [("1x2", n) for n in args.cells] + [("1x3", n) for n in args.bcc_cells]
     for topology, n in jobs:
         for solver in ("direct", "amg"):
             if solver == "direct" and 25 * n**3 > args.direct_max:
@@ -312,7 +315,6 @@ def main() -> dict:
         ex = _child(["--example", str(Path(__file__).resolve().parents[1] / "examples" / "bone_implant_simulate.yaml")])
         result["example"] = ex
         print(f"example: {ex}", flush=True)
-    out = Path(__file__).resolve().parent / "results" / "simulate.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")

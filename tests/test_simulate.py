@@ -334,3 +334,17 @@ def test_graded_block_of_whole_cells_matches_the_continuum_but_for_its_face_stru
         ra = a.lattice["apparent_stiffness_N_per_mm"] / a.continuum["apparent_stiffness_N_per_mm"] - 1
         rb = b.lattice["apparent_stiffness_N_per_mm"] / b.continuum["apparent_stiffness_N_per_mm"] - 1
         assert ra > 0.1 and abs(rb) < GRADED_SHARED_TOL, (a.name, ra, rb)
+
+
+@pytest.mark.slow
+def test_main_example_simulates():
+    """examples/bone_implant_simulate.yaml builds and solves; 2.4 cells across: no scale separation."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "bone_implant_simulate.yaml"
+    sim = simulate(path)
+    assert sim.info["cells_across"] < 5
+    assert [c.name for c in sim.cases] == ["axial", "bending", "compression"]
+    for c in sim.cases:
+        assert c.lattice["force_balance"] < BALANCE and c.continuum["force_balance"] < BALANCE, c.name
+        assert c.lattice["apparent_stiffness_N_per_mm"] > 0 and c.lattice["min_safety_factor"] > 0
