@@ -24,7 +24,7 @@ import numpy as np
 from scipy import sparse
 
 __all__ = ["GridMesh", "grid_mesh", "ContinuumModel", "ContinuumResult", "continuum_model",
-           "solve_continuum", "traction_load", "probe", "DIRECT_MAX_DOFS", "CG_RTOL"]
+           "solve_continuum", "stiffness_matrix", "traction_load", "probe", "DIRECT_MAX_DOFS", "CG_RTOL"]
 
 #: Above this many free dofs the continuum solve uses AMG-CG instead of SuperLU.
 DIRECT_MAX_DOFS = 30_000
@@ -236,6 +236,19 @@ def traction_load(model: ContinuumModel, facets: np.ndarray, traction: np.ndarra
     return load.assemble(fb)
 
 
+def stiffness_matrix(model: ContinuumModel, C: np.ndarray) -> sparse.csr_matrix:
+    """Global stiffness (n_dofs, n_dofs) of the model with per-tetrahedron Voigt stiffness C (T, 6, 6).
+
+    Assemble once and pass it to :func:`solve_continuum` (``stiffness=``) to solve several
+    load cases of one body.
+    """
+    C = np.asarray(C, dtype=np.float64)
+    T = model.grid.mesh.t.shape[1]
+    if C.shape != (T, 6, 6):
+        raise ValueError(f"C: has shape {C.shape}, expected ({T}, 6, 6), one stiffness per tetrahedron")
+    return _stiffness(model, C)
+
+
 def _stiffness(model: ContinuumModel, C: np.ndarray) -> sparse.csr_matrix:
     """Global stiffness: element matrices ``sum_q w_q B_q^T C_e B_q`` from the basis' gradients.
 
@@ -274,6 +287,7 @@ def solve_continuum(
     values: np.ndarray,
     load: np.ndarray | None = None,
     solver: str = "auto",
+    stiffness: sparse.spmatrix | None = None,
 ) -> ContinuumResult:
     """Static equilibrium of the body with per-element stiffness ``C``.
 
@@ -289,6 +303,8 @@ def solve_continuum(
     load : ndarray, shape (n_dofs,), optional
         External load vector (N), e.g. from :func:`traction_load`.
     solver : {"auto", "direct", "amg"}
+    stiffness : scipy.sparse matrix, optional
+        ``stiffness_matrix(model, C)``, when several cases share the body (default: assembled here).
     """
     from skfem import condense
 
@@ -299,8 +315,10 @@ def solve_continuum(
     if C.shape != (T, 6, 6):
         raise ValueError(f"C: has shape {C.shape}, expected ({T}, 6, 6), one stiffness per tetrahedron")
     t0 = time.perf_counter()
-    K = _stiffness(model, C).tocsr()
+    K = _stiffness(model, C) if stiffness is None else sparse.csr_matrix(stiffness)
     n = K.shape[0]
+    if K.shape != (model.n_dofs, model.n_dofs):
+        raise ValueError(f"stiffness: has shape {K.shape}, expected ({model.n_dofs}, {model.n_dofs})")
     f = np.zeros(n) if load is None else np.asarray(load, dtype=np.float64)
     pres = np.asarray(prescribed, dtype=np.int64)
     x = np.zeros(n)

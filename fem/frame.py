@@ -199,6 +199,7 @@ def solve_frame(
     forces: np.ndarray | None = None,
     solver: str = "auto",
     progress=None,
+    stiffness: sparse.spmatrix | None = None,
 ) -> FrameResult:
     """Static equilibrium ``K u = f`` of a frame with prescribed dofs.
 
@@ -216,6 +217,9 @@ def solve_frame(
     solver : {"auto", "direct", "amg"}
     progress : callable, optional
         ``progress(done, total, message)``.
+    stiffness : scipy.sparse matrix, shape (6N, 6N), optional
+        ``assemble_frame(nodes, struts, diameters, E, nu)``, when several load cases share the
+        frame (default: assembled here).
 
     Returns
     -------
@@ -254,7 +258,12 @@ def solve_frame(
         vals = np.concatenate([vals, np.zeros(len(idle))])
 
     t0 = time.perf_counter()
-    K = assemble_frame(nodes, struts, diameters, E, nu)
+    if stiffness is None:
+        K = assemble_frame(nodes, struts, diameters, E, nu)
+    else:
+        K = sparse.bsr_matrix(stiffness, blocksize=(6, 6))
+        if K.shape != (n, n):
+            raise ValueError(f"stiffness: has shape {K.shape}, expected ({n}, {n})")
     timings = {"assemble_s": time.perf_counter() - t0}
     u_c = np.zeros(n)
     u_c[pres] = vals

@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from graded.fem.continuum import continuum_model, grid_mesh, probe, solve_continuum, traction_load
+from graded.fem.continuum import (
+    continuum_model,
+    grid_mesh,
+    probe,
+    solve_continuum,
+    stiffness_matrix,
+    traction_load,
+)
 
 #: Affine fields are in the P1 and P2 spaces: patch tests are exact up to round-off.
 EXACT = 1e-9
@@ -128,5 +135,24 @@ def test_bad_inputs_are_refused():
         solve_continuum(model, np.zeros((3, 6, 6)), prescribed=np.arange(3), values=np.zeros(3))
     with pytest.raises(ValueError, match="order"):
         continuum_model(grid, 3)
+    with pytest.raises(ValueError, match="stiffness: has shape"):
+        solve_continuum(model, np.broadcast_to(np.eye(6), (model.grid.mesh.t.shape[1], 6, 6)),
+                        prescribed=np.arange(3), values=np.zeros(3), stiffness=np.eye(3))
     with pytest.raises(ValueError, match="no grid box"):
         grid_mesh([0, 0, 0], [1, 1, 1], 0.5, keep=lambda c: np.zeros(len(c), dtype=bool))
+
+
+def test_one_assembly_serves_several_cases():
+    """solve_continuum with the stiffness of stiffness_matrix is the same solve (cases of one body share it)."""
+    lo, hi = np.zeros(3), np.array([1.0, 1.0, 2.0])
+    model = continuum_model(grid_mesh(lo, hi, 0.5), 2)
+    C = np.broadcast_to(anisotropic(3), (model.grid.mesh.t.shape[1], 6, 6))
+    K = stiffness_matrix(model, C)
+    base = model.dofs[np.isclose(model.points[:, 2], 0.0)].reshape(-1)
+    top = model.dofs[np.isclose(model.points[:, 2], 2.0), 2]
+    pres = np.concatenate([base, top])
+    vals = np.concatenate([np.zeros(len(base)), np.full(len(top), -0.01)])
+    a = solve_continuum(model, C, prescribed=pres, values=vals, solver="direct")
+    b = solve_continuum(model, C, prescribed=pres, values=vals, solver="direct", stiffness=K)
+    np.testing.assert_allclose(b.u, a.u, rtol=0, atol=EXACT * np.abs(a.u).max())
+    np.testing.assert_allclose(b.reaction, a.reaction, rtol=0, atol=EXACT * np.abs(a.reaction).max())

@@ -150,6 +150,13 @@ def test_direct_and_amg_agree_on_a_lattice_block():
     assert b.iterations > 0 and b.residual < 1e-7
     np.testing.assert_allclose(b.displacement, a.displacement, atol=ITERATIVE * 0.01)
     np.testing.assert_allclose(b.reaction[top, 2].sum(), a.reaction[top, 2].sum(), rtol=ITERATIVE)
+    # one assembly serves several load cases: the same solve
+    K = assemble_frame(g.nodes, g.struts, g.diameters, E, NU)
+    c = solve_frame(g.nodes, g.struts, g.diameters, E=E, nu=NU, prescribed=pres, values=vals, solver="direct",
+                    stiffness=K)
+    np.testing.assert_allclose(c.displacement, a.displacement, rtol=0, atol=EXACT * np.abs(a.displacement).max())
+    with pytest.raises(ValueError, match="stiffness: has shape"):
+        solve_frame(g.nodes, g.struts, g.diameters, prescribed=pres, values=vals, stiffness=K.tocsr()[:6, :6])
 
 
 def test_under_constrained_frame_is_refused():

@@ -9,7 +9,8 @@ from click.testing import CliRunner
 
 from graded import ValidationError
 from graded.cli.main import cli
-from graded.simulate import simulate, write_simulation
+from graded.simulate import periodic_share, simulate, write_simulation
+from graded.simulate.loads import TRIBUTARY_SAMPLES_PER_CELL, tributary_weights
 from graded.spec import parse_spec
 from graded.unitcell import UnitCell
 
@@ -38,13 +39,19 @@ def homogenized_E33(topology, rho=0.05):
 
 
 #: Observed order of E_app - E_hom in 1/n: the octet's face struts make a stiffer surface
-#: layer (error ~ 1/n), the BCC block's error falls like 1/n^2; 10^3 cells are in the benchmark.
+#: layer (error ~ +0.47 / n), the BCC block's error falls like -1.2 / n^2 (benchmark: to 10^3 cells).
 RATES = {"1x2": (0.8, 1.3), "1x3": (1.7, 2.4)}
+#: The limit n -> oo of a three-term fit E_app / E_hom - 1 = e_oo + a / n^p + b / n^(p+1)
+#: (p the order above) on three small blocks: the next term of the boundary-layer expansion
+#: leaves |e_oo| = 0.5 % (octet, n = 2, 3, 4) and 0.4 % (BCC, n = 2, 4, 6); larger blocks
+#: give < 0.1 % (benchmarks/results/simulate.json). 1 % says the limit is the periodic
+#: cell's 1 / S_33 (uniaxial stress: lateral faces free), not its C_33 (octet: 2x larger).
+EXTRAPOLATED_TOL = 0.01
 
 
 @pytest.mark.parametrize("topology, sizes", [("1x2", (2, 3, 4)), ("1x3", (2, 4, 6))])
 def test_uniform_block_apparent_modulus_tends_to_the_homogenized_one(topology, sizes):
-    """E_app of n^3 blocks (uniaxial, rollers) converges to E_hom of the periodic cell."""
+    """E_app of n^3 blocks (uniaxial, rollers) converges to E_hom = 1 / S_33 of the periodic cell."""
     E_hom = homogenized_E33(topology)
     errors = []
     for n in sizes:
@@ -55,7 +62,13 @@ def test_uniform_block_apparent_modulus_tends_to_the_homogenized_one(topology, s
     rate = -np.polyfit(np.log(sizes), np.log(mag), 1)[0]
     lo, hi = RATES[topology]
     assert lo < rate < hi, (rate, errors)
-    assert mag[-1] < {"1x2": 0.13, "1x3": 0.05}[topology], errors
+    p = round(rate)
+    n = np.asarray(sizes, dtype=np.float64)
+    e_inf, a, _ = np.linalg.solve(np.stack([np.ones(3), n**-p, n ** -(p + 1)], axis=1), errors)
+    assert abs(e_inf) < EXTRAPOLATED_TOL, (e_inf, errors)
+    assert np.sign(a) == {"1x2": 1, "1x3": -1}[topology], a  # octet surface stiffer, BCC softer
+    C = UnitCell(topology, rho=0.05).stiffness() * E_TI
+    assert abs(E_hom * (1 + e_inf) / C[2, 2] - 1) > 5 * EXTRAPOLATED_TOL  # C_33 is not the limit
 
 
 def test_uniform_continuum_is_exactly_the_homogenized_modulus():
@@ -208,3 +221,130 @@ def test_cli_bad_load_spec_one_line_exit_2(tmp_path, loads_yaml, field):
     err = [ln for ln in res.output.splitlines() if ln.startswith("Error:")]
     assert len(err) == 1 and err[0].startswith(f"Error: {field}"), res.output
     assert "Traceback" not in res.output
+
+
+def test_tributary_weights_of_a_node_grid_are_its_voronoi_areas():
+    """Nodes 0.4 cells apart on a 2 x 2 cell face: Voronoi cells of 4 x 4, 2 x 4 (rim), 2 x 2 (corner) samples."""
+    assert TRIBUTARY_SAMPLES_PER_CELL == 10  # the exact counts below assume 0.1-cell samples
+    spec = parse_spec(block(1, cases=[{"name": "a", "fixed": [{"face": "z-"}],
+                                       "loaded": [{"face": "z+", "force": [0, 0, -1]}]}]))
+    face = spec.loads.cases[0].loaded[0]
+    g = np.arange(6) * 0.8  # cell edge 2 mm, face [0, 4] mm
+    X, Y = np.meshgrid(g, g, indexing="ij")
+    pts = np.stack([X.ravel(), Y.ravel(), np.full(X.size, 4.0)], axis=1)
+    w = tributary_weights(face, pts, np.zeros(3), np.full(3, 4.0), cell_edge=2.0)
+    rim = (np.isin(X.ravel(), [0, 4.0]).astype(int) + np.isin(Y.ravel(), [0, 4.0]).astype(int))
+    expect = np.array([16, 8, 4])[rim] / 400.0
+    np.testing.assert_allclose(w, expect, rtol=1e-12)
+    # a lone node carries the disc of TRIBUTARY_RADIUS_CELLS (1 mm) around it, not the empty
+    # area next to it; a pair 0.4 mm apart shares the union of its two discs (pi - lens each)
+    pts = np.array([[1.2, 1.2, 4.0], [2.8, 2.6, 4.0], [2.8, 3.0, 4.0]])
+    w = tributary_weights(face, pts, np.zeros(3), np.full(3, 4.0), cell_edge=2.0)
+    lens = 2 * np.arccos(0.2) - 0.2 * np.sqrt(3.84)
+    areas = np.array([np.pi, np.pi - lens / 2, np.pi - lens / 2])
+    # 0.2 mm samples resolve a disc of 1 mm to ~1 %
+    np.testing.assert_allclose(w, areas / areas.sum(), rtol=0.02)
+
+
+def rotated_block(L=10.0, tolerance=None):
+    """A graded block whose second cell is stretched and rotated: the box cuts cells at every face."""
+    face = {} if tolerance is None else {"tolerance": tolerance}
+    return {"body": {"box": {"size": [L, L, L]}}, "cell_size": 2.5, "zeta": 0.5, "min_strut_diameter": 0.05,
+            "control_points": [
+                {"position": [L / 8] * 3, "cell": {"topology": "2x1+1x3+2x5", "rho": 0.04}},
+                {"position": [7 * L / 8] * 3, "cell": {"topology": "1x1+2x4+1x6", "rho": 0.08, "U": [1.2, 1.0, 0.9],
+                                                        "R1": [0.3, 0.0, 0.0]}}],
+            "loads": {"yield_strength": 880, "cases": [{
+                "name": "compression z",
+                "fixed": [{"face": "z-", "components": ["z"], **face}, {"face": "x-", "components": ["x"], **face},
+                          {"face": "y-", "components": ["y"], **face}],
+                "loaded": [{"face": "z+", "displacement": [None, None, -0.05], **face}]}]}}
+
+
+#: Lattice vs continuum apparent stiffness of the 4-cell rotated block held by its surface
+#: layers: 1.3 % measured; the cut lateral faces (softer) and the held slabs' depth (stiffer)
+#: are each O(1/n), a few percent here (benchmarks/results/simulate.json: against cells across).
+CUT_FACE_AGREEMENT = 0.10
+
+
+def test_cut_cell_faces_are_held_by_their_surface_layer():
+    """Where the body cuts cells, a face region holds the nodes of the surface layer, not the few on the face."""
+    from graded.build import build
+
+    built = build(rotated_block())
+    edge = 2.5
+    sim = simulate(rotated_block(), built=built)
+    c = sim.cases[0]
+    tol = c.lattice["region_tolerance_mm"]
+    # z- meets whole cells of the first point (a tenth of a cell holds them), z+ the rotated cut ones
+    assert tol["fixed"][0] == pytest.approx(0.1 * edge) and 0.1 * edge < tol["loaded"][0] <= 0.45 * edge, tol
+    assert c.comparison["stiffness_difference"] < CUT_FACE_AGREEMENT, c.comparison
+    # a tenth of a cell catches a node or two of each face: the load bends their struts
+    thin = simulate(rotated_block(tolerance=0.1 * edge), built=built, continuum=False).cases[0]
+    assert thin.lattice["apparent_stiffness_N_per_mm"] < 0.2 * c.lattice["apparent_stiffness_N_per_mm"]
+
+
+def shared(built, L):
+    """The built block with every face strut at the periodic cell's share of its area."""
+    g = built.graph
+    g.diameters[:] = g.diameters * np.sqrt(periodic_share(g.nodes, g.struts, np.zeros(3), np.full(3, L)))
+    return built
+
+
+#: |E_app / E_hom - 1| of octet blocks whose face struts have the periodic share of their
+#: area: 0.15 % (n = 3), 0.11 % (n = 4) measured, against 15 % and 12 % as built (what is
+#: left: their bending stiffness is a quarter, not a half).
+SHARED_TOL = 0.005
+
+
+def test_octet_surface_layer_is_its_unshared_face_struts():
+    """The whole O(1/n) excess of an octet block is the half of each face strut a periodic cell does not count."""
+    from graded.build import build
+
+    E_hom = homogenized_E33("1x2")
+    for n in (3, 4):
+        spec = block(n)
+        built = build(spec)
+        as_built = simulate(spec, built=built, continuum=False).cases[0].lattice["apparent_modulus_MPa"] / E_hom - 1
+        assert as_built > 0.1, as_built
+        e = simulate(spec, built=shared(built, 2.0 * n), continuum=False).cases[0].lattice["apparent_modulus_MPa"]
+        assert abs(e / E_hom - 1) < SHARED_TOL, (n, e / E_hom - 1)
+
+
+#: Lattice vs as-built continuum stiffness of the 4-cell graded block of whole cells with its
+#: face struts at their periodic share: -1.0 % (compression), -4.1 % (force on a face)
+#: measured, against +25 % and +16 % as built; the remainder falls with cells across
+#: (-0.45 %, -2.0 % at 8 cells, benchmarks/results/simulate.json).
+GRADED_SHARED_TOL = 0.06
+
+
+def test_graded_block_of_whole_cells_matches_the_continuum_but_for_its_face_struts():
+    """The as-built stiffness field of the grading is the lattice's, in the bulk: the difference is the surface."""
+    from graded.build import build
+
+    spec = rotated_block()
+    second = spec["control_points"][1]["cell"]
+    del second["U"], second["R1"]  # whole cells fill the box
+    spec["loads"]["cases"].append({"name": "load z", "fixed": [{"face": "z-"}],
+                                   "loaded": [{"face": "z+", "force": [0.0, 0.0, -100.0]}]})
+    built = build(spec)
+    raw = simulate(spec, built=built)
+    fair = simulate(spec, built=shared(built, 10.0))
+    for a, b in zip(raw.cases, fair.cases):
+        ra = a.lattice["apparent_stiffness_N_per_mm"] / a.continuum["apparent_stiffness_N_per_mm"] - 1
+        rb = b.lattice["apparent_stiffness_N_per_mm"] / b.continuum["apparent_stiffness_N_per_mm"] - 1
+        assert ra > 0.1 and abs(rb) < GRADED_SHARED_TOL, (a.name, ra, rb)
+
+
+@pytest.mark.slow
+def test_main_example_simulates():
+    """examples/bone_implant_simulate.yaml builds and solves; 2.4 cells across: no scale separation."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "bone_implant_simulate.yaml"
+    sim = simulate(path)
+    assert sim.info["cells_across"] < 5
+    assert [c.name for c in sim.cases] == ["axial", "bending", "compression"]
+    for c in sim.cases:
+        assert c.lattice["force_balance"] < BALANCE and c.continuum["force_balance"] < BALANCE, c.name
+        assert c.lattice["apparent_stiffness_N_per_mm"] > 0 and c.lattice["min_safety_factor"] > 0

@@ -6,7 +6,7 @@ models and compares them, ``outputs`` writes VTU, PNG and the report section.
 
 from .loads import BoundaryConditions, boundary_conditions, region_mask
 from .outputs import write_simulation
-from .run import CaseResult, Simulation, built_lattice, simulate, stiffness_field
+from .run import CaseResult, Simulation, built_lattice, periodic_share, simulate, stiffness_field
 
 __all__ = ["BoundaryConditions", "boundary_conditions", "region_mask", "simulate", "Simulation", "CaseResult",
-           "built_lattice", "stiffness_field", "write_simulation"]
+           "built_lattice", "periodic_share", "stiffness_field", "write_simulation"]

@@ -3,7 +3,8 @@
 For every load case of ``spec.loads``:
 
 1. the lattice model: every strut a Timoshenko beam (:mod:`graded.fem.frame`), supports
-   and loads on the lattice nodes the regions catch, forces shared equally by them;
+   and loads on the lattice nodes the regions catch, forces shared by them in proportion
+   to their tributary area (:func:`graded.simulate.loads.tributary_weights`);
 2. the continuum model: the body meshed by tetrahedra (:mod:`graded.fem.continuum`), each
    with the FE stiffness of the *as-built* local cell of the grading at its centroid
    (:func:`graded.grading.local.local_cell`, sampled on a grid and interpolated), the
@@ -26,15 +27,30 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..fem.continuum import ContinuumModel, continuum_model, grid_mesh, probe, solve_continuum, traction_load
-from ..fem.frame import solve_frame, strut_end_forces, strut_stresses
+from ..fem.continuum import (
+    ContinuumModel,
+    continuum_model,
+    grid_mesh,
+    probe,
+    solve_continuum,
+    stiffness_matrix,
+    traction_load,
+)
+from ..fem.frame import assemble_frame, solve_frame, strut_end_forces, strut_stresses
 from ..graph import LatticeGraph
 from ..spec import LoadCase, Spec, load_spec, parse_spec
 from ..validation import ValidationError
-from .loads import BoundaryConditions, boundary_conditions, region_mask, region_tolerance
+from .loads import (
+    BoundaryConditions,
+    boundary_conditions,
+    region_mask,
+    region_tolerance,
+    resolve_tolerances,
+    tributary_weights,
+)
 
-__all__ = ["built_lattice", "simulate", "Simulation", "CaseResult", "stiffness_field",
-           "MESH_CELLS", "MAX_TETS", "FIELD_SAMPLES", "VOID_STIFFNESS"]
+__all__ = ["built_lattice", "simulate", "Simulation", "CaseResult", "stiffness_field", "periodic_share",
+           "MESH_CELLS", "MAX_TETS", "FIELD_SAMPLES", "VOID_STIFFNESS", "FRAGMENT_DEGREE"]
 
 _log = logging.getLogger("graded.simulate")
 
@@ -51,6 +67,8 @@ MAX_TETS = 150_000
 FIELD_SPACING = 0.5
 #: Cap on the stiffness-field samples (one FE homogenization each, ~1 ms).
 FIELD_SAMPLES = 4096
+#: Loaded lattice nodes with at most this many struts are reported as surface fragments.
+FRAGMENT_DEGREE = 2
 #: Stiffness given to continuum points where the lattice has no printable strut (a void
 #: of the grading), as a fraction of the mean stiffness of the field: small enough not
 #: to carry load, large enough to keep the continuum stiffness matrix non-singular.
@@ -93,6 +111,38 @@ def built_lattice(spec: Spec, progress=None):
     from ..build import build
 
     return build(spec, progress)
+
+
+def periodic_share(nodes: np.ndarray, struts: np.ndarray, lo, hi, tol: float = 1e-6) -> np.ndarray:
+    """Share of every strut that the periodic cell counts: ``2^-k`` for a strut lying in k box faces.
+
+    A strut in a face of a block of whole cells belongs to one cell of the block but to two
+    periodic cells (four on an edge of the block), so the homogenized stiffness counts half
+    (a quarter) of it. Scaling such struts' areas by this share turns the block into the
+    truncation of the periodic lattice: the diagnostic that shows the surface layer of a
+    block of whole cells (stiffer by O(1/n)) is these struts and nothing else.
+
+    Parameters
+    ----------
+    nodes : ndarray, shape (N, 3)
+        Lattice nodes (mm).
+    struts : ndarray of int, shape (M, 2)
+    lo, hi : array_like, shape (3,)
+        The box (mm).
+    tol : float
+        Distance (mm) within which a node lies on a face.
+
+    Returns
+    -------
+    ndarray, shape (M,), float64
+        1, 1/2, 1/4 or 1/8.
+    """
+    x = np.asarray(nodes, dtype=np.float64)[np.asarray(struts, dtype=np.int64)]  # (M, 2, 3)
+    k = np.zeros(len(x), dtype=np.int64)
+    for ax in range(3):
+        for level in (lo[ax], hi[ax]):
+            k += np.all(np.abs(x[:, :, ax] - level) <= tol, axis=1)
+    return 2.0 ** -k
 
 
 def stiffness_field(prepared, points: np.ndarray, progress=None) -> np.ndarray:
@@ -161,16 +211,17 @@ def _case_axis(case: LoadCase, body) -> tuple | None:
     return ax, float(ext[ax]), float(np.prod(np.delete(ext, ax)))
 
 
-def _lattice_case(graph, case, i, spec, body, edge, E, nu, sy, solver, progress):
+def _lattice_case(graph, K, case, i, spec, body, edge, E, nu, sy, solver, progress):
     bc = boundary_conditions(case, i, graph.nodes, body.lo, body.hi, edge, spec=spec)
     N = graph.n_nodes
     f = np.zeros((N, 6))
-    for idx, F in zip(bc.loaded_points, bc.forces):
+    for item, idx, F in zip(case.loaded, bc.loaded_points, bc.forces):
         if F is not None:
-            np.add.at(f[:, :3], idx, F / len(idx))
+            w = tributary_weights(item, graph.nodes[idx], body.lo, body.hi, edge)
+            np.add.at(f[:, :3], idx, w[:, None] * F[None, :])
     res = solve_frame(graph.nodes, graph.struts, graph.diameters, E=E, nu=nu,
                       prescribed=6 * bc.fixed_points + bc.fixed_components, values=bc.fixed_values,
-                      forces=f, solver=solver, progress=progress)
+                      forces=f, solver=solver, progress=progress, stiffness=K)
     u = res.displacement[:, :3]
     ends = strut_end_forces(graph.nodes, graph.struts, graph.diameters, res.displacement, E, nu)
     st = strut_stresses(graph.nodes, graph.struts, graph.diameters, ends)
@@ -179,11 +230,18 @@ def _lattice_case(graph, case, i, spec, body, edge, E, nu, sy, solver, progress)
     work = [float(np.sum(f[idx, :3] * u[idx])) for idx in bc.loaded_points]
     reac = [res.reaction[idx, :3].sum(axis=0) for idx in bc.loaded_points]
     K = _apparent(bc, work, reac)
+    # loaded nodes that hold two struts or fewer: fragments of cells cut by the body, which a
+    # force bends rather than passes on (their share of the work is local compliance)
+    degree = np.bincount(graph.struts.reshape(-1), minlength=N)
+    frag = [idx[degree[idx] <= FRAGMENT_DEGREE] for idx in bc.loaded_points]
+    frag_work = sum(float(np.sum(f[i, :3] * u[i])) for i in frag)
     applied = f[:, :3].sum(axis=0)
     support = res.reaction[:, :3].sum(axis=0)
     scale = max(float(np.linalg.norm(applied)), float(np.abs(res.reaction[:, :3]).sum()) / 2, 1e-300)
     worst = int(np.argmax(st["von_mises"]))
     summary = {
+        "region_tolerance_mm": {"fixed": [r.tolerance for r in case.fixed],
+                                "loaded": [r.tolerance for r in case.loaded]},
         "solver": res.solver, "iterations": res.iterations, "residual": res.residual,
         "seconds": {k: round(v, 3) for k, v in res.timings.items()},
         "apparent_stiffness_N_per_mm": K,
@@ -197,11 +255,13 @@ def _lattice_case(graph, case, i, spec, body, edge, E, nu, sy, solver, progress)
         "struts_yielding": int(np.sum(st["safety_factor"] < 1.0)),
         "max_axial_force_N": float(np.abs(st["axial_force"]).max()),
         "max_bending_moment_Nmm": float(st["bending_moment"].max()),
+        "loaded_fragment_nodes": int(sum(len(i) for i in frag)),
+        "fragment_work_share": frag_work / sum(work) if sum(work) > 0 else 0.0,
     }
     return bc, summary, u, st
 
 
-def _continuum_case(model, Cel, case, i, spec, body, edge, sy, solver):
+def _continuum_case(model, Cel, Kc, case, i, spec, body, edge, sy, solver):
     P = model.points
     bc = boundary_conditions(case, i, P, body.lo, body.hi, edge, spec=spec, what="continuum mesh node")
     prescribed = model.dofs[bc.fixed_points, bc.fixed_components]
@@ -221,7 +281,8 @@ def _continuum_case(model, Cel, case, i, spec, body, edge, sy, solver):
         p = mesh.p[:, mesh.facets[:, fac]]  # (3, 3 corners, F)
         area = 0.5 * np.linalg.norm(np.cross((p[:, 1] - p[:, 0]).T, (p[:, 2] - p[:, 0]).T), axis=1).sum()
         load += traction_load(model, fac, F / area)
-    res = solve_continuum(model, Cel, prescribed=prescribed, values=bc.fixed_values, load=load, solver=solver)
+    res = solve_continuum(model, Cel, prescribed=prescribed, values=bc.fixed_values, load=load, solver=solver,
+                          stiffness=Kc)
     u = res.displacement
     fn = load[model.dofs]
     work = [float(np.sum(fn[idx] * u[idx])) for idx in bc.loaded_points]
@@ -309,7 +370,7 @@ def simulate(
     info: dict = {"struts": graph.n_struts, "nodes": graph.n_nodes, "units": {"length": "mm", "force": "N",
                                                                                   "stress": "MPa"},
                   "yield_strength_MPa": sy, "cells_across": float(np.min(body.hi - body.lo) / edge)}
-    model = Cel = None
+    model = Cel = Kc = None
     if continuum:
         t1 = time.perf_counter()
         h = _grid_size(body.lo, body.hi, edge, mesh_size)
@@ -317,15 +378,22 @@ def simulate(
         grid = grid_mesh(body.lo, body.hi, h, keep=keep)
         model = continuum_model(grid, order)
         Cel = E * _element_stiffness(built.grading, grid, edge, progress)
+        t2 = time.perf_counter()
+        Kc = stiffness_matrix(model, Cel)  # one assembly for every case
         info["continuum"] = {"mesh_size_mm": float(h), "order": order, "tetrahedra": int(grid.mesh.t.shape[1]),
-                             "dofs": model.n_dofs, "setup_s": round(time.perf_counter() - t1, 3)}
+                             "dofs": model.n_dofs, "setup_s": round(t2 - t1, 3),
+                             "assemble_s": round(time.perf_counter() - t2, 3)}
     cases = []
     n_cases = len(spec.loads.cases)
+    t3 = time.perf_counter()
+    K = assemble_frame(graph.nodes, graph.struts, graph.diameters, E, nu)  # one assembly for every case
+    info["lattice_assemble_s"] = round(time.perf_counter() - t3, 3)
     for i, case in enumerate(spec.loads.cases):
         if progress:
             progress(i, n_cases, f"case {case.name}: lattice")
+        case = resolve_tolerances(case, graph.nodes, body.lo, body.hi, edge)
         try:
-            bc, lat, u, st = _lattice_case(graph, case, i, spec, body, edge, E, nu, sy, solver, progress)
+            bc, lat, u, st = _lattice_case(graph, K, case, i, spec, body, edge, E, nu, sy, solver, progress)
         except ValueError as exc:
             if isinstance(exc, ValidationError) or not str(exc).startswith("supports:"):
                 raise
@@ -340,7 +408,7 @@ def simulate(
         if continuum:
             if progress:
                 progress(i, n_cases, f"case {case.name}: continuum")
-            cont, cres = _continuum_case(model, Cel, case, i, spec, body, edge, sy, solver)
+            cont, cres = _continuum_case(model, Cel, Kc, case, i, spec, body, edge, sy, solver)
             if axis is not None and cont["apparent_stiffness_N_per_mm"] is not None:
                 cont["apparent_modulus_MPa"] = cont["apparent_stiffness_N_per_mm"] * axis[1] / axis[2]
             cu, cs, cvm = cres.displacement, cres.stress, cres.von_mises
