@@ -30,7 +30,7 @@ control_points:
   - position: [7, 3, 3]
     cell: {topology: "1x1+2x4+1x6", rho: 0.06}
 min_strut_diameter: 0.02
-outputs: {files: [stl, 3mf, report]}
+outputs: {files: [stl, 3mf]}
 """
 
 
@@ -101,8 +101,8 @@ def test_tiled_superposed_lattice_is_one_closed_body_equal_to_one_piece(tmp_path
     g = superpose(bcc_graph((3, 3, 3), cell=2.0), octet_graph((3, 3, 3), cell=2.0))
     body = trimesh.creation.box(bounds=[[0.5, 0.5, 0.5], [5.7, 5.7, 5.7]]) if clip else None
     ref = mesh_graph(g, body=body)
-    out = mesh_graph_tiled(g, tmp_path / "part.stl", body=body, tile_struts=150, scheduler="serial")
-    assert out.stats["tiles"] == 8 and out.stats["seam_half_edges"] > 0
+    out = mesh_graph_tiled(g, tmp_path / "part.stl", body=body, tile_struts=400, scheduler="serial")
+    assert out.stats["tiles"] >= 3 and out.stats["seam_half_edges"] > 0
     assert out.facts.volume == pytest.approx(ref.facts.volume, rel=VOLUME_REL)
     back = trimesh.load(out.path)
     assert len(back.faces) == out.facts.triangles
@@ -133,7 +133,7 @@ def test_tile_plan_owns_every_strut_once():
 def test_partitioned_build_is_one_watertight_body_like_the_unpartitioned_build(tmp_path):
     spec = parse_spec(SPEC)
     ref = build(spec, output_dir=tmp_path / "one")
-    tiled = build(spec, output_dir=tmp_path / "tiles", tiled_above=10, tile_struts=150, scheduler="serial")
+    tiled = build(spec, output_dir=tmp_path / "tiles", tiled_above=10, tile_struts=400, scheduler="serial")
     assert ref.solid.mesh is not None and tiled.solid.mesh is None
     assert tiled.solid.stats["tiles"] >= 4
     assert tiled.solid.facts.volume == pytest.approx(ref.solid.facts.volume, rel=VOLUME_REL)
@@ -153,3 +153,17 @@ def test_partitioned_build_is_one_watertight_body_like_the_unpartitioned_build(t
     assert len(m3.faces) == len(back.faces) and m3.is_watertight
     assert sorted(p.name for p in (tmp_path / "tiles").iterdir() if not p.name.startswith(".")) == sorted(
         p.name for p in (tmp_path / "one").iterdir() if not p.name.startswith("."))
+
+
+def test_tiles_on_a_local_dask_cluster_give_the_same_triangles_as_in_process(tmp_path):
+    g = bcc_graph((4, 4, 4), cell=2.0)
+    serial = mesh_graph_tiled(g, tmp_path / "serial.stl", tile_struts=250, scheduler="serial")
+    dask = mesh_graph_tiled(g, tmp_path / "dask.stl", tile_struts=250, scheduler="local", workers=2)
+    assert serial.stats["tiles"] >= 2
+    a, _ = read_stl(serial.path)
+    b, _ = read_stl(dask.path)
+    # tiles arrive in completion order on the cluster: compare the triangles as sets
+    key = lambda t: np.sort(t.reshape(len(t), -1).view(np.dtype((np.void, 72))).ravel())  # noqa: E731
+    assert np.array_equal(key(a), key(b))
+    assert dask.facts.volume == pytest.approx(serial.facts.volume, rel=ROUNDOFF_REL)
+    assert dask.stats["worker_peak_rss_gb"] > 0
