@@ -37,10 +37,11 @@ What differs from the one-piece path
   is made on the float32 mesh.
 * The volume is the sum of the tiles' pieces (divergence theorem, exact for the closed surface).
 
-Memory: a worker holds one tile (about 32 KB per meshed strut, halo included, at the peak of
-its union and clip); the assembling process holds the graph, one finished tile at a time and
-the open seam half-edges. Tiles run as Dask tasks: on a ``distributed.LocalCluster`` of the
-local cores by default, or on a running cluster (``scheduler="tcp://host:8786"``).
+Memory: a worker holds one tile (about 30 KB per meshed strut, halo included, at the peak of
+its union and clip: 1.25 GB for 43k struts, 1.7 GB for ~50k, measured); the assembling process
+holds the graph, one finished tile at a time and the seam triangles (a few per cent of all).
+Tiles run as Dask tasks: on a ``distributed.LocalCluster`` of the local cores by default, or
+on a running cluster (``scheduler="tcp://host:8786"``).
 """
 
 from __future__ import annotations
@@ -77,9 +78,9 @@ __all__ = [
 #: path (identical output to earlier releases) peaks at about 1.6 GB (32 KB per strut
 #: measured), well inside a laptop; above it that path grows past 4 GB within a factor 2-3.
 TILED_ABOVE = 50_000
-#: Struts owned per tile (by strut midpoint) the grid aims at: with the halo a tile meshes
-#: about twice that, ~3 GB at 32 KB per strut at its peak, and a 600k-strut part has 8-12
-#: tiles, enough to keep two to sixteen workers busy.
+#: Struts per tile the grid aims at (counted by strut midpoint): with its halo a tile meshes
+#: about 1.5 times that (a 40 mm box of 2 mm cells: 601k struts, 18 tiles, 906k meshed), 1.7 GB
+#: per worker at the peak (measured), and a 600k-strut part keeps up to 18 workers busy.
 TILE_STRUTS = 50_000
 #: Extra halo, in largest polygon radii, beyond the longest strut: a node's joint reaches
 #: ``sqrt(stub^2 + R^2)`` from it, 2.7 R at the 45-degree angle below which struts go to the
