@@ -167,3 +167,15 @@ def test_tiles_on_a_local_dask_cluster_give_the_same_triangles_as_in_process(tmp
     assert np.array_equal(key(a), key(b))
     assert dask.facts.volume == pytest.approx(serial.facts.volume, rel=ROUNDOFF_REL)
     assert dask.stats["worker_peak_rss_gb"] > 0
+
+
+def test_streamed_3mf_reads_back_the_float32_mesh(tmp_path):
+    from graded.io.threemf import read_3mf, write_3mf_stream
+
+    mesh = trimesh.creation.icosphere(subdivisions=2)
+    write_3mf_stream(tmp_path / "s.3mf", mesh.vertices, mesh.faces, name='a "part" <1>')
+    unit, objects, build_items = read_3mf(tmp_path / "s.3mf")
+    (obj,) = objects
+    assert unit == "MilliMeter" and obj.name == 'a "part" <1>' and build_items == [obj.resource_id]
+    assert np.array_equal(obj.triangles, mesh.faces)
+    assert np.array_equal(obj.vertices, mesh.vertices.astype(np.float32).astype(np.float64))  # 9 digits: exact

@@ -57,9 +57,11 @@ def _arrays(solid):
 
 
 def _3mf(result, folder: Path) -> dict:
-    from .threemf import write_3mf
+    from .threemf import write_3mf, write_3mf_stream
 
     v, t = _arrays(result.solid)
+    if result.solid.mesh is None:  # a tiled (big) solid: streamed, without lib3mf's model in memory
+        return {"3mf": write_3mf_stream(folder / "part.3mf", v, t, name="part")}
     return {"3mf": write_3mf(folder / "part.3mf", v, t, name="part")}
 
 
