@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .options import ProgressBar, echo_json, handle_errors, is_quiet, json_option
+from .options import ProgressBar, echo_json, handle_errors, is_quiet, json_option, scheduler_option
 
 __all__ = ["build"]
 
@@ -21,19 +21,31 @@ def _pct(x) -> str:
 @click.option("-o", "--outdir", type=click.Path(path_type=Path), default=None,
               help="Output folder, replaced as a whole (default: outputs.directory of the spec, relative to it).")
 @click.option("--no-progress", is_flag=True, help="No progress bar or progress lines.")
+@scheduler_option("the meshing tiles of a big part (by default a LocalCluster; see docs/cluster.md)")
 @json_option
 @handle_errors
-def build(spec: Path, outdir: Path | None, no_progress: bool, as_json: bool) -> None:
-    """Build the graded part of SPEC (a spec.yaml): cells, lattice, solid, STL / 3MF and report."""
+def build(spec: Path, outdir: Path | None, no_progress: bool, scheduler: str | None, as_json: bool) -> None:
+    """Build the graded part of SPEC (a spec.yaml): cells, lattice, solid, STL / 3MF and report.
+
+    Parts above the tiling threshold (graded.mesh.tiles.TILED_ABOVE struts) are meshed in
+    spatial tiles, in parallel, and streamed to disk as one watertight body; --scheduler runs
+    the tiles on a Dask cluster (docs/cluster.md).
+    """
     t0 = time.perf_counter()
     from graded.build import build as run_build
     from graded.spec import load_spec
 
     s = load_spec(spec)
     out = outdir if outdir is not None else s.resolve(s.outputs.directory)
+    def on_cluster(info: dict) -> None:
+        if not as_json and not is_quiet():
+            click.echo(f"Dask scheduler {info['scheduler']} with {info['workers']} workers; "
+                       f"dashboard {info['dashboard']}", err=True)
+
     with ProgressBar("build", enabled=not no_progress and not as_json) as bar:
         result = run_build(s, progress=bar, output_dir=out,
-                           output_field="--outdir" if outdir is not None else "outputs.directory")
+                           output_field="--outdir" if outdir is not None else "outputs.directory",
+                           scheduler=scheduler, on_cluster=on_cluster)
     if getattr(result, "family", "truss") == "spinodoid":
         _spinodoid_summary(spec, out, result, t0, as_json)
         return

@@ -14,11 +14,19 @@ import click
 
 from graded.validation import ValidationError
 
-__all__ = ["InputError", "LINE_INTERVAL_S", "ProgressBar", "echo_json", "handle_errors", "is_quiet", "json_option"]
+__all__ = ["InputError", "LINE_INTERVAL_S", "ProgressBar", "echo_json", "handle_errors", "is_quiet", "json_option",
+           "scheduler_option"]
 
 _log = logging.getLogger("graded.cli")
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
+
+
+def scheduler_option(what: str) -> Callable:
+    """``--scheduler ADDRESS|local``: run ``what`` as Dask tasks (docs/cluster.md)."""
+    return click.option("--scheduler", default=None, metavar="ADDRESS|local",
+                        help=f"Run {what} as Dask tasks: 'local' starts a LocalCluster of this machine's cores, "
+                             "an address (tcp://HOST:8786) uses a running cluster.")
 
 
 #: Library hints name Python keywords; on the command line they are flags.

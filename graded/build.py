@@ -61,6 +61,10 @@ Progress = Callable[[int, int, str], None]
 #: reader fuses (not watertight). 1e-5 mm is 100 times below the excursion the report allows.
 CLIP_MARGIN = 1e-5
 
+#: Name of the binary STL a tiled solid is streamed to in the staging folder (renamed to
+#: part.stl when the spec asks for it, removed otherwise).
+SPOOL_NAME = ".spool-part.stl"
+
 #: Vertices of the solid checked against an STL/3MF body for the report's maximum excursion
 #: (a box checks all of them exactly).
 EXCURSION_SAMPLE = 50_000
@@ -184,7 +188,9 @@ def _inputs(spec: Spec) -> list[Path]:
 
 
 def build(spec_or_path, progress: Progress | None = None, *, output_dir=None, write: bool = False,
-          mesh: bool | None = None, output_field: str = "outputs.directory") -> BuildResult:
+          mesh: bool | None = None, output_field: str = "outputs.directory", scheduler=None,
+          tiled_above: int | None = None, tile_struts: int | None = None,
+          on_cluster: Callable[[dict], None] | None = None) -> BuildResult:
     """Build the graded part of a spec: cells, lattice, as-built figures, solid and files.
 
     Parameters
@@ -201,6 +207,17 @@ def build(spec_or_path, progress: Progress | None = None, *, output_dir=None, wr
         Mesh the solid (default: when writing an output that needs it).
     output_field : str
         How the caller names the output folder in error messages (the CLI says ``--outdir``).
+    scheduler : None, "local", "serial", an address or a distributed.Client
+        Where the tiles of a big part are meshed (:func:`graded.mesh.tiles.mesh_graph_tiled`):
+        by default a Dask LocalCluster of the local cores; ``"tcp://host:8786"`` a running cluster.
+    tiled_above : int, optional
+        Mesh in tiles above this many struts (default :data:`graded.mesh.tiles.TILED_ABOVE`).
+        The solid of a tiled build is streamed to disk and is a
+        :class:`~graded.mesh.tiles.TiledSolid` (``solid.path``; no ``solid.mesh``).
+    tile_struts : int, optional
+        Struts per tile (default :data:`graded.mesh.tiles.TILE_STRUTS`).
+    on_cluster : callable(dict), optional
+        Called with the Dask scheduler's address, dashboard and worker count when tiles start.
 
     Returns
     -------
@@ -236,7 +253,10 @@ def build(spec_or_path, progress: Progress | None = None, *, output_dir=None, wr
                                      timings=timings)
             files = [f for f in files if WRITERS[f].family in ("any", "spinodoid")]
         else:
-            result = _truss(spec, stage, timings, meshing)
+            spool = folder.path(SPOOL_NAME) if folder is not None else None
+            options = dict(spool=spool, scheduler=scheduler, tiled_above=tiled_above, tile_struts=tile_struts,
+                           on_cluster=on_cluster)
+            result = _truss(spec, stage, timings, meshing, options)
         if writing:
             t = time.perf_counter()
             tell = stage("write")
@@ -250,6 +270,7 @@ def build(spec_or_path, progress: Progress | None = None, *, output_dir=None, wr
                 written.update(w.write(result, folder.staging))
             timings["write"] = time.perf_counter() - t
             timings["total"] = time.perf_counter() - t_all
+            folder.path(SPOOL_NAME).unlink(missing_ok=True)  # a tiled solid no output kept as part.stl
             final = folder.commit()
             result.files = {key: final[p.name] for key, p in written.items() if p.name in final}
     except BaseException:
@@ -287,7 +308,7 @@ def build_graph(spec, progress=None) -> LatticeGraph:
     return lattice.graph
 
 
-def _truss(spec: Spec, stage: _StageProgress, timings: dict, meshing: bool) -> BuildResult:
+def _truss(spec: Spec, stage: _StageProgress, timings: dict, meshing: bool, mesh_options: dict) -> BuildResult:
     """The truss stages of :func:`build` (module docstring), from the spec to the solid."""
     t = time.perf_counter()
     body = make_body(spec)
@@ -342,18 +363,47 @@ def _truss(spec: Spec, stage: _StageProgress, timings: dict, meshing: bool) -> B
 
     if meshing:
         t = time.perf_counter()
-        result.solid = _mesh(result, stage("mesh"))
+        result.solid = _mesh(result, stage("mesh"), **mesh_options)
         timings["mesh"] = time.perf_counter() - t
     return result
 
 
-def _mesh(result: BuildResult, progress: Progress | None):
-    """The printable solid of a build: struts and joints, clipped to the body, one body."""
+def _mesh(result: BuildResult, progress: Progress | None, *, spool=None, scheduler=None,
+          tiled_above: int | None = None, tile_struts: int | None = None, on_cluster=None):
+    """The printable solid of a build: struts and joints, clipped to the body, one body.
+
+    Graphs above ``tiled_above`` struts are meshed in tiles (:mod:`graded.mesh.tiles`) and
+    streamed to ``spool`` (a binary STL; a temporary file when None).
+    """
     from .mesh import mesh_graph
+    from .mesh.tiles import TILE_STRUTS, TILED_ABOVE, mesh_graph_tiled
 
     spec = result.spec
     if progress:
         progress(0, 1, "meshing the solid")
+    limit = TILED_ABOVE if tiled_above is None else tiled_above
+    if result.graph.n_struts > limit:
+        if spec.skin is not None:
+            raise spec.error(("skin",), f"a skin is not available for parts meshed in tiles (above {limit:,} "
+                             f"struts; this one has {result.graph.n_struts:,})",
+                             "leave out skin, or use a larger cell_size")
+        if spool is None:
+            import tempfile
+
+            spool = Path(tempfile.mkdtemp(prefix="graded-mesh-")) / "part.stl"
+        solid = mesh_graph_tiled(
+            result.graph,
+            spool,
+            min_diameter=spec.min_strut_diameter or None,
+            body=result.body.surface(margin=CLIP_MARGIN),
+            drop_islands=True,
+            tile_struts=TILE_STRUTS if tile_struts is None else tile_struts,
+            scheduler=scheduler,
+            on_cluster=on_cluster,
+            progress=progress,
+        )
+        solid.stats["max_excursion_mm"] = result.body.excursion(solid.stats.pop("excursion_sample"))
+        return solid
     skin = None
     if spec.skin is not None:
         from .mesh.skin import skin_shell

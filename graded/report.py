@@ -566,7 +566,7 @@ def write_build_report(result, folder) -> dict:
     doc = build_report(result, result.files)
     written: dict[str, Path] = {}
     solid = result.solid
-    if solid is not None and len(solid.mesh.faces) <= MAX_RENDER_TRIANGLES:
+    if solid is not None and solid.mesh is not None and len(solid.mesh.faces) <= MAX_RENDER_TRIANGLES:
         written["render"] = render_mesh(solid.mesh.vertices, solid.mesh.faces, out / "render.png",
                                         title=f"{result.title}, {len(solid.mesh.faces):,} triangles")
     elif result.graph.n_struts:

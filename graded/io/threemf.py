@@ -19,7 +19,7 @@ import numpy as np
 from ..graph import LatticeGraph
 from .atomic import atomic_path, check_suffix
 
-__all__ = ["BEAM_MIN_LENGTH", "write_3mf", "read_3mf", "ThreeMFObject"]
+__all__ = ["BEAM_MIN_LENGTH", "write_3mf", "write_3mf_stream", "read_3mf", "ThreeMFObject"]
 
 #: Beams shorter than this (mm) are not allowed by the 3MF beam-lattice ``minlength``; far
 #: below any printable strut and above the float32 resolution of part coordinates.
@@ -101,6 +101,68 @@ def write_3mf(
     writer = model.QueryWriter("3mf")
     with atomic_path(path) as tmp:
         writer.WriteToFile(str(tmp))
+    return path
+
+
+_CONTENT_TYPES = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    '<Default Extension="model" ContentType="application/vnd.ms-package.3dmanufacturing-3dmodel+xml"/>'
+    "</Types>\n"
+)
+_RELS = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Target="/3D/3dmodel.model" Id="rel0" '
+    'Type="http://schemas.microsoft.com/3dmanufacturing/2013/01/3dmodel"/>'
+    "</Relationships>\n"
+)
+#: Vertices or triangles formatted per block by :func:`write_3mf_stream` (bounds its text buffer
+#: to a few tens of MB).
+STREAM_BLOCK = 200_000
+
+
+def write_3mf_stream(path, vertices: np.ndarray, triangles: np.ndarray, *, name: str = "graded lattice") -> Path:
+    """Write a mesh-only 3MF package block by block, without lib3mf's in-memory model.
+
+    The model XML is written straight into the zip entry (deflated, zip64), so memory is the
+    arrays given plus one block of text; lib3mf's model of a 22-million-triangle part took
+    several GB more. Coordinates are written with 9 significant digits, which gives back the
+    float32 values exactly. Same content as :func:`write_3mf` without ``graph``.
+
+    Parameters
+    ----------
+    path : str or Path ending in ``.3mf``
+    vertices : (V, 3) float, mm
+    triangles : (T, 3) int, outward orientation
+    name : str
+        Object name (XML-escaped).
+    """
+    import zipfile
+    from xml.sax.saxutils import quoteattr
+
+    path = check_suffix(path, (".3mf",))
+    v = np.asarray(vertices, dtype=np.float32).reshape(-1, 3)
+    t = np.asarray(triangles).reshape(-1, 3)
+    with atomic_path(path) as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+            zf.writestr("[Content_Types].xml", _CONTENT_TYPES)
+            zf.writestr("_rels/.rels", _RELS)
+            with zf.open("3D/3dmodel.model", "w", force_zip64=True) as fh:
+                fh.write(('<?xml version="1.0" encoding="UTF-8"?>\n<model unit="millimeter" xml:lang="en-US" '
+                          'xmlns="http://schemas.microsoft.com/3dmanufacturing/core/2015/02">\n<resources>\n'
+                          f'<object id="1" name={quoteattr(name)} type="model">\n<mesh>\n<vertices>\n')
+                         .encode())
+                fmt = '<vertex x="%.9g" y="%.9g" z="%.9g"/>'
+                for b in range(0, len(v), STREAM_BLOCK):
+                    fh.write(("\n".join(fmt % tuple(r) for r in v[b:b + STREAM_BLOCK].tolist()) + "\n").encode())
+                fh.write(b"</vertices>\n<triangles>\n")
+                fmt = '<triangle v1="%d" v2="%d" v3="%d"/>'
+                for b in range(0, len(t), STREAM_BLOCK):
+                    fh.write(("\n".join(fmt % tuple(r) for r in t[b:b + STREAM_BLOCK].tolist()) + "\n").encode())
+                fh.write(b'</triangles>\n</mesh>\n</object>\n</resources>\n<build>\n<item objectid="1"/>\n'
+                         b"</build>\n</model>\n")
     return path
 
 

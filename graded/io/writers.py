@@ -45,23 +45,34 @@ class Writer:
 def _stl(result, folder: Path) -> dict:
     from .stl import write_stl
 
-    m = result.solid.mesh
+    solid = result.solid
+    if solid.mesh is None:  # a tiled solid, already streamed to disk: moved into place
+        return {"stl": solid.move_to(folder / "part.stl")}
+    m = solid.mesh
     return {"stl": write_stl(folder / "part.stl", m.vertices, m.faces)}
 
 
-def _3mf(result, folder: Path) -> dict:
-    from .threemf import write_3mf
+def _arrays(solid):
+    """(vertices, triangles) of the solid: the mesh, or a tiled solid welded from its file."""
+    if solid.mesh is None:
+        return solid.welded()
+    return solid.mesh.vertices, solid.mesh.faces
 
-    m = result.solid.mesh
-    return {"3mf": write_3mf(folder / "part.3mf", m.vertices, m.faces, name="part")}
+
+def _3mf(result, folder: Path) -> dict:
+    from .threemf import write_3mf, write_3mf_stream
+
+    v, t = _arrays(result.solid)
+    if result.solid.mesh is None:  # a tiled (big) solid: streamed, without lib3mf's model in memory
+        return {"3mf": write_3mf_stream(folder / "part.3mf", v, t, name="part")}
+    return {"3mf": write_3mf(folder / "part.3mf", v, t, name="part")}
 
 
 def _beams(result, folder: Path) -> dict:
     from .threemf import write_3mf
 
-    m = result.solid.mesh
-    return {"beams": write_3mf(folder / "part_beams.3mf", m.vertices, m.faces, graph=result.printed_graph,
-                               name="part")}
+    v, t = _arrays(result.solid)
+    return {"beams": write_3mf(folder / "part_beams.3mf", v, t, graph=result.printed_graph, name="part")}
 
 
 def _vtu(result, folder: Path) -> dict:

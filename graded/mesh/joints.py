@@ -267,6 +267,10 @@ def _hull_joints(good, nodes, ptr, inc_strut, inc_end, capped, d, segments, radi
         whose hull failed.
     """
     m = len(segments)
+    may_borrow = None
+    if not isinstance(vectorise, bool):
+        may_borrow = np.asarray(vectorise, dtype=bool)
+        vectorise = True
     verts: list[np.ndarray] = []
     tris: list[np.ndarray] = []
     caps: list[np.ndarray] = []
@@ -310,6 +314,8 @@ def _hull_joints(good, nodes, ptr, inc_strut, inc_end, capped, d, segments, radi
                 ok[:first] = True
                 if len(G) > first:
                     ok[first:] = _borrowed_hull_fits(pts[first:], simp, opp, inner)
+                if may_borrow is not None:  # the others run qhull on their own points
+                    ok[first:] &= may_borrow[G[first:]]
             if ok.any():
                 P = pts.shape[1]
                 good_pts = pts[ok]
@@ -445,7 +451,7 @@ def build_joint_surface(
     ball_segments: np.ndarray,
     ball_radius: np.ndarray,
     *,
-    vectorise: bool = True,
+    vectorise: bool | np.ndarray = True,
 ) -> JointSurface:
     """Stitched hull-joint surface of a strut graph (see module docstring).
 
@@ -462,9 +468,12 @@ def build_joint_surface(
         Segment count of each node ball.
     ball_radius : (N,) float64
         Vertex radius of each node ball (mm).
-    vectorise : bool
+    vectorise : bool or ndarray (N,) bool
         Mesh the joints of nodes of one kind together from one hull (see
-        :func:`_hull_joints`); ``False`` runs qhull on every node (the reference path).
+        :func:`_hull_joints`); ``False`` runs qhull on every node (the reference path). A mask
+        lets only the marked nodes borrow a hull; the others get qhull's hull of their own
+        points, which depends on nothing else (a partitioned build uses it near the tile
+        planes, where coplanar hull facets must be split the same way in both tiles).
     """
     n_nodes = len(nodes)
     m = len(struts)

@@ -56,7 +56,17 @@ from .facts import MeshFacts, mesh_facts
 from .joints import build_joint_surface, strut_frames
 from .tessellation import CHORD_TOL, area_scale, segments_for_radius, unit_ball_points
 
-__all__ = ["SolidMesh", "keep_largest_body", "mesh_graph", "to_manifold", "to_trimesh"]
+__all__ = [
+    "SolidMesh",
+    "StrutGeometry",
+    "keep_largest_body",
+    "mesh_graph",
+    "select_struts",
+    "solid_core",
+    "strut_geometry",
+    "to_manifold",
+    "to_trimesh",
+]
 
 Progress = Callable[[int, int, str], None]
 
@@ -207,7 +217,7 @@ def _ball(centre, radius, n) -> mf.Manifold:
     return mf.Manifold.hull_points(unit_ball_points(int(n)) * radius + centre)
 
 
-def _cylinders(p, q, radii, segments, inset=None) -> list[mf.Manifold]:
+def _cylinders(p, q, radii, segments, inset=None, phase_ids=None) -> list[mf.Manifold]:
     """Node-to-node (tapered) prisms: manifold3d cylinders mapped onto the strut frames.
 
     The local x, y, z axes go to the strut frame ``e1, e2, d`` turned about ``d`` by a
@@ -225,7 +235,8 @@ def _cylinders(p, q, radii, segments, inset=None) -> list[mf.Manifold]:
     # turn each polygon by its own fraction of a segment (golden-ratio sequence): equal
     # struts meeting at a node (e.g. two perpendicular edges of a cubic cell) then never
     # have exactly coincident polygon edges where their surfaces touch
-    phase = (2.0 * np.pi / segments) * ((np.arange(len(p)) * 0.6180339887498949) % 1.0)
+    ids = np.arange(len(p)) if phase_ids is None else np.asarray(phase_ids)
+    phase = (2.0 * np.pi / segments) * ((ids * 0.6180339887498949) % 1.0)
     c, s_ = np.cos(phase)[:, None], np.sin(phase)[:, None]
     e1, e2 = c * e1 + s_ * e2, c * e2 - s_ * e1
     frames = np.stack([e1, e2, d, p], axis=2)  # (k, 3, 4) affine maps
@@ -251,7 +262,7 @@ MAX_JOINT_LAYERS = 3
 LAYER_BALL_SHRINK = 0.99
 
 
-def _joint_layers(nodes, struts, vradius, segments, ball_seg, ball_r):
+def _joint_layers(nodes, struts, vradius, segments, ball_seg, ball_r, tolerance=0.0, vectorise=True):
     """Stitched joint surfaces, layer by layer; returns (manifolds, ball nodes, cylinder struts, stats)."""
     parts: list[mf.Manifold] = []
     ball_nodes: list[np.ndarray] = []
@@ -261,7 +272,8 @@ def _joint_layers(nodes, struts, vradius, segments, ball_seg, ball_r):
         used, inv = np.unique(struts[sel], return_inverse=True)
         shrink = 1.0 if layer == 0 else LAYER_BALL_SHRINK
         surf = build_joint_surface(
-            nodes[used], inv.reshape(-1, 2), vradius[sel], segments[sel], ball_seg[used], ball_r[used] * shrink
+            nodes[used], inv.reshape(-1, 2), vradius[sel], segments[sel], ball_seg[used], ball_r[used] * shrink,
+            vectorise=vectorise if isinstance(vectorise, bool) else vectorise[used],
         )
         progress_made = len(surf.fallback_struts) < len(sel)
         if layer > 0 and not progress_made:
@@ -271,6 +283,7 @@ def _joint_layers(nodes, struts, vradius, segments, ball_seg, ball_r):
                 mf.Mesh64(
                     vert_properties=np.ascontiguousarray(surf.vertices),
                     tri_verts=np.ascontiguousarray(surf.triangles, dtype=np.uint64),
+                    tolerance=tolerance,
                 )
             )
             _check_solid(core, "joint surface")
@@ -290,6 +303,167 @@ def _joint_layers(nodes, struts, vradius, segments, ball_seg, ball_r):
             break
     fb_nodes = np.unique(np.concatenate(ball_nodes)) if ball_nodes else np.zeros(0, dtype=np.int64)
     return parts, fb_nodes, sel, layers
+
+
+@dataclass
+class StrutGeometry:
+    """The polygon geometry of the struts to mesh, in the graph's own numbering of what is kept.
+
+    Attributes
+    ----------
+    nodes : ndarray (N, 3) float64, mm
+        Nodes used by the kept struts.
+    struts : ndarray (M, 2) int64
+        Kept struts, indices into ``nodes``.
+    strut_ids : ndarray (M,) int64
+        Index of each kept strut in the input graph (numbers the polygon turn of fallback cylinders).
+    vradius : ndarray (M, 2) float64, mm
+        Polygon vertex radius at each end (equal-area scaled, floored at the printer minimum).
+    segments : ndarray (M,) int64
+        Polygon segments per strut.
+    ball_seg : ndarray (N,) int64
+        Ball segments per node.
+    ball_r : ndarray (N,) float64, mm
+        Ball vertex radius per node.
+    min_width : float
+        Narrowest polygon width across the flats, mm.
+    """
+
+    nodes: np.ndarray
+    struts: np.ndarray
+    strut_ids: np.ndarray
+    vradius: np.ndarray
+    segments: np.ndarray
+    ball_seg: np.ndarray
+    ball_r: np.ndarray
+    min_width: float
+
+    def subset(self, struts: np.ndarray) -> StrutGeometry:
+        """The geometry of some of the struts (indices into ``struts``), nodes renumbered.
+
+        Every per-strut and per-node value is copied, not recomputed, so a subset meshes each
+        of its struts and nodes with exactly the polygons of the whole.
+        """
+        sel = np.asarray(struts, dtype=np.int64)
+        used, inv = np.unique(self.struts[sel], return_inverse=True)
+        return StrutGeometry(self.nodes[used], inv.reshape(-1, 2), self.strut_ids[sel], self.vradius[sel],
+                             self.segments[sel], self.ball_seg[used], self.ball_r[used], self.min_width)
+
+
+def strut_geometry(graph: LatticeGraph, dia: np.ndarray, kept: np.ndarray, chord_tol: float,
+                   min_diameter: float | None) -> StrutGeometry:
+    """Polygon radii and segment counts of the kept struts and of their node balls.
+
+    ``dia`` (M, 2) are the diameters at both ends of every strut of ``graph`` (mm), ``kept``
+    the struts to mesh.
+    """
+    used_nodes, struts = np.unique(graph.struts[kept], return_inverse=True)
+    struts = struts.reshape(-1, 2)
+    nodes = graph.nodes[used_nodes]
+    radius = dia[kept] / 2.0
+    segments = segments_for_radius(radius.max(axis=1), chord_tol)
+    vradius = radius * area_scale(segments)[:, None]
+    if min_diameter is not None:
+        # the equal-area polygon's flats sit slightly inside the circle; keep every polygon's
+        # inscribed diameter at or above the printer minimum (at most +1.7 % radius, n >= 10)
+        floor = (min_diameter / 2.0) / np.cos(np.pi / segments)
+        vradius = np.maximum(vradius, floor[:, None])
+    min_width = float(np.min(2.0 * vradius.min(axis=1) * np.cos(np.pi / segments)))
+    node_r = np.zeros(len(nodes))
+    np.maximum.at(node_r, struts[:, 0], radius[:, 0])
+    np.maximum.at(node_r, struts[:, 1], radius[:, 1])
+    ball_seg = segments_for_radius(node_r, chord_tol)
+    ball_r = node_r * area_scale(ball_seg) + np.minimum(BALL_MARGIN * node_r, chord_tol / 2.0)
+    return StrutGeometry(nodes, struts, np.asarray(kept, dtype=np.int64), vradius, segments, ball_seg, ball_r,
+                         min_width)
+
+
+def solid_core(geo: StrutGeometry, method: str = "joints", *, phase_ids: np.ndarray | None = None,
+               tolerance: float = 0.0, borrow: np.ndarray | None = None,
+               progress: Callable[[], None] | None = None, inputs: list | None = None):
+    """The union of joints, tubes and fallback parts (not clipped, not welded).
+
+    Returns ``(solid, fallback nodes, fallback struts, accounting)``. ``phase_ids`` numbers
+    the fallback cylinders' polygon turn (default: their position in ``geo``). ``tolerance``
+    (mm) is manifold3d's merge tolerance of the stitched surface; 0 lets manifold3d derive it
+    from the surface's extent (a tile of a partitioned build passes one value for all tiles).
+    ``borrow`` (N,) bool marks the nodes that may borrow their kind's hull (default all; see
+    :func:`~graded.mesh.joints.build_joint_surface`). A list passed as ``inputs`` receives the
+    vertices (V, 3) of every part before the union.
+    """
+    nodes, struts, vradius, segments, ball_seg, ball_r = (geo.nodes, geo.struts, geo.vradius, geo.segments,
+                                                           geo.ball_seg, geo.ball_r)
+    if method == "joints":
+        parts, fb_nodes, fb_struts, layers = _joint_layers(nodes, struts, vradius, segments, ball_seg, ball_r,
+                                                           tolerance, True if borrow is None else borrow)
+        accounting = {
+            "joint_volume_mm3": layers[0]["joint_volume_mm3"],
+            "tube_volume_mm3": layers[0]["tube_volume_mm3"],
+            "fallback_reasons": layers[0]["reasons"],
+            "layers": layers,
+        }
+    else:
+        fb_nodes, fb_struts = np.arange(len(nodes)), np.arange(len(struts))
+        parts = []
+        accounting = {}
+    extra = [_ball(nodes[i], ball_r[i], ball_seg[i]) for i in fb_nodes]
+    # cylinder caps end inside the balls, halfway between centre and sphere, never at the
+    # centre plane where the caps of collinear struts would coincide
+    fs = struts[fb_struts]
+    inset = 0.5 * np.sqrt(np.maximum(ball_r[fs] ** 2 - vradius[fb_struts] ** 2, 0.0))
+    extra += _cylinders(nodes[fs[:, 0]], nodes[fs[:, 1]], vradius[fb_struts], segments[fb_struts], inset,
+                        None if phase_ids is None else np.asarray(phase_ids)[fb_struts])
+    if progress is not None:
+        progress()
+    # the small fallback parts are unioned among themselves first and then with the big
+    # stitched surface in one boolean (measured 30 % faster than one batch of everything)
+    if len(extra) > 1:
+        extra = [mf.Manifold.batch_boolean(extra, mf.OpType.Add)]
+    parts += extra
+    if inputs is not None:
+        inputs.extend(np.asarray(part.to_mesh64().vert_properties, dtype=np.float64)[:, :3] for part in parts)
+    solid = parts[0] if len(parts) == 1 else mf.Manifold.batch_boolean(parts, mf.OpType.Add)
+    _check_solid(solid, "union")
+    return solid, fb_nodes, fb_struts, accounting
+
+
+def select_struts(graph: LatticeGraph, min_diameter: float | None, thin: str, end_diameters: np.ndarray | None):
+    """Checks of a graph before meshing; the struts to mesh.
+
+    Returns ``(dia (M, 2) mm, kept (k,) int64, dropped (j,) int64, thinnest (M,) mm)``; raises
+    :class:`ValidationError` as :func:`mesh_graph` documents.
+    """
+    if graph.n_struts == 0:
+        fail("graph", "has no struts", "check the grading and clipping steps; nothing to mesh")
+    if end_diameters is None:
+        dia = np.stack([graph.diameters, graph.diameters], axis=1)
+    else:
+        dia = np.asarray(end_diameters, dtype=np.float64)
+        if dia.shape != (graph.n_struts, 2):
+            fail("end_diameters", f"has shape {dia.shape}, expected ({graph.n_struts}, 2)")
+    check_positive("diameters", dia, hint="every strut needs a positive diameter; drop zero-diameter struts first")
+    lengths = graph.lengths
+    if np.any(lengths <= 0):
+        fail("struts", f"{int(np.sum(lengths <= 0))} struts have zero length", "merge coincident nodes first")
+    thinnest = dia.min(axis=1)
+    keep = np.ones(graph.n_struts, dtype=bool)
+    if min_diameter is not None:
+        check_positive("min_diameter", min_diameter)
+        thin_mask = thinnest < min_diameter
+        if thin_mask.any() and thin == "raise":
+            raise ValidationError(
+                "diameters",
+                f"{int(thin_mask.sum())} of {graph.n_struts} struts are thinner than the printer minimum "
+                f"{min_diameter:g} mm (thinnest {thinnest.min():.4g} mm)",
+                "raise the relative density or cell size, lower min_diameter, or pass thin='drop'",
+            )
+        keep = ~thin_mask
+        if not keep.any():
+            fail("diameters", f"every strut is thinner than the printer minimum {min_diameter:g} mm",
+                 "raise the relative density or cell size, or lower min_diameter")
+    kept = np.flatnonzero(keep)
+    dropped = np.flatnonzero(~keep)
+    return dia, kept, dropped, thinnest
 
 
 def mesh_graph(
@@ -352,82 +526,11 @@ def mesh_graph(
     check_choice("method", method, ["joints", "union"])
     check_positive("chord_tol", chord_tol)
     report = progress or (lambda done, total, message: None)
-    if graph.n_struts == 0:
-        fail("graph", "has no struts", "check the grading and clipping steps; nothing to mesh")
-    if end_diameters is None:
-        dia = np.stack([graph.diameters, graph.diameters], axis=1)
-    else:
-        dia = np.asarray(end_diameters, dtype=np.float64)
-        if dia.shape != (graph.n_struts, 2):
-            fail("end_diameters", f"has shape {dia.shape}, expected ({graph.n_struts}, 2)")
-    check_positive("diameters", dia, hint="every strut needs a positive diameter; drop zero-diameter struts first")
-    lengths = graph.lengths
-    if np.any(lengths <= 0):
-        fail("struts", f"{int(np.sum(lengths <= 0))} struts have zero length", "merge coincident nodes first")
-    thinnest = dia.min(axis=1)
-    keep = np.ones(graph.n_struts, dtype=bool)
-    if min_diameter is not None:
-        check_positive("min_diameter", min_diameter)
-        thin_mask = thinnest < min_diameter
-        if thin_mask.any() and thin == "raise":
-            raise ValidationError(
-                "diameters",
-                f"{int(thin_mask.sum())} of {graph.n_struts} struts are thinner than the printer minimum "
-                f"{min_diameter:g} mm (thinnest {thinnest.min():.4g} mm)",
-                "raise the relative density or cell size, lower min_diameter, or pass thin='drop'",
-            )
-        keep = ~thin_mask
-        if not keep.any():
-            fail("diameters", f"every strut is thinner than the printer minimum {min_diameter:g} mm",
-                 "raise the relative density or cell size, or lower min_diameter")
-    kept = np.flatnonzero(keep)
-    dropped = np.flatnonzero(~keep)
-
-    used_nodes, struts = np.unique(graph.struts[kept], return_inverse=True)
-    struts = struts.reshape(-1, 2)
-    nodes = graph.nodes[used_nodes]
-    radius = dia[kept] / 2.0
-    segments = segments_for_radius(radius.max(axis=1), chord_tol)
-    vradius = radius * area_scale(segments)[:, None]
-    if min_diameter is not None:
-        # the equal-area polygon's flats sit slightly inside the circle; keep every polygon's
-        # inscribed diameter at or above the printer minimum (at most +1.7 % radius, n >= 10)
-        floor = (min_diameter / 2.0) / np.cos(np.pi / segments)
-        vradius = np.maximum(vradius, floor[:, None])
-    min_width = float(np.min(2.0 * vradius.min(axis=1) * np.cos(np.pi / segments)))
-    node_r = np.zeros(len(nodes))
-    np.maximum.at(node_r, struts[:, 0], radius[:, 0])
-    np.maximum.at(node_r, struts[:, 1], radius[:, 1])
-    ball_seg = segments_for_radius(node_r, chord_tol)
-    ball_r = node_r * area_scale(ball_seg) + np.minimum(BALL_MARGIN * node_r, chord_tol / 2.0)
+    dia, kept, dropped, thinnest = select_struts(graph, min_diameter, thin, end_diameters)
+    geo = strut_geometry(graph, dia, kept, chord_tol, min_diameter)
     report(0, 3, "meshing struts")
-
-    if method == "joints":
-        parts, fb_nodes, fb_struts, layers = _joint_layers(nodes, struts, vradius, segments, ball_seg, ball_r)
-        accounting = {
-            "joint_volume_mm3": layers[0]["joint_volume_mm3"],
-            "tube_volume_mm3": layers[0]["tube_volume_mm3"],
-            "fallback_reasons": layers[0]["reasons"],
-            "layers": layers,
-        }
-    else:
-        fb_nodes, fb_struts = np.arange(len(nodes)), np.arange(len(struts))
-        parts = []
-        accounting = {}
-    extra = [_ball(nodes[i], ball_r[i], ball_seg[i]) for i in fb_nodes]
-    # cylinder caps end inside the balls, halfway between centre and sphere, never at the
-    # centre plane where the caps of collinear struts would coincide
-    fs = struts[fb_struts]
-    inset = 0.5 * np.sqrt(np.maximum(ball_r[fs] ** 2 - vradius[fb_struts] ** 2, 0.0))
-    extra += _cylinders(nodes[fs[:, 0]], nodes[fs[:, 1]], vradius[fb_struts], segments[fb_struts], inset)
-    report(1, 3, "union")
-    # the small fallback parts are unioned among themselves first and then with the big
-    # stitched surface in one boolean (measured 30 % faster than one batch of everything)
-    if len(extra) > 1:
-        extra = [mf.Manifold.batch_boolean(extra, mf.OpType.Add)]
-    parts += extra
-    solid = parts[0] if len(parts) == 1 else mf.Manifold.batch_boolean(parts, mf.OpType.Add)
-    _check_solid(solid, "union")
+    solid, fb_nodes, fb_struts, accounting = solid_core(geo, method, progress=lambda: report(1, 3, "union"))
+    min_width = geo.min_width
 
     reference = None
     if body is not None:
