@@ -38,7 +38,8 @@ _LAZY = {
     "DesignResult": "design",
 }
 #: submodules reachable as attributes before their first import
-_SUBMODULES = ("design", "draw", "evaluate", "forward", "inverse_model", "library", "oracle", "polish", "refine",
+_SUBMODULES = ("bone", "design", "draw", "evaluate", "exhaustive", "forward", "inverse_model", "library", "oracle",
+               "polish", "refine", "report", "screen",
                "sampling", "scaling", "select", "train", "weights", "dataset")
 
 __all__ = sorted(_LAZY)

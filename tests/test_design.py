@@ -230,7 +230,7 @@ def test_shipped_models_design_bone_target_quickly():
     errs = [float(relative_error(target, r.C_fe)) for r in ref]
     assert min(errs) <= float(relative_error(target, res[0].C_fe)) + 1e-12
     assert min(errs) < 0.12
-    assert {r.source for r in ref} == {"model", "library"}
+    assert {"model", "library"} <= {r.source for r in ref} <= {"model", "library", "screen"}
 
 
 def test_surrogate_refinement_in_float32_matches_float64():
