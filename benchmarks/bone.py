@@ -4,8 +4,9 @@ Targets: :func:`graded.inverse.bone.bone_targets` with a seed other than the shi
 (Zysset-Curnier fabric-elasticity relation, random orientation, Ti-6Al-4V, within reach).
 
 * ``default``: ``graded.inverse.design.design`` with its defaults, FE-verified relative
-  Mandel (Frobenius) error of the best design, per target, for each ``--screen`` value
-  measured (the lattice screen; 0: off);
+  Mandel (Frobenius) error of the best design, per target, for each ``--variants`` value
+  ``S/F`` measured (``screen=S`` lattices of the FE screen, ``final=F`` designs polished
+  further; ``0/0`` is the design path before both existed);
 * ``exhaustive``: :func:`graded.inverse.exhaustive.exhaustive_design` on the first
   ``--exhaustive`` targets (reachable optimum, wall time, lattices polished);
 * ``random``: the same default designs on ``--random`` in-distribution targets of the
@@ -17,7 +18,7 @@ exhaustive optimum for 90 % of the targets; the exhaustive search < 5 min per ta
 cores. Prints the figures and writes ``benchmarks/results/bone.json`` (updated after each
 target, so an interrupted run keeps what it measured).
 
-    python benchmarks/bone.py [--n 20] [--seed 7] [--screen 0,5] [--exhaustive 6] [--random 10]
+    python benchmarks/bone.py [--n 20] [--seed 7] [--variants 5/3,0/0] [--exhaustive 6] [--random 10]
         [--part default,exhaustive,random] [--workers 2] [--budget 240]
 """
 
@@ -52,7 +53,7 @@ def _summary(err: list[float]) -> dict:
             "max": float(e.max()), "mean": float(e.mean())}
 
 
-def _designs(targets: np.ndarray, screen: int, label: str, first: int = 0, save=None) -> dict:
+def _designs(targets: np.ndarray, variant: tuple[int, int], label: str, first: int = 0, save=None) -> dict:
     """Default designs of ``targets`` (the ``first``-th onwards of the set); ``save(rows)`` after each."""
     from graded.inverse.design import design
 
@@ -61,11 +62,12 @@ def _designs(targets: np.ndarray, screen: int, label: str, first: int = 0, save=
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = design(C, screen=screen, seed=0)
+            res = design(C, screen=variant[0], final=variant[1], seed=0)
         best = min(res, key=lambda r: r.error_fe)
         rows.append({"target": i, "error_fe": float(best.error_fe), "topology": best.topology,
                      "source": best.source, "seconds": round(time.perf_counter() - t0, 2)})
-        print(f"{label} screen={screen} target {i}: {100 * best.error_fe:.2f} % ({best.topology}, {best.source}) "
+        print(f"{label} screen/final={variant[0]}/{variant[1]} target {i}: {100 * best.error_fe:.2f} % "
+              f"({best.topology}, {best.source}) "
               f"{rows[-1]['seconds']:.1f} s", flush=True)
         if save is not None:
             save(_rows_summary(rows))
@@ -82,7 +84,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--n", type=int, default=20, help="Bone-like targets generated (the set).")
     ap.add_argument("--targets", default=None, help="Slice a:b of the set designed by default (default: all).")
     ap.add_argument("--seed", type=int, default=7, help="Seed of the targets (the shipped set uses 20).")
-    ap.add_argument("--screen", default="0,5", help="Values of design(screen=...) measured, comma-separated.")
+    ap.add_argument("--variants", default="5/3,0/0",
+                    help="design(screen=S, final=F) variants measured, as S/F comma-separated (0/0: as before the "
+                         "screen and the final polish existed).")
     ap.add_argument("--exhaustive", type=int, default=6, help="Targets (the first ones) searched exhaustively.")
     ap.add_argument("--random", type=int, default=10, help="In-distribution targets of the shipped test set.")
     ap.add_argument("--part", default="default,exhaustive,random", help="Parts to run, comma-separated.")
@@ -110,26 +114,31 @@ def main(argv: list[str] | None = None) -> dict:
     bone = bone_targets(args.n, np.random.default_rng(args.seed)).C
     a, b = (int(v) for v in args.targets.split(":")) if args.targets else (0, args.n)
     parts = set(args.part.split(","))
-    screens = [int(s) for s in args.screen.split(",") if s != ""]
+    variants = [tuple(int(x) for x in v.split("/")) for v in args.variants.split(",") if v]
     if "default" in parts:
-        for s in screens:
-            def save(summary, s=s):
-                result.setdefault("default", {})[f"screen_{s}"] = summary
+        for v in variants:
+            def save(summary, v=v):
+                result.setdefault("default", {})[f"screen_{v[0]}_final_{v[1]}"] = summary
                 _write(result, out)
 
-            save(_designs(bone[a:b], s, "bone", first=a, save=save))
+            save(_designs(bone[a:b], v, "bone", first=a, save=save))
     if "random" in parts and args.random > 0:
         rnd = from_21(shipped_test_set().C[1000:1000 + args.random])
-        for s in screens:
-            result.setdefault("random", {})[f"screen_{s}"] = _designs(rnd, s, "random")
-            _write(result, out)
+        for v in variants:
+            def save(summary, v=v):
+                result.setdefault("random", {})[f"screen_{v[0]}_final_{v[1]}"] = summary
+                _write(result, out)
+
+            save(_designs(rnd, v, "random", first=1000, save=save))
     if "exhaustive" in parts and args.exhaustive > 0:
         rows = []
         for i, C in enumerate(bone[:args.exhaustive]):
             r = exhaustive_design(C, workers=args.workers, budget_s=args.budget)
-            rows.append({"optimum": r.optimum, "topology": r.results[0].topology, "source": r.results[0].source,
+            rows.append({"target": i, "optimum": r.optimum, "default_error": r.design_error,
+                         "topology": r.results[0].topology, "source": r.results[0].source,
                          "complete": r.complete, "cells_polished": r.cells_polished, "seconds": r.seconds})
-            print(f"exhaustive target {i}: {100 * r.optimum:.2f} % ({r.results[0].topology}), "
+            print(f"exhaustive target {i}: {100 * r.optimum:.2f} % ({r.results[0].topology}; default design "
+                  f"{100 * r.design_error:.2f} %), "
                   f"{r.cells_polished}/{r.cells_total} lattices, {r.seconds['total']:.0f} s", flush=True)
             result["exhaustive"] = {"workers": args.workers, "budget_s": args.budget, "per_target": rows,
                                     "optimum": _summary([x["optimum"] for x in rows]),

@@ -96,7 +96,8 @@ def _shape(values: np.ndarray) -> np.ndarray:
 #: library keyword -> the option of `graded design` that sets it
 _OPTIONS = {"n_draws": "--draws", "top_k": "--top", "n_library": "--library", "cell_size": "--cell-size",
             "tau": "--tau", "E": "--E", "units": "--units", "rank_by": "--rank-by", "seed": "--seed",
-            "target": "TARGET", "screen": "--screen", "budget_s": "--budget", "workers": "--workers"}
+            "target": "TARGET", "screen": "--screen", "final": "--final", "budget_s": "--budget",
+            "workers": "--workers"}
 #: library phrasing in hints and warnings -> command-line phrasing
 _PHRASES = (
     (r"units='GPa'", "--units GPa"),
@@ -155,6 +156,8 @@ def _fmt_vec(v) -> str:
 @click.option("--screen", type=int, default=5, show_default=True,
               help="Also verify by FE starts for every distinct lattice and add the best of this many lattices to "
                    "the designs (0: off).")
+@click.option("--final", type=int, default=3, show_default=True,
+              help="Polish the best this many designs of distinct cells further against FE (0: off).")
 @click.option("--exhaustive", is_flag=True,
               help="Search every one of the 236 distinct lattices, each polished by FE from several starts (library "
                    "cells and network geometries of that lattice), in parallel: the reachable optimum. It is "
@@ -170,7 +173,7 @@ def _fmt_vec(v) -> str:
 @json_option
 @handle_errors
 def design(target, row, units, E, draws, tau, top, no_verify, refine, n_library, rank_by, cell_size, seed, screen,
-           exhaustive, budget, workers, weights, plot, no_progress, as_json) -> None:
+           final, exhaustive, budget, workers, weights, plot, no_progress, as_json) -> None:
     """Propose truss unit cells whose stiffness matches TARGET.
 
     TARGET: 21 constants C11 C12 C13 C14 C15 C16 C22 ... C66 (Voigt order 11,22,33,23,13,12),
@@ -207,7 +210,7 @@ def design(target, row, units, E, draws, tau, top, no_verify, refine, n_library,
         else:
             results = run_design(values, E=E, units=units, n_draws=draws, tau=tau, top_k=top, verify=not no_verify,
                                  refine=refine, n_library=n_library, cell_size=cell_size, seed=seed, models=models,
-                                 rank_by=rank_by, screen=screen, progress=bar)
+                                 rank_by=rank_by, screen=screen, final=final, progress=bar)
     known = found.to_dict() | {"designs": None} if exhaustive else known_optimum(C_t)
     messages = [_cli_words(f"{w.category.__name__}: {w.message}") for w in caught
                 if w.category.__name__ in ("TargetOutOfReachWarning", "PoorMatchWarning")]
@@ -232,7 +235,7 @@ def design(target, row, units, E, draws, tau, top, no_verify, refine, n_library,
                        "normalized": dict(zip(NAMES_21, to_21(C_t).tolist()))},
             "settings": {"draws": draws, "tau": tau, "top": top, "verify": not no_verify, "refine": refine,
                          "library": n_library, "rank_by": rank_by, "seed": seed, "cell_size": cell_size,
-                         "screen": screen, "exhaustive": exhaustive,
+                         "screen": screen, "final": final, "exhaustive": exhaustive,
                          **({"budget_s": budget, "workers": workers} if exhaustive else {})},
             "reachable_optimum": None if known is None else {k: v for k, v in known.items() if k != "designs"},
             "warnings": messages,

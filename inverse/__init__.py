@@ -13,8 +13,11 @@ Modules, from the bottom up (each imports only those above it):
   best design of each distinct cell;
 * ``polish`` (LM against FE), ``refine`` (surrogate descent, then the polish);
   ``library`` -- FE-verified nearest neighbours;
+* ``screen`` -- starts for every distinct lattice, verified by FE;
 * ``design`` -- the design of one target from these pieces; ``evaluate`` -- the same
-  pieces over a test set; ``train`` -- fitting the networks; ``dataset`` -- FE datasets.
+  pieces over a test set; ``train`` -- fitting the networks; ``dataset`` -- FE datasets;
+* ``bone`` -- bone-like targets (Zysset-Curnier); ``exhaustive`` -- every lattice
+  polished by FE (the reachable optimum); ``report`` -- ``design`` over a set of targets.
 
 Every error measure lives in :mod:`graded.elastic.metrics`.
 """

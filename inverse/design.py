@@ -39,10 +39,10 @@ from .draw import draw_designs
 from .forward import ForwardModel
 from .library import shipped_library
 from .oracle import fe_stiffness
-from .refine import DESIGN_KEYS, POLISH_ITERATIONS, improve_designs
+from .refine import DESIGN_KEYS, POLISH_ITERATIONS, final_polish, improve_designs
 from .sampling import design_basis
 from .scaling import RHO_RANGE, stiffness_scale
-from .screen import best_per_cell, cell_index, lattice_starts
+from .screen import best_per_cell, lattice_starts
 from .select import cell_key, ranking_error, select_designs
 
 __all__ = [
@@ -60,6 +60,7 @@ __all__ = [
     "TARGET_SYMMETRY_TOL",
     "SAME_CELL_TOL",
     "SCREEN",
+    "FINAL",
 ]
 
 Progress = Callable[[int, int, str], None]
@@ -79,6 +80,8 @@ TARGET_SYMMETRY_TOL = 1e-6
 SAME_CELL_TOL = 1e-3
 #: Lattices of the FE screen added to the candidates of :func:`design` (``screen``).
 SCREEN = 5
+#: Best designs of distinct cells polished further by :func:`design` (``final``).
+FINAL = 3
 #: Library neighbours per lattice in the screen of :func:`design` (at most).
 SCREEN_LIBRARY = 3
 
@@ -428,6 +431,7 @@ def design(
     models: tuple | None = None,
     rank_by: str = "mandel",
     screen: int = SCREEN,
+    final: int = FINAL,
     progress: Progress | None = None,
 ) -> list[DesignResult]:
     """Propose unit cells whose stiffness matches ``target``.
@@ -487,6 +491,10 @@ def design(
         the candidates (``source = "screen"``; refined and polished like the others). It
         finds lattices that G1 does not propose for targets unlike its training data
         (bone-like ones). 0: off.
+    final : int
+        With ``refine`` and ``verify``, polish the best ``final`` designs of distinct
+        cells further (:data:`~graded.inverse.refine.FINAL_ITERATIONS` more
+        Levenberg-Marquardt iterations; never worse). 0: off.
     progress : callable, optional
         ``progress(done, total, message)`` after each stage (drawing, ranking, FE
         verification, lattice screen, refinement and polish), and with the polish's
@@ -512,7 +520,7 @@ def design(
     if E is not None:
         E = float(check_positive("E", E))
     for name, v, lo in (("n_draws", n_draws, 1), ("top_k", top_k, 1), ("n_library", n_library, 0),
-                        ("screen", screen, 0)):
+                        ("screen", screen, 0), ("final", final, 0)):
         check_count(name, v, lo)
     if not (isinstance(tau, (int, float)) and math.isfinite(tau) and tau > 0):
         fail("tau", f"{tau!r} must be a positive number", "e.g. 1 (paper) up to 100 (more exploration)")
@@ -540,6 +548,10 @@ def design(
         polish_progress = None if progress is None else (lambda i, n, msg: step.note(msg))
         refined = improve_designs(forward, C_t, pick, verify=verify, iterations=POLISH_ITERATIONS,
                                   progress=polish_progress)
+        if verify and final > 0:
+            err = relative_error(C_t, pick["C_fe"])
+            top = select_designs(err, pick["topology"], int(final))[0][:int(final)]
+            refined |= final_polish(forward, C_t, pick, top, progress=polish_progress)
         if verify:
             step("refined and polished against FE")
     if verify:
@@ -559,10 +571,10 @@ def design(
 
 def _add_screened(pick: dict, C_t: np.ndarray, inverse, forward: ForwardModel, screen: int, n_library: int,
                   library) -> dict:
-    """``pick`` plus the best start of the best ``screen`` lattices not in it (:func:`lattice_starts`)."""
+    """``pick`` plus the best start of each of the best ``screen`` lattices (:func:`lattice_starts`),
+    whether or not the lattice is among the candidates already (its screened start may be the better one)."""
     scr = lattice_starts(C_t, inverse, n_library=min(int(n_library), SCREEN_LIBRARY), library=library)
-    have = set(cell_index(pick["topology"]).tolist())
-    idx = [int(i) for i in best_per_cell(scr["error"], scr["cell"], 1) if int(scr["cell"][i]) not in have][:screen]
+    idx = best_per_cell(scr["error"], scr["cell"], 1)[:screen]
     add = {k: scr[k][idx] for k in DESIGN_KEYS + ("C_fe",)}
     add["C_pred"] = forward.predict(*(add[k] for k in DESIGN_KEYS))
     add["nmse"] = nmse(C_t[None], add["C_pred"])

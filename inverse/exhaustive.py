@@ -16,7 +16,7 @@ it cannot tell whether a large error is the limit of the truss space or of its s
 3. **FE polish** (Levenberg-Marquardt on the FE misfit,
    :func:`~graded.inverse.polish.polish_designs`) of the best ``starts`` of every lattice,
    in parallel over a process pool on the local cores, best starts first; then the best
-   ``final`` lattices polished further (:data:`FINAL_ITERATIONS`).
+   ``final`` lattices polished further (:data:`~graded.inverse.refine.FINAL_ITERATIONS`).
 
 The result (:class:`ExhaustiveResult`) is the best polished design of every lattice that
 was reached, ranked; its error is the *reachable optimum* -- the best the search found,
@@ -50,16 +50,15 @@ from graded.elastic.metrics import relative_error
 from graded.io.atomic import atomic_path
 from graded.validation import check_count, check_positive, fail
 
-from .design import DesignResult, default_models, design_results, parse_target, rank_results
+from .design import DesignResult, default_models, design, design_results, parse_target, rank_results
 from .polish import polish_designs
-from .refine import DESIGN_KEYS, POLISH_ITERATIONS
-from .screen import best_per_cell, distinct_cells, lattice_starts
+from .refine import DESIGN_KEYS, FINAL_ITERATIONS, FINAL_RTOL, POLISH_ITERATIONS
+from .screen import best_per_cell, cell_index, distinct_cells, lattice_starts
 
 __all__ = [
     "ExhaustiveResult",
     "exhaustive_design",
     "DEFAULT_BUDGET_S",
-    "FINAL_ITERATIONS",
     "CHUNK",
     "KEY_DIGITS",
     "optima_path",
@@ -73,12 +72,6 @@ Progress = Callable[[int, int, str], None]
 #: Default time budget in seconds: the whole search of one target within 4 minutes on 2
 #: cores (measured: about 2-3 min on 2 busy cores for the full search, see docs/inverse.md).
 DEFAULT_BUDGET_S = 240.0
-#: Levenberg-Marquardt iterations of the final polish of the best lattices (the first
-#: round stops at :data:`~graded.inverse.refine.POLISH_ITERATIONS`; a few designs are still
-#: descending there).
-FINAL_ITERATIONS = 30
-#: Relative progress below which the final polish stops (the first round: 1e-4).
-FINAL_RTOL = 1e-6
 #: Lattices per task of the process pool: large enough that a task's FE batches amortise
 #: the per-topology setup, small enough that the budget can stop between tasks.
 CHUNK = 6
@@ -103,6 +96,9 @@ class ExhaustiveResult:
         Lattices whose starts were polished (``cells_total`` when ``complete``).
     complete : bool
         Every lattice was polished within the budget.
+    design_error : float or None
+        FE relative error of the best design of :func:`~graded.inverse.design.design`
+        (defaults) when ``with_design``: the default answer the optimum is compared with.
     seconds : dict
         Wall time of each stage.
     settings : dict
@@ -113,6 +109,7 @@ class ExhaustiveResult:
     cells_total: int
     cells_polished: int
     complete: bool
+    design_error: float | None = None
     seconds: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
 
@@ -122,6 +119,7 @@ class ExhaustiveResult:
             "cells_total": self.cells_total,
             "cells_polished": self.cells_polished,
             "complete": self.complete,
+            "design_error": self.design_error,
             "seconds": self.seconds,
             "settings": self.settings,
             "designs": [r.to_dict() for r in self.results],
@@ -147,8 +145,19 @@ def _environment(env: dict[str, str]):
                 os.environ[k] = v
 
 
-def _take(d: dict, idx) -> dict:
-    return {k: v[idx] for k, v in d.items()}
+def _design_pool(C_t: np.ndarray, models, library) -> dict:
+    """The designs of :func:`~graded.inverse.design.design` (defaults) as pool arrays."""
+    from graded.topology import parse_topology
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the search reports its own figures
+        res = design(C_t, models=models, library=library)
+    res = [r for r in res if r.C_fe is not None]
+    topo = np.array([parse_topology(r.topology) for r in res], dtype=np.int8)
+    return {"topology": topo, "rho": np.array([r.rho for r in res]), "U": np.array([r.U for r in res]),
+            "V": np.array([r.V for r in res]), "R1": np.array([r.R1 for r in res]),
+            "R2": np.array([r.R2 for r in res]), "C_fe": np.array([r.C_fe for r in res]),
+            "source": np.array([f"design/{r.source}" for r in res], dtype=object), "cell": cell_index(topo)}
 
 
 def exhaustive_design(
@@ -165,6 +174,7 @@ def exhaustive_design(
     library=None,
     cell_size: float | None = None,
     cells=None,
+    with_design: bool = True,
     progress: Progress | None = None,
 ) -> ExhaustiveResult:
     """The best design of every lattice for ``target``, found without the network's
@@ -198,6 +208,10 @@ def exhaustive_design(
     cells : array_like of int, optional
         Search only these lattices (rows of :func:`~graded.inverse.screen.distinct_cells`);
         default all. ``complete`` then means all of these.
+    with_design : bool
+        Also take the designs of :func:`~graded.inverse.design.design` with its defaults
+        (run first, with the network's draws) into the final ranking and polish, so that the
+        reachable optimum is never worse than the default design's answer.
     progress : callable, optional
         ``progress(done, total, message)``: ``total`` is the number of lattices, ``done``
         the lattices polished so far.
@@ -217,6 +231,13 @@ def exhaustive_design(
     workers = check_count("workers", workers if workers is not None else (os.cpu_count() or 1), 1)
     inverse, forward = models if models is not None else default_models()
     timings: dict[str, float] = {}
+    from_design = None
+    if with_design:
+        if progress is not None:
+            progress(0, 1, "the default design first")
+        t0 = time.perf_counter()
+        from_design = _design_pool(C_t, (inverse, forward), library)
+        timings["design"] = time.perf_counter() - t0
 
     def note(done: int, msg: str) -> None:
         if progress is not None:
@@ -295,6 +316,8 @@ def exhaustive_design(
     # lattices not reached keep their best start
     rest = np.array([i for i in chosen if int(cand["cell"][i]) not in polished_cells], dtype=np.int64)
     pool_all = polished + ([{k: cand[k][rest] for k in keys + ("C_fe",)}] if rest.size else [])
+    if from_design is not None:
+        pool_all.append(from_design)
     allp = {k: np.concatenate([p[k] for p in pool_all]) for k in keys + ("C_fe",)}
 
     # --- 3. the best lattices polished further
@@ -327,9 +350,11 @@ def exhaustive_design(
         cells_total=n_cells,
         cells_polished=len(polished_cells),
         complete=len(polished_cells) == n_cells,
+        design_error=None if from_design is None else float(relative_error(C_t, from_design["C_fe"]).min()),
         seconds={k: round(v, 3) for k, v in timings.items()},
         settings={"n_library": n_library, "starts": starts, "final": final, "budget_s": budget_s,
-                  "workers": workers, "iterations": POLISH_ITERATIONS, "final_iterations": FINAL_ITERATIONS},
+                  "workers": workers, "iterations": POLISH_ITERATIONS, "final_iterations": FINAL_ITERATIONS,
+                  "with_design": with_design},
     )
 
 

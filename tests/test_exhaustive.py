@@ -98,7 +98,7 @@ def test_exhaustive_search_is_never_worse_than_its_starts_and_honest(data, model
     cells = np.unique(np.concatenate([cell_index(ds.topology[7:8]), [3, 50]]))
     st = lattice_starts(target, inv, n_library=2, library=lib, cells=cells)
     res = exhaustive_design(target, models=(inv, fwd), library=lib, n_library=2, starts=2, final=2, cells=cells,
-                            workers=workers, budget_s=120)
+                            workers=workers, budget_s=120, with_design=False)
     assert res.complete and res.cells_polished == res.cells_total == len(cells)
     assert res.optimum <= st["error"].min() + 1e-15
     assert res.optimum == res.results[0].error_fe == min(r.error_fe for r in res.results)
@@ -116,18 +116,19 @@ def test_exhaustive_search_out_of_time_keeps_the_best_starts(data, models):
     cells = [4, 40]
     st = lattice_starts(target, inv, n_library=1, library=lib, cells=cells)
     res = exhaustive_design(target, models=(inv, fwd), library=lib, n_library=1, final=0, cells=cells, workers=1,
-                            budget_s=1e-9)
+                            budget_s=1e-9, with_design=False)
     assert not res.complete and res.cells_polished == 0
     assert res.optimum == pytest.approx(st["error"].min(), rel=1e-12)
     with pytest.raises(ValidationError, match="cells"):
-        exhaustive_design(target, models=(inv, fwd), library=lib, cells=[999], workers=1)
+        exhaustive_design(target, models=(inv, fwd), library=lib, cells=[999], workers=1, with_design=False)
 
 
 def test_recorded_optimum_is_found_again_for_the_same_target_only(data, models, tmp_path):
     ds, lib = data
     inv, fwd = models
     target = from_21(ds.C[11])
-    res = exhaustive_design(target, models=(inv, fwd), library=lib, n_library=1, final=0, cells=[2], workers=1)
+    res = exhaustive_design(target, models=(inv, fwd), library=lib, n_library=1, final=0, cells=[2], workers=1,
+                            with_design=False)
     path = tmp_path / "optima.json"
     assert known_optimum(target, path) is None
     record_optimum(target, res, path)
