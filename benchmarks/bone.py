@@ -76,7 +76,7 @@ def _designs(targets: np.ndarray, variant: tuple[int, int], label: str, first: i
 
 def _rows_summary(rows: list[dict]) -> dict:
     return {"per_target": rows, "error_fe": _summary([r["error_fe"] for r in rows]),
-            "seconds_mean": float(np.mean([r["seconds"] for r in rows]))}
+            "seconds_mean": float(np.mean([r["seconds"] for r in rows if r["seconds"] is not None]))}
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -32,7 +32,7 @@ magnitude (:func:`~graded.inverse.scaling.stiffness_scale`) falls outside what t
 design space reaches (:data:`graded.inverse.design.REACH`, less :data:`REACH_MARGIN`), scaled
 onto the nearest bound -- shape kept, size made reachable (``scale`` records by how much).
 
-The shipped set (:func:`shipped_bone_targets`, ``graded.inverse/data/bone_targets.csv``) is
+The shipped set (:func:`shipped_bone_targets`, ``data/bone_targets.csv`` of ``graded.inverse``) is
 :func:`bone_targets` with ``n = 50`` and ``seed = 20``, written by :func:`write_bone_csv`
 in the CSV form ``graded design TARGET --row NAME`` reads (21 constants in GPa per row),
 with the parameters of each target in ``bone_targets_params.csv`` beside it.

@@ -537,13 +537,13 @@ def design(
                              library=library, tau=tau, generator=gen, rank_by=rank_by)
     n_lib = int(np.sum(pick["source"] == "library"))
     step(f"ranked {n_draws} candidates" + (f", {n_lib} from the design library" if n_lib else ""))
-    refined = np.zeros(len(pick["rho"]), dtype=bool)
     if verify:
         pick["C_fe"] = fe_stiffness(*(pick[k] for k in DESIGN_KEYS))
         step(f"verified {len(pick['rho'])} designs by FE")
     if screen > 0:
         pick = _add_screened(pick, C_t, inverse, forward, screen, n_library, library)
         step(f"screened every lattice by FE, added the best {int(np.sum(pick['source'] == 'screen'))}")
+    refined = np.zeros(len(pick["rho"]), dtype=bool)
     if refine:
         polish_progress = None if progress is None else (lambda i, n, msg: step.note(msg))
         refined = improve_designs(forward, C_t, pick, verify=verify, iterations=POLISH_ITERATIONS,
