@@ -556,7 +556,7 @@ def design(
             step("refined and polished against FE")
     if verify:
         pick["nmse_fe"] = nmse(C_t[None], pick["C_fe"])
-    results = rank_results(design_results(pick, refined, C_t, E=E, cell_size=cell_size), C_t, rank_by)
+    results = rank_results(design_results(pick, refined, C_t, E=E, cell_size=cell_size), C_t, rank_by)[:int(top_k)]
     step("done")
     best = results[0]
     C_best = best.C_fe if best.C_fe is not None else best.C_pred
