@@ -68,7 +68,7 @@ def test_evaluate_inverse_also_reports_graded_design_on_the_bone_like_set():
     row = d["bone"]["per_target"][0]
     assert row["name"] == shipped_bone_targets().names[0]
     assert 0 < row["error_fe"] == d["bone"]["error_fe"]["max"] < 0.5
-    bad = CliRunner().invoke(cli, args[:-6] + ["--bone-targets", "-1"])
+    bad = CliRunner().invoke(cli, args[:-6] + ["--bone-targets=-1"])
     assert bad.exit_code == 2 and "--bone-targets" in bad.output
 
 
