@@ -96,7 +96,8 @@ def _shape(values: np.ndarray) -> np.ndarray:
 #: library keyword -> the option of `graded design` that sets it
 _OPTIONS = {"n_draws": "--draws", "top_k": "--top", "n_library": "--library", "cell_size": "--cell-size",
             "tau": "--tau", "E": "--E", "units": "--units", "rank_by": "--rank-by", "seed": "--seed",
-            "target": "TARGET"}
+            "target": "TARGET", "screen": "--screen", "final": "--final", "budget_s": "--budget",
+            "workers": "--workers"}
 #: library phrasing in hints and warnings -> command-line phrasing
 _PHRASES = (
     (r"units='GPa'", "--units GPa"),
@@ -152,6 +153,18 @@ def _fmt_vec(v) -> str:
 @click.option("--cell-size", type=float, default=None,
               help="Cell size (reference-cube edge, e.g. mm) for strut diameters.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampling (same seed, same designs).")
+@click.option("--screen", type=int, default=5, show_default=True,
+              help="Also verify by FE starts for every distinct lattice and add the best of this many lattices to "
+                   "the designs (0: off).")
+@click.option("--final", type=int, default=3, show_default=True,
+              help="Polish the best this many designs of distinct cells further against FE (0: off).")
+@click.option("--exhaustive", is_flag=True,
+              help="Search every one of the 236 distinct lattices, each polished by FE from several starts (library "
+                   "cells and network geometries of that lattice), in parallel: the reachable optimum. It is "
+                   "recorded, and later designs of the same target say how far they are from it.")
+@click.option("--budget", type=float, default=240.0, show_default=True,
+              help="Time budget of --exhaustive in seconds (lattices not polished in time keep their best start).")
+@click.option("--workers", type=int, default=None, help="Processes of --exhaustive [default: all cores].")
 @click.option("--weights", type=click.Path(file_okay=False), default=None,
               help="Directory with inverse.* and forward.* weights [default: shipped].")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
@@ -159,8 +172,8 @@ def _fmt_vec(v) -> str:
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
 @json_option
 @handle_errors
-def design(target, row, units, E, draws, tau, top, no_verify, refine, n_library, rank_by, cell_size, seed, weights,
-           plot, no_progress, as_json) -> None:
+def design(target, row, units, E, draws, tau, top, no_verify, refine, n_library, rank_by, cell_size, seed, screen,
+           final, exhaustive, budget, workers, weights, plot, no_progress, as_json) -> None:
     """Propose truss unit cells whose stiffness matches TARGET.
 
     TARGET: 21 constants C11 C12 C13 C14 C15 C16 C22 ... C66 (Voigt order 11,22,33,23,13,12),
@@ -174,6 +187,7 @@ def design(target, row, units, E, draws, tau, top, no_verify, refine, n_library,
     from graded.elastic import NAMES_21, to_21
     from graded.inverse.design import design as run_design
     from graded.inverse.design import parse_target
+    from graded.inverse.exhaustive import exhaustive_design, known_optimum, record_optimum
 
     torch.set_num_threads(2)
     values, label = read_target(target, row)
@@ -187,10 +201,17 @@ def design(target, row, units, E, draws, tau, top, no_verify, refine, n_library,
     with warnings.catch_warnings(record=True) as caught, _as_options(), \
             ProgressBar("designing", enabled=not no_progress) as bar:
         warnings.simplefilter("always")
-        results = run_design(values, E=E, units=units, n_draws=draws, tau=tau, top_k=top, verify=not no_verify,
-                             refine=refine, n_library=n_library, cell_size=cell_size, seed=seed, models=models,
-                             rank_by=rank_by, progress=bar)
         C_t = parse_target(values, E=E, units=units)
+        if exhaustive:
+            found = exhaustive_design(values, E=E, units=units, n_library=n_library, budget_s=budget, workers=workers,
+                                      models=models, cell_size=cell_size, progress=bar)
+            results = found.results[:top]
+            record_optimum(C_t, found)
+        else:
+            results = run_design(values, E=E, units=units, n_draws=draws, tau=tau, top_k=top, verify=not no_verify,
+                                 refine=refine, n_library=n_library, cell_size=cell_size, seed=seed, models=models,
+                                 rank_by=rank_by, screen=screen, final=final, progress=bar)
+    known = found.to_dict() | {"designs": None} if exhaustive else known_optimum(C_t)
     messages = [_cli_words(f"{w.category.__name__}: {w.message}") for w in caught
                 if w.category.__name__ in ("TargetOutOfReachWarning", "PoorMatchWarning")]
     for m in messages:
@@ -213,22 +234,30 @@ def design(target, row, units, E, draws, tau, top, no_verify, refine, n_library,
             "target": {"label": label, "units": units, "E_GPa": E,
                        "normalized": dict(zip(NAMES_21, to_21(C_t).tolist()))},
             "settings": {"draws": draws, "tau": tau, "top": top, "verify": not no_verify, "refine": refine,
-                         "library": n_library, "rank_by": rank_by, "seed": seed, "cell_size": cell_size},
+                         "library": n_library, "rank_by": rank_by, "seed": seed, "cell_size": cell_size,
+                         "screen": screen, "final": final, "exhaustive": exhaustive,
+                         **({"budget_s": budget, "workers": workers} if exhaustive else {})},
+            "reachable_optimum": None if known is None else {k: v for k, v in known.items() if k != "designs"},
             "warnings": messages,
             "designs": [r.to_dict() for r in results],
             "plot": plot,
         })
         return
     ranked = "relative Mandel-norm error" if rank_by == "mandel" else "NMSE (main Eq. 8)"
-    click.echo(f"target {label} ({unit}); {draws} candidates, tau = {tau:g}, seed {seed}; ranked by {ranked}, "
-               f"{'FE-verified' if not no_verify else 'predicted'}")
+    if exhaustive:
+        click.echo(f"target {label} ({unit}); exhaustive search: {found.cells_polished} of {found.cells_total} "
+                   f"lattices polished by FE{'' if found.complete else f' (budget of {budget:g} s spent)'} in "
+                   f"{found.seconds['total']:.0f} s; the best of each lattice, ranked by {ranked}")
+    else:
+        click.echo(f"target {label} ({unit}); {draws} candidates, tau = {tau:g}, seed {seed}; ranked by {ranked}, "
+                   f"{'FE-verified' if not no_verify else 'predicted'}")
     head = (f"{'#':>2} {'topology':<14} {'rho':>7} {'U':<21} {'V':<21} {'R1 (th,e1,e2)':<22} {'R2 (th,e1,e2)':<22}"
             + (f" {'d':>7}" if cell_size else "") + f" {'err pred':>8} {'err FE':>7} {'NMSE FE':>10}")
     click.echo(head)
     click.echo("-" * len(head))
     for r in results:
         fe = (f" {100 * r.error_fe:6.2f}% {r.nmse_fe:10.4g}" if r.error_fe is not None else f" {'-':>7} {'-':>10}")
-        mark = ("" if r.distinct else " (same cell)") + (" [library]" if r.source == "library" else "")
+        mark = ("" if r.distinct else " (same cell)") + (f" [{r.source}]" if r.source in ("library", "screen") else "")
         click.echo(f"{r.rank + 1:>2} {r.topology:<14} {r.rho:7.4f} {_fmt_vec(r.U):<21} {_fmt_vec(r.V):<21} "
                    f"{_fmt_vec(r.R1_axis_angle):<22} {_fmt_vec(r.R2_axis_angle):<22}"
                    + (f" {r.diameter:7.4f}" if cell_size else "") + f" {100 * r.error_pred:7.2f}%{fe}{mark}")
@@ -238,5 +267,13 @@ def design(target, row, units, E, draws, tau, top, no_verify, refine, n_library,
     t21, b21 = to_21(C_t) * scale, to_21(C_b) * scale
     for i in range(0, 21, 7):
         click.echo("  " + "  ".join(f"{NAMES_21[j]:>4} {t21[j]:8.4g}/{b21[j]:<8.4g}" for j in range(i, i + 7)))
+    if known is not None and best.error_fe is not None:
+        opt = known["optimum"]
+        scope = "all" if known["complete"] else f"{known['cells_polished']} of {known['cells_total']}"
+        if exhaustive:
+            click.echo(f"reachable optimum: {100 * opt:.2f} % ({best.topology}; {scope} lattices searched)")
+        else:
+            click.echo(f"reachable optimum (exhaustive search, {scope} lattices): {100 * opt:.2f} % "
+                       f"({known['topology']}); this design is {100 * (best.error_fe - opt):+.2f} points from it")
     if plot is not None:
         click.echo(f"wrote {plot}")

@@ -40,7 +40,7 @@ def forward(dataset_path, weights, plots, threads, as_json) -> None:
 
 
 @evaluate.command("inverse")
-@click.argument("dataset_path", metavar="TESTSET", type=click.Path(exists=True))
+@click.argument("dataset_path", metavar="[TESTSET]", type=click.Path(exists=True), required=False)
 @click.option("--inverse", "inverse_path", default=None, help="Inverse model NAME [default: shipped].")
 @click.option("--forward", "forward_path", default=None, help="Forward model NAME [default: shipped].")
 @click.option("--targets", type=int, default=1000, show_default=True, help="Number of targets (the first ones).")
@@ -65,34 +65,57 @@ def forward(dataset_path, weights, plots, threads, as_json) -> None:
                    "from G2's head posterior.")
 @click.option("--library", "n_library", type=int, default=0, show_default=True,
               help="Also verify this many nearest neighbours from the design library (reported separately).")
+@click.option("--bone-targets", type=int, default=10, show_default=True,
+              help="Also run `graded design` (its defaults, FE-verified) on this many targets of the shipped bone-like "
+                   "set (Zysset-Curnier fabric-elasticity tensors; 0: skip). Each takes seconds to a minute.")
+@click.option("--bone-draws", type=int, default=10000, show_default=True,
+              help="Candidates drawn per bone-like target (graded design --draws).")
 @click.option("--plots", type=click.Path(file_okay=False), default=None, help="Directory for parity plots (PNG).")
 @click.option("--threads", type=int, default=2, show_default=True)
 @click.option("--no-progress", is_flag=True)
 @json_option
 @handle_errors
 def inverse(dataset_path, inverse_path, forward_path, targets, draws, top_k, tau, tau_best, seed, rank_by, refine,
-            refine_steps, n_library, heads, plots, threads, no_progress, as_json) -> None:
-    """Inverse-design the targets of TESTSET and homogenize the designs by FE.
+            refine_steps, n_library, heads, bone_targets, bone_draws, plots, threads, no_progress, as_json) -> None:
+    """Inverse-design the targets of TESTSET (default: the shipped FE test set) and of the
+    shipped bone-like set, and homogenize the designs by FE.
 
     Reports R^2 per component for one draw (by FE and by the forward model) and for the
     best of --draws draws (the --top-k best by --rank-by, predicted, verified by FE; the best by FE counts), and the
-    median / 90th percentile of the NMSE (main text Eq. 8).
+    median / 90th percentile of the NMSE (main text Eq. 8). Then, for the first --bone-targets bone-like targets,
+    the FE-verified relative error of what `graded design` returns (median, p90, max, per target).
     """
     import torch
 
-    from graded.inverse.dataset import load_dataset
+    from graded.inverse.bone import shipped_bone_targets
+    from graded.inverse.dataset import load_dataset, shipped_test_set
     from graded.inverse.evaluate import evaluate_inverse
+    from graded.inverse.report import evaluate_design
     from graded.inverse.weights import load_forward, load_inverse
 
+    if bone_targets < 0:
+        raise click.BadParameter(f"{bone_targets} is negative (0 skips the bone-like set)", param_hint="--bone-targets")
     torch.set_num_threads(threads)
+    inv, fwd = load_inverse(inverse_path), load_forward(forward_path)
+    data = load_dataset(dataset_path) if dataset_path is not None else shipped_test_set()
     with ProgressBar("FE verification", enabled=not no_progress) as bar:
-        rep = evaluate_inverse(load_inverse(inverse_path), load_forward(forward_path), load_dataset(dataset_path),
+        rep = evaluate_inverse(inv, fwd, data,
                                n_targets=targets, n_draws=draws, top_k=top_k, tau=tau, tau_best=tau_best, seed=seed,
                                rank_by=rank_by, refine=refine, refine_steps=refine_steps, n_library=n_library,
                                heads=heads, plot_dir=plots, progress=bar)
+    bone = None
+    if bone_targets > 0:
+        b = shipped_bone_targets()
+        with ProgressBar("bone-like targets", enabled=not no_progress) as bar:
+            bone = evaluate_design(b.C, names=b.names, n_targets=bone_targets, models=(inv, fwd),
+                                   label="bone-like targets (shipped set, Zysset-Curnier)", n_draws=bone_draws,
+                                   seed=seed, progress=bar)
     if as_json:
-        echo_json(rep.to_dict())
+        echo_json(rep.to_dict() | {"bone": None if bone is None else bone.to_dict()})
     else:
         click.echo(rep.table())
         for p in rep.plots:
             click.echo(f"wrote {p}")
+        if bone is not None:
+            click.echo("")
+            click.echo(bone.table())

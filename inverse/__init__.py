@@ -13,8 +13,11 @@ Modules, from the bottom up (each imports only those above it):
   best design of each distinct cell;
 * ``polish`` (LM against FE), ``refine`` (surrogate descent, then the polish);
   ``library`` -- FE-verified nearest neighbours;
+* ``screen`` -- starts for every distinct lattice, verified by FE;
 * ``design`` -- the design of one target from these pieces; ``evaluate`` -- the same
-  pieces over a test set; ``train`` -- fitting the networks; ``dataset`` -- FE datasets.
+  pieces over a test set; ``train`` -- fitting the networks; ``dataset`` -- FE datasets;
+* ``bone`` -- bone-like targets (Zysset-Curnier); ``exhaustive`` -- every lattice
+  polished by FE (the reachable optimum); ``report`` -- ``design`` over a set of targets.
 
 Every error measure lives in :mod:`graded.elastic.metrics`.
 """
@@ -38,7 +41,8 @@ _LAZY = {
     "DesignResult": "design",
 }
 #: submodules reachable as attributes before their first import
-_SUBMODULES = ("design", "draw", "evaluate", "forward", "inverse_model", "library", "oracle", "polish", "refine",
+_SUBMODULES = ("bone", "design", "draw", "evaluate", "exhaustive", "forward", "inverse_model", "library", "oracle",
+               "polish", "refine", "report", "screen",
                "sampling", "scaling", "select", "train", "weights", "dataset")
 
 __all__ = sorted(_LAZY)

@@ -39,9 +39,10 @@ from .draw import draw_designs
 from .forward import ForwardModel
 from .library import shipped_library
 from .oracle import fe_stiffness
-from .refine import DESIGN_KEYS, POLISH_ITERATIONS, improve_designs
+from .refine import DESIGN_KEYS, POLISH_ITERATIONS, final_polish, improve_designs
 from .sampling import design_basis
 from .scaling import RHO_RANGE, stiffness_scale
+from .screen import best_per_cell, lattice_starts
 from .select import cell_key, ranking_error, select_designs
 
 __all__ = [
@@ -51,12 +52,15 @@ __all__ = [
     "parse_target",
     "candidate_designs",
     "rank_results",
+    "design_results",
     "design",
     "default_models",
     "REACH",
     "POOR_MATCH",
     "TARGET_SYMMETRY_TOL",
     "SAME_CELL_TOL",
+    "SCREEN",
+    "FINAL",
 ]
 
 Progress = Callable[[int, int, str], None]
@@ -74,6 +78,12 @@ TARGET_SYMMETRY_TOL = 1e-6
 #: norm are the same cell (e.g. two starts polished into one optimum: the polish stops at
 #: 1e-4 relative progress); 1e-3 is far below any difference a design could be chosen by.
 SAME_CELL_TOL = 1e-3
+#: Lattices of the FE screen added to the candidates of :func:`design` (``screen``).
+SCREEN = 5
+#: Best designs of distinct cells polished further by :func:`design` (``final``).
+FINAL = 3
+#: Library neighbours per lattice in the screen of :func:`design` (at most).
+SCREEN_LIBRARY = 3
 
 
 class TargetOutOfReachWarning(UserWarning):
@@ -314,9 +324,14 @@ def candidate_designs(
     return pick
 
 
-def _results(pick: dict[str, np.ndarray], refined: np.ndarray, target: np.ndarray, *, E: float | None,
-             cell_size: float | None) -> list[DesignResult]:
-    """One :class:`DesignResult` per design of ``pick`` (unranked)."""
+def design_results(pick: dict[str, np.ndarray], refined: np.ndarray, target: np.ndarray, *, E: float | None,
+                   cell_size: float | None) -> list[DesignResult]:
+    """One :class:`DesignResult` per design of ``pick`` (unranked).
+
+    ``pick`` holds :data:`~graded.inverse.refine.DESIGN_KEYS` arrays of k designs,
+    ``C_pred`` (k, 6, 6), ``nmse`` (k,), ``source`` (k,) and, if verified, ``C_fe`` and
+    ``nmse_fe``; ``refined`` (k,) bool.
+    """
     from graded.topology import parse_topology
     from graded.unitcell import diameter_from_density
 
@@ -415,6 +430,8 @@ def design(
     seed: int = 0,
     models: tuple | None = None,
     rank_by: str = "mandel",
+    screen: int = SCREEN,
+    final: int = FINAL,
     progress: Progress | None = None,
 ) -> list[DesignResult]:
     """Propose unit cells whose stiffness matches ``target``.
@@ -466,9 +483,22 @@ def design(
         (:data:`~graded.inverse.select.CRITERIA`): the relative Mandel (Frobenius) norm
         error, rotation invariant, the error of the elastic surface (default); or the NMSE
         of main Eq. 8, dominated by the near-zero entries of the target.
+    screen : int
+        With ``verify``, also homogenize starts for every distinct lattice of the design
+        space -- each geometry head of G2 for that topology and the library's nearest
+        cells of that lattice (:func:`~graded.inverse.screen.lattice_starts`, about 1,700
+        FE solves) -- and add the best start of the best ``screen`` lattices not yet among
+        the candidates (``source = "screen"``; refined and polished like the others). It
+        finds lattices that G1 does not propose for targets unlike its training data
+        (bone-like ones). 0: off.
+    final : int
+        With ``refine`` and ``verify``, polish the best ``final`` designs of distinct
+        cells further (:data:`~graded.inverse.refine.FINAL_ITERATIONS` more
+        Levenberg-Marquardt iterations; never worse). 0: off.
     progress : callable, optional
         ``progress(done, total, message)`` after each stage (drawing, ranking, FE
-        verification, refinement and polish), and with the polish's messages in between.
+        verification, lattice screen, refinement and polish), and with the polish's
+        messages in between.
 
     Returns
     -------
@@ -489,7 +519,8 @@ def design(
     C_t = parse_target(target, E=E, units=units)
     if E is not None:
         E = float(check_positive("E", E))
-    for name, v, lo in (("n_draws", n_draws, 1), ("top_k", top_k, 1), ("n_library", n_library, 0)):
+    for name, v, lo in (("n_draws", n_draws, 1), ("top_k", top_k, 1), ("n_library", n_library, 0),
+                        ("screen", screen, 0), ("final", final, 0)):
         check_count(name, v, lo)
     if not (isinstance(tau, (int, float)) and math.isfinite(tau) and tau > 0):
         fail("tau", f"{tau!r} must be a positive number", "e.g. 1 (paper) up to 100 (more exploration)")
@@ -498,26 +529,34 @@ def design(
         cell_size = float(check_positive("cell_size", cell_size, hint="edge of the reference cube, e.g. 5 (mm)"))
     inverse, forward = models if models is not None else default_models()
     _check_reach(C_t, inverse, E)
-    step = _Steps(progress, 2 + int(verify) + int(refine and verify))
+    screen = int(screen) if verify else 0
+    step = _Steps(progress, 2 + int(verify) + int(screen > 0) + int(refine and verify))
     step("drawing candidates")
     gen = torch.Generator().manual_seed(int(seed))
     pick = candidate_designs(inverse, forward, C_t, n_draws=n_draws, top_k=top_k, n_library=n_library,
                              library=library, tau=tau, generator=gen, rank_by=rank_by)
     n_lib = int(np.sum(pick["source"] == "library"))
     step(f"ranked {n_draws} candidates" + (f", {n_lib} from the design library" if n_lib else ""))
-    refined = np.zeros(len(pick["rho"]), dtype=bool)
     if verify:
         pick["C_fe"] = fe_stiffness(*(pick[k] for k in DESIGN_KEYS))
         step(f"verified {len(pick['rho'])} designs by FE")
+    if screen > 0:
+        pick = _add_screened(pick, C_t, inverse, forward, screen, n_library, library)
+        step(f"screened every lattice by FE, added the best {int(np.sum(pick['source'] == 'screen'))}")
+    refined = np.zeros(len(pick["rho"]), dtype=bool)
     if refine:
         polish_progress = None if progress is None else (lambda i, n, msg: step.note(msg))
         refined = improve_designs(forward, C_t, pick, verify=verify, iterations=POLISH_ITERATIONS,
                                   progress=polish_progress)
+        if verify and final > 0:
+            err = relative_error(C_t, pick["C_fe"])
+            top = select_designs(err, pick["topology"], int(final))[0][:int(final)]
+            refined |= final_polish(forward, C_t, pick, top, progress=polish_progress)
         if verify:
             step("refined and polished against FE")
     if verify:
         pick["nmse_fe"] = nmse(C_t[None], pick["C_fe"])
-    results = rank_results(_results(pick, refined, C_t, E=E, cell_size=cell_size), C_t, rank_by)
+    results = rank_results(design_results(pick, refined, C_t, E=E, cell_size=cell_size), C_t, rank_by)[:int(top_k)]
     step("done")
     best = results[0]
     C_best = best.C_fe if best.C_fe is not None else best.C_pred
@@ -528,6 +567,19 @@ def design(
             f"{', by FE' if best.C_fe is not None else ', predicted'}); the target is probably outside "
             "what the lattice design space offers (try a larger tau or more draws)"), stacklevel=2)
     return results
+
+
+def _add_screened(pick: dict, C_t: np.ndarray, inverse, forward: ForwardModel, screen: int, n_library: int,
+                  library) -> dict:
+    """``pick`` plus the best start of each of the best ``screen`` lattices (:func:`lattice_starts`),
+    whether or not the lattice is among the candidates already (its screened start may be the better one)."""
+    scr = lattice_starts(C_t, inverse, n_library=min(int(n_library), SCREEN_LIBRARY), library=library)
+    idx = best_per_cell(scr["error"], scr["cell"], 1)[:screen]
+    add = {k: scr[k][idx] for k in DESIGN_KEYS + ("C_fe",)}
+    add["C_pred"] = forward.predict(*(add[k] for k in DESIGN_KEYS))
+    add["nmse"] = nmse(C_t[None], add["C_pred"])
+    add["source"] = np.array(["screen"] * len(idx), dtype=object)
+    return {k: np.concatenate([pick[k], add[k]]) for k in pick}
 
 
 def _format(topology: np.ndarray) -> str:

@@ -7,6 +7,9 @@ alone, except where a figure is labelled "surrogate").
   homogenized by FE, R^2 per component and NMSE percentiles; and the best of
   ``n_draws`` draws (ranked by a criterion, the ``top_k`` best verified by FE), chosen,
   refined and polished by the same pieces as :func:`~graded.inverse.design.design`.
+
+``design`` itself, as a user runs it, over targets that come without a design (the
+bone-like set) is :func:`graded.inverse.report.evaluate_design`.
 """
 
 from __future__ import annotations

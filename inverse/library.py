@@ -130,12 +130,49 @@ class DesignLibrary:
         """
         check_count("k", k, 1)
         k = min(int(k), len(self))
-        tree, Qn, sn = self._tree()
+        tree, _, _ = self._tree()
         Qt, Ft, st = shape_features(np.asarray(targets, dtype=np.float64).reshape(-1, 6, 6))
         dist, idx = tree.query(Ft, k=k)
         dist, idx = dist.reshape(len(Ft), k), idx.reshape(len(Ft), k)
-        turn = Qt[:, None] @ np.swapaxes(Qn[idx], -1, -2)  # (T, k, 3, 3)
-        rho = self.rho[idx].astype(np.float64) * (st[:, None] / sn[idx]) ** (1.0 / RHO_EXPONENT)
+        return self._placed(idx, Qt[:, None], st[:, None]) | {"distance": dist}
+
+    def nearest_per_group(self, target: np.ndarray, group: np.ndarray, k: int = 3) -> dict[str, np.ndarray]:
+        """The ``k`` stored designs most like one target within each group of entries.
+
+        Parameters
+        ----------
+        target : (6, 6) float
+            Normalised target stiffness.
+        group : (len(self),) int
+            Group of every stored design (e.g. its lattice, so that each lattice gets its
+            own nearest neighbours).
+        k : int
+            Neighbours per group (fewer where a group holds fewer designs).
+
+        Returns
+        -------
+        dict of arrays with leading axis m (at most ``k`` per group, sorted by group, then
+        by distance): as :meth:`nearest`, plus ``group`` (m,).
+        """
+        check_count("k", k, 1)
+        group = np.asarray(group)
+        if group.shape != (len(self),):
+            fail("group", f"has shape {group.shape}", f"give one group per stored design ({len(self)})")
+        tree, _, _ = self._tree()
+        Qt, Ft, st = shape_features(np.asarray(target, dtype=np.float64).reshape(1, 6, 6))
+        dist = np.linalg.norm(tree.data - Ft[0], axis=1)
+        order = np.lexsort((dist, group))
+        g = group[order]
+        rank = np.arange(len(order)) - np.searchsorted(g, g, side="left")
+        idx = order[rank < int(k)]
+        return self._placed(idx, Qt[0], st[0]) | {"distance": dist[idx], "group": group[idx]}
+
+    def _placed(self, idx: np.ndarray, Qt: np.ndarray, st: np.ndarray) -> dict[str, np.ndarray]:
+        """Stored designs ``idx`` turned into a target's frame ``Qt`` and scaled to its size ``st``
+        (both broadcast against ``idx``)."""
+        _, Qn, sn = self._tree()
+        turn = Qt @ np.swapaxes(Qn[idx], -1, -2)
+        rho = self.rho[idx].astype(np.float64) * (st / sn[idx]) ** (1.0 / RHO_EXPONENT)
         return {
             "topology": self.topology[idx].astype(np.int8),
             "rho": np.clip(rho, *RHO_RANGE),
@@ -144,7 +181,6 @@ class DesignLibrary:
             "R1": _orthonormal(self.R1[idx]),
             "R2": turn @ _orthonormal(self.R2[idx]),
             "C_lib": rotate_voigt(from_21(self.C[idx].astype(np.float64)), turn),
-            "distance": dist,
         }
 
 

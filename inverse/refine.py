@@ -30,13 +30,20 @@ from .oracle import fe_stiffness
 from .polish import polish_designs
 from .scaling import RHO_RANGE, STRETCH_RANGE
 
-__all__ = ["refine_designs", "improve_designs", "replace_where", "POLISH_ITERATIONS", "DESIGN_KEYS"]
+__all__ = ["refine_designs", "improve_designs", "final_polish", "replace_where", "POLISH_ITERATIONS",
+           "FINAL_ITERATIONS", "FINAL_RTOL", "DESIGN_KEYS"]
 
 Progress = Callable[[int, int, str], None]
 
 #: Levenberg-Marquardt iterations of the FE polish (each costs 11 FE solves per design;
 #: most designs converge in 5-8).
 POLISH_ITERATIONS = 10
+#: Further Levenberg-Marquardt iterations of the final polish of the best few designs: after
+#: :data:`POLISH_ITERATIONS` some good designs are still descending (a bone-like target
+#: measured: 4.96 % after 10 iterations, 3.05 % after 30 more).
+FINAL_ITERATIONS = 30
+#: Relative progress below which the final polish stops (the first polish: 1e-4).
+FINAL_RTOL = 1e-6
 #: The arrays that make a design (dataset-style, leading axis = designs).
 DESIGN_KEYS = ("topology", "rho", "U", "V", "R1", "R2")
 
@@ -198,3 +205,43 @@ def improve_designs(
         pol["nmse"] = nmse(np.broadcast_to(target, pol["C_pred"].shape), pol["C_pred"])
     replace_where(pick, pol, polished)
     return better | polished
+
+
+def final_polish(forward: ForwardModel | None, target: np.ndarray, pick: dict[str, np.ndarray], idx,
+                 *, iterations: int = FINAL_ITERATIONS, rtol: float = FINAL_RTOL,
+                 progress: Progress | None = None) -> np.ndarray:
+    """Polish designs ``idx`` of ``pick`` further against FE, in place; never worse.
+
+    Parameters
+    ----------
+    forward : ForwardModel or None
+        Keeps ``C_pred`` and ``nmse`` of ``pick`` up to date (if ``pick`` has them).
+    target : (6, 6)
+    pick : dict
+        :data:`DESIGN_KEYS` and ``C_fe`` arrays of k designs.
+    idx : array_like of int
+        The designs to polish.
+    iterations, rtol
+        As in :func:`~graded.inverse.polish.polish_designs`.
+
+    Returns
+    -------
+    ndarray, shape (k,), bool
+        Designs changed.
+    """
+    idx = np.asarray(idx, dtype=np.int64)
+    changed = np.zeros(len(pick["rho"]), dtype=bool)
+    if idx.size == 0:
+        return changed
+    pol = polish_designs(target, {k: pick[k][idx] for k in DESIGN_KEYS}, iterations=iterations, rtol=rtol,
+                         progress=progress)
+    better = pol["error"] < relative_error(target, pick["C_fe"][idx])
+    sel = idx[better]
+    for k in DESIGN_KEYS + ("C_fe",):
+        pick[k][sel] = pol[k][better]
+    if forward is not None and "C_pred" in pick and sel.size:
+        pick["C_pred"][sel] = forward.predict(*(pick[k][sel] for k in DESIGN_KEYS))
+        if "nmse" in pick:
+            pick["nmse"][sel] = nmse(np.broadcast_to(target, (sel.size, 6, 6)), pick["C_pred"][sel])
+    changed[sel] = True
+    return changed

@@ -131,3 +131,43 @@ def test_tampered_weights_are_an_error_not_a_crash(weights, tmp_path):
     p.write_bytes(bytes(raw))
     r = _run(*map(str, BONE_A), "--weights", str(d))
     assert r.exit_code == 2 and "SHA-256 does not match" in r.output
+
+
+def test_design_says_how_far_it_is_from_a_recorded_optimum(weights, tmp_path, monkeypatch):
+    from graded.inverse.design import parse_target
+    from graded.inverse.exhaustive import ExhaustiveResult, known_optimum, record_optimum
+
+    monkeypatch.setenv("GRADED_CACHE_DIR", str(tmp_path))
+    args = [*map(str, BONE_A), "--weights", weights, "--draws", "20", "--top", "2", "--no-refine", "--screen", "0",
+            "--library", "0", "--no-progress"]
+    before = _run(*args)
+    assert before.exit_code == 0, before.output
+    assert "reachable optimum" not in before.output
+    target = parse_target(BONE_A, E=114.0, units="GPa")
+    first = json.loads(_run(*args, "--json").stdout)
+    assert first["reachable_optimum"] is None
+    best = first["designs"][0]
+    stub = type("R", (), {"topology": best["topology"]})()
+    record_optimum(target, ExhaustiveResult(results=[stub], optimum=0.01, cells_total=236, cells_polished=236,
+                                            complete=True))
+    assert known_optimum(target)["optimum"] == 0.01
+    after = _run(*args)
+    gap = 100 * (best["error_fe"] - 0.01)
+    assert f"reachable optimum (exhaustive search, all lattices): 1.00 % ({best['topology']}); this design is " \
+           f"{gap:+.2f} points from it" in after.output
+    assert json.loads(_run(*args, "--json").stdout)["reachable_optimum"]["optimum"] == 0.01
+
+
+@pytest.mark.slow
+def test_exhaustive_option_records_the_optimum_within_its_budget(weights, tmp_path, monkeypatch):
+    """A budget too small for any polish: the best verified start of the 236 lattices is
+    reported and recorded as an incomplete search."""
+    monkeypatch.setenv("GRADED_CACHE_DIR", str(tmp_path))
+    res = _run(*map(str, BONE_A), "--weights", weights, "--exhaustive", "--budget", "0.001", "--workers", "1",
+               "--top", "3", "--no-progress")
+    assert res.exit_code == 0, res.output
+    assert "exhaustive search: 0 of 236 lattices polished by FE (budget of 0.001 s spent)" in res.output
+    rec = json.loads((tmp_path / "optima.json").read_text()).popitem()[1]
+    assert rec["cells_total"] == 236 and rec["complete"] is False and rec["cells_polished"] == 0
+    assert f"reachable optimum: {100 * rec['optimum']:.2f} % ({rec['topology']}; 0 of 236 lattices searched)" \
+        in res.output
