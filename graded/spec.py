@@ -32,7 +32,8 @@ YAML document (``control_points[1].cell.rho``) and whose message gives the YAML 
           fixed: [{face: z-}]                          # x, y, z held (components: [z] for some)
           loaded: [{face: z+, force: [0, 0, -500]}]    # N in total; or displacement: [null, null, -0.05] mm
       # regions: face: x-|x+|y-|y+|z-|z+ (of the body's bounds), plane: {point, normal},
-      # box: {lo, hi}; tolerance: mm (default: a tenth of the built cell edge)
+      # box: {lo, hi}; tolerance: mm (default: faces, the lattice's surface layer, 0.1-0.45 cell
+      # edges chosen per face; planes and boxes, a tenth of a cell edge)
 
 A control point may carry a ``name`` (used in the report). Duplicate keys, documents that
 expand (through YAML aliases) to more than :data:`MAX_YAML_NODES` nodes and two control
@@ -341,7 +342,8 @@ def _vec3_or_null(v: Any, what: str) -> list:
 
 
 class AppliedLoad(_Region):
-    """A loaded region: a total ``force`` (N) shared by its nodes, or a ``displacement`` (mm)."""
+    """A loaded region: a total ``force`` (N) shared by its nodes in proportion to their tributary area, or a
+    ``displacement`` (mm)."""
 
     force: list[float] | None = None
     displacement: list[float | None] | None = None

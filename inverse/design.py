@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -541,7 +542,9 @@ def design(
         pick["C_fe"] = fe_stiffness(*(pick[k] for k in DESIGN_KEYS))
         step(f"verified {len(pick['rho'])} designs by FE")
     if screen > 0:
-        pick = _add_screened(pick, C_t, inverse, forward, screen, n_library, library)
+        step.note("screening every lattice by FE: starts from G2 and the library")
+        tell = None if progress is None else _every_second(step.note, "screening every lattice by FE")
+        pick = _add_screened(pick, C_t, inverse, forward, screen, n_library, library, progress=tell)
         step(f"screened every lattice by FE, added the best {int(np.sum(pick['source'] == 'screen'))}")
     refined = np.zeros(len(pick["rho"]), dtype=bool)
     if refine:
@@ -569,11 +572,25 @@ def design(
     return results
 
 
+def _every_second(note, label: str):
+    """A ``progress(done, total, message)`` that passes on at most one note a second."""
+    last = [time.perf_counter()]
+
+    def tell(done: int, total: int, message: str = "") -> None:
+        now = time.perf_counter()
+        if now - last[0] >= 1.0:
+            last[0] = now
+            note(f"{label}: {done} of {total} designs")
+
+    return tell
+
+
 def _add_screened(pick: dict, C_t: np.ndarray, inverse, forward: ForwardModel, screen: int, n_library: int,
-                  library) -> dict:
+                  library, progress=None) -> dict:
     """``pick`` plus the best start of each of the best ``screen`` lattices (:func:`lattice_starts`),
     whether or not the lattice is among the candidates already (its screened start may be the better one)."""
-    scr = lattice_starts(C_t, inverse, n_library=min(int(n_library), SCREEN_LIBRARY), library=library)
+    scr = lattice_starts(C_t, inverse, n_library=min(int(n_library), SCREEN_LIBRARY), library=library,
+                         progress=progress)
     idx = best_per_cell(scr["error"], scr["cell"], 1)[:screen]
     add = {k: scr[k][idx] for k in DESIGN_KEYS + ("C_fe",)}
     add["C_pred"] = forward.predict(*(add[k] for k in DESIGN_KEYS))

@@ -88,7 +88,7 @@ def _model_starts(inverse, target: np.ndarray, topology: np.ndarray) -> dict[str
 
 
 def lattice_starts(target: np.ndarray, inverse, *, n_library: int = 3, library=None,
-                   cells: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                   cells: np.ndarray | None = None, progress=None) -> dict[str, np.ndarray]:
     """Starts for every distinct lattice, verified by FE.
 
     Parameters
@@ -103,6 +103,8 @@ def lattice_starts(target: np.ndarray, inverse, *, n_library: int = 3, library=N
         Default: the shipped library.
     cells : array_like of int, optional
         Only these lattices (rows of :func:`distinct_cells`); default all.
+    progress : callable, optional
+        ``progress(done, total, message)`` during the FE of the starts.
 
     Returns
     -------
@@ -126,7 +128,7 @@ def lattice_starts(target: np.ndarray, inverse, *, n_library: int = 3, library=N
         nb = {k: nb[k] for k in DESIGN_KEYS} | {"cell": nb["group"],
                                                 "source": np.array(["library"] * len(nb["rho"]), dtype=object)}
         cand = {k: np.concatenate([cand[k], nb[k]]) for k in cand}
-    cand["C_fe"] = fe_stiffness(*(cand[k] for k in DESIGN_KEYS))
+    cand["C_fe"] = fe_stiffness(*(cand[k] for k in DESIGN_KEYS), progress=progress)
     cand["error"] = relative_error(target, cand["C_fe"])
     return cand
 

@@ -72,7 +72,7 @@ def test_bad_fields_are_named_with_their_line(old, new, field, line):
 
 def test_control_point_needs_exactly_one_of_cell_or_target():
     text = GOOD.replace('    cell: {topology: "2x1+1x3+2x5", rho: 0.05}\n', "")
-    with pytest.raises(ValidationError, match=r"control_points\[0\]: .*exactly one of cell .* or target"):
+    with pytest.raises(ValidationError, match=r"control_points\[0\]: .*exactly one of cell .*, target .* or spinodoid"):
         parse_spec(text)
     both = GOOD.replace('rho: 0.05}\n  - position: [7', 'rho: 0.05}\n    target: {stiffness: [1, 2]}\n  - position: [7')
     with pytest.raises(ValidationError, match=r"control_points\[0\]"):

@@ -117,9 +117,11 @@ def test_mismatched_architecture_kind_and_values_are_rejected(tmp_path):
     # header, before the 4.3 GB model the config describes is allocated
     big = dict(side, config=dict(side["config"], f2_widths=[8192] * 16))
     js.write_text(json.dumps(big))
-    code = ("import resource, sys; from graded.inverse.weights import load_forward, WeightsError\n"
+    # the peak resident memory of the child's own address space (VmHWM; ru_maxrss would also count
+    # the parent's memory the child had before exec)
+    code = ("from graded.inverse.weights import load_forward, WeightsError\n"
             f"try:\n    load_forward({str(stem)!r})\nexcept WeightsError as e:\n    print(e)\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+            "print([ln.split()[1] for ln in open('/proc/self/status') if ln.startswith('VmHWM')][0])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     message, maxrss_kb = out.stdout.strip().splitlines()
     assert "fwd.safetensors: tensor names differ from the model (missing ['f2.10.bias'" in message
