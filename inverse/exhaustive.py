@@ -31,15 +31,13 @@ far its answer is from it (:func:`known_optimum`).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import multiprocessing
 import os
 import time
 import warnings
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +47,7 @@ from graded.elastic import nmse, to_21
 from graded.elastic.metrics import relative_error
 from graded.io.atomic import atomic_path
 from graded.validation import check_count, check_positive, fail
+from graded.workers import SINGLE_THREADED_BLAS, process_pool
 
 from .design import DesignResult, default_models, design, design_results, parse_target, rank_results
 from .polish import polish_designs
@@ -75,7 +74,6 @@ DEFAULT_BUDGET_S = 240.0
 #: Lattices per task of the process pool: large enough that a task's FE batches amortise
 #: the per-topology setup, small enough that the budget can stop between tasks.
 CHUNK = 6
-_WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 @dataclass
@@ -129,20 +127,6 @@ class ExhaustiveResult:
 def _polish_task(target: np.ndarray, designs: dict, iterations: int, rtol: float) -> dict:
     """Worker: FE polish of a batch of designs (plain arrays in, plain arrays out)."""
     return polish_designs(target, designs, iterations=iterations, rtol=rtol)
-
-
-@contextlib.contextmanager
-def _environment(env: dict[str, str]):
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _design_pool(C_t: np.ndarray, models, library) -> dict:
@@ -287,8 +271,7 @@ def exhaustive_design(
             done_cells += len(cells)
             note(done_cells, f"polished {done_cells}/{n_cells} lattices")
     else:
-        ctx = multiprocessing.get_context("spawn")
-        with _environment(_WORKER_ENV), ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        with process_pool(workers, env=SINGLE_THREADED_BLAS) as pool:
             pending: dict = {}
             queue = list(tasks)
             while queue or pending:
