@@ -46,65 +46,55 @@ def build(spec: Path, outdir: Path | None, no_progress: bool, scheduler: str | N
         result = run_build(s, progress=bar, output_dir=out,
                            output_field="--outdir" if outdir is not None else "outputs.directory",
                            scheduler=scheduler, on_cluster=on_cluster)
-    if getattr(result, "family", "truss") == "spinodoid":
-        _spinodoid_summary(spec, out, result, t0, as_json)
-        return
-    g = result.graph
-    points = []
-    for c, ab in zip(result.cells, result.as_built):
-        points.append({"name": c.name, "source": c.source, "topology": c.cell.topology_string,
-                       "design_error": c.design_error, "as_built_vs_target": ab.error_vs_target,
-                       "as_built_vs_cell": ab.error_vs_cell, "note": ab.note})
-    summary = {
-        "spec": str(spec),
-        "output_dir": str(out),
-        "nodes": g.n_nodes,
-        "struts": g.n_struts,
-        "diameter_mm": [float(g.diameters.min()), float(g.diameters.max())],
-        "control_points": points,
-        "files": {k: str(v) for k, v in result.files.items()},
-        "seconds": round(time.perf_counter() - t0, 3),
-    }
+    truss = getattr(result, "family", "truss") != "spinodoid"
+    fields, lines = _truss_summary(result) if truss else _spinodoid_summary(result)
+    summary = {"spec": str(spec), "output_dir": str(out), **fields,
+               "files": {k: str(v) for k, v in result.files.items()},
+               "seconds": round(time.perf_counter() - t0, 3)}
     if as_json:
         echo_json(summary)
         return
     if is_quiet():
         return
-    click.echo(f"{g.n_nodes} nodes, {g.n_struts} struts, diameters "
-               f"{summary['diameter_mm'][0]:.3g}-{summary['diameter_mm'][1]:.3g} mm "
-               f"({summary['seconds']:.1f} s)")
-    click.echo("relative error (Frobenius)   design vs target   as built vs target   as built vs own cell")
-    for p in points:
-        click.echo(f"  {p['name']:<26} {_pct(p['design_error']):>16}   {_pct(p['as_built_vs_target']):>18}   "
-                   f"{_pct(p['as_built_vs_cell']):>20}" + (f"   ({p['note']})" if p["note"] else ""))
+    for line in lines(summary["seconds"]):
+        click.echo(line)
     for key, path in summary["files"].items():
         click.echo(f"  {key}: {path}")
 
 
-def _spinodoid_summary(spec: Path, out: Path, result, t0: float, as_json: bool) -> None:
+def _truss_summary(result):
+    """The summary fields of a lattice build, and its printed lines (a function of the seconds)."""
+    g = result.graph
+    points = [{"name": c.name, "source": c.source, "topology": c.cell.topology_string,
+               "design_error": c.design_error, "as_built_vs_target": ab.error_vs_target,
+               "as_built_vs_cell": ab.error_vs_cell, "note": ab.note} for c, ab in zip(result.cells, result.as_built)]
+    d = [float(g.diameters.min()), float(g.diameters.max())]
+    fields = {"nodes": g.n_nodes, "struts": g.n_struts, "diameter_mm": d, "control_points": points}
+
+    def lines(seconds: float) -> list[str]:
+        out = [f"{g.n_nodes} nodes, {g.n_struts} struts, diameters {d[0]:.3g}-{d[1]:.3g} mm ({seconds:.1f} s)",
+               "relative error (Frobenius)   design vs target   as built vs target   as built vs own cell"]
+        out += [f"  {p['name']:<26} {_pct(p['design_error']):>16}   {_pct(p['as_built_vs_target']):>18}   "
+                f"{_pct(p['as_built_vs_cell']):>20}" + (f"   ({p['note']})" if p["note"] else "") for p in points]
+        return out
+
+    return fields, lines
+
+
+def _spinodoid_summary(result):
+    """The summary fields of a spinodoid build, and its printed lines."""
     solid = result.solid
     points = [{"name": p.name, "rho": p.design.rho, "theta_deg": list(p.design.theta),
                "as_built_vs_cell": p.error_vs_cell} for p in result.points]
-    summary = {
-        "spec": str(spec),
-        "output_dir": str(out),
-        "family": "spinodoid",
-        "triangles": None if solid is None else int(len(solid.mesh.faces)),
-        "relative_density": None if solid is None else solid.facts.relative_density,
-        "control_points": points,
-        "files": {k: str(v) for k, v in result.files.items()},
-        "seconds": round(time.perf_counter() - t0, 3),
-    }
-    if as_json:
-        echo_json(summary)
-        return
-    if is_quiet():
-        return
-    if solid is not None:
-        click.echo(f"spinodoid part: {summary['triangles']:,} triangles, relative density "
-                   f"{summary['relative_density']:.3f} ({summary['seconds']:.1f} s)")
-    click.echo("relative error (Frobenius)   as built vs own cell")
-    for p in points:
-        click.echo(f"  {p['name']:<26} {_pct(p['as_built_vs_cell']):>20}")
-    for key, path in summary["files"].items():
-        click.echo(f"  {key}: {path}")
+    fields = {"family": "spinodoid", "triangles": None if solid is None else int(len(solid.mesh.faces)),
+              "relative_density": None if solid is None else solid.facts.relative_density,
+              "control_points": points}
+
+    def lines(seconds: float) -> list[str]:
+        out = [] if solid is None else [f"spinodoid part: {fields['triangles']:,} triangles, relative density "
+                                        f"{fields['relative_density']:.3f} ({seconds:.1f} s)"]
+        out.append("relative error (Frobenius)   as built vs own cell")
+        out += [f"  {p['name']:<26} {_pct(p['as_built_vs_cell']):>20}" for p in points]
+        return out
+
+    return fields, lines
