@@ -85,7 +85,8 @@ def _spinodoid_summary(result):
     """The summary fields of a spinodoid build, and its printed lines."""
     solid = result.solid
     points = [{"name": p.name, "rho": p.design.rho, "theta_deg": list(p.design.theta),
-               "as_built_vs_cell": p.error_vs_cell} for p in result.points]
+               "design_vs_target": p.design_error, "as_built_vs_cell": p.error_vs_cell} for p in result.points]
+    designed = any(p["design_vs_target"] is not None for p in points)
     fields = {"family": "spinodoid", "triangles": None if solid is None else int(len(solid.mesh.faces)),
               "relative_density": None if solid is None else solid.facts.relative_density,
               "control_points": points}
@@ -93,8 +94,13 @@ def _spinodoid_summary(result):
     def lines(seconds: float) -> list[str]:
         out = [] if solid is None else [f"spinodoid part: {fields['triangles']:,} triangles, relative density "
                                         f"{fields['relative_density']:.3f} ({seconds:.1f} s)"]
-        out.append("relative error (Frobenius)   as built vs own cell")
-        out += [f"  {p['name']:<26} {_pct(p['as_built_vs_cell']):>20}" for p in points]
+        if designed:
+            out.append("relative error (Frobenius)   design vs target   as built vs own cell")
+            out += [f"  {p['name']:<26} {_pct(p['design_vs_target']):>16} {_pct(p['as_built_vs_cell']):>22}"
+                    for p in points]
+        else:
+            out.append("relative error (Frobenius)   as built vs own cell")
+            out += [f"  {p['name']:<26} {_pct(p['as_built_vs_cell']):>20}" for p in points]
         return out
 
     return fields, lines

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from graded.validation import fail
+
 from .options import ProgressBar, echo_json, handle_errors, json_option
 
 __all__ = ["dataset"]
@@ -11,21 +13,27 @@ __all__ = ["dataset"]
 
 @click.command()
 @click.argument("out", type=click.Path(file_okay=False))
+@click.option("--family", type=click.Choice(["truss", "spinodoid"]), default="truss", show_default=True,
+              help="Cell family: truss lattices (SI Table S1) or spinodoids (voxel FE at 32^3).")
 @click.option("--n", "n", type=int, default=200_000, show_default=True, help="Number of samples.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the whole dataset.")
-@click.option("--chunk-size", type=int, default=2000, show_default=True,
-              help="Samples per chunk file (unit of parallel work and of resume).")
+@click.option("--chunk-size", type=int, default=None,
+              help="Samples per chunk file (unit of parallel work and of resume) [default: 2000 truss, 40 spinodoid].")
 @click.option("--workers", type=int, default=None,
               help="Worker processes, also of --scheduler local [default: all cores].")
 @click.option("--scheduler", default=None, metavar="ADDRESS|local",
               help="Run the chunks as Dask tasks: 'local' starts a LocalCluster, an address "
                    "(tcp://HOST:8786) uses a running cluster; OUT must be on storage every worker sees.")
+@click.option("--device", default=None, metavar="cpu|cuda",
+              help="Where the spinodoid voxel FE runs (cuda: a GPU; one --workers per GPU) [default: cpu].")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @json_option
 @handle_errors
-def dataset(out: str, n: int, seed: int, chunk_size: int, workers: int | None, scheduler: str | None,
-            no_progress: bool, as_json: bool) -> None:
-    """Sample N designs from SI Table S1 and label them by FE into directory OUT.
+def dataset(out: str, family: str, n: int, seed: int, chunk_size: int | None, workers: int | None,
+            scheduler: str | None, device: str | None, no_progress: bool, as_json: bool) -> None:
+    """Sample N designs and label them by FE into directory OUT.
+
+    Trusses (--family truss): designs from SI Table S1, labelled by periodic beam FE.
 
     Every sample gets C_ort (U-stretched cell), C_hat (V R_I U cell) and
     C = Bond(R_II) C_hat. The data depend only on --seed and --chunk-size. Chunks are
@@ -36,18 +44,38 @@ def dataset(out: str, n: int, seed: int, chunk_size: int, workers: int | None, s
         graded dataset datasets/train --n 200000 --seed 0 --chunk-size 2000
         graded dataset datasets/test --n 5000 --seed 1 --chunk-size 1000
 
+    Spinodoids (--family spinodoid): (rho, theta) designs, one cell each at 32^3 voxels,
+    labelled by periodic voxel FE (1.5-10 CPU seconds per cell); the shipped models were
+    trained on
+
+    \b
+        graded dataset datasets/spinodoid-train --family spinodoid --n 1600 --seed 0
+        graded dataset datasets/spinodoid-test --family spinodoid --n 200 --seed 1
+
     With --scheduler the same chunks (bit for bit) are computed on a Dask cluster;
     see docs/cluster.md.
     """
     from graded.inverse.dataset import generate_dataset
+    from graded.inverse.spinodoid.dataset import generate_spinodoid_dataset
+
+    if chunk_size is None:
+        chunk_size = 2000 if family == "truss" else 40
+    if family == "truss":
+        if device is not None:
+            fail("--device", "applies to --family spinodoid only (truss labels are beam FE on the CPU)",
+                 "drop --device")
+        run = generate_dataset
+    else:
+        def run(*args, **kwargs):
+            return generate_spinodoid_dataset(*args, device=device, **kwargs)
 
     def on_cluster(info: dict) -> None:
         click.echo(f"Dask scheduler {info['scheduler']} with {info['workers']} workers; "
                    f"dashboard {info['dashboard']}", err=True)
 
     with ProgressBar("FE labels", enabled=not no_progress) as bar:
-        summary = generate_dataset(out, n=n, seed=seed, chunk_size=chunk_size, workers=workers, progress=bar,
-                                   scheduler=scheduler, on_cluster=on_cluster)
+        summary = run(out, n=n, seed=seed, chunk_size=chunk_size, workers=workers, progress=bar,
+                      scheduler=scheduler, on_cluster=on_cluster)
     result = {
         "path": summary.path,
         "n_samples": summary.n_samples,

@@ -19,6 +19,9 @@ __all__ = ["design", "read_target"]
 
 #: Ti-6Al-4V (main text, ref. 60).
 DEFAULT_E = 114.0
+#: Candidates drawn and designs returned per family (--draws, --top).
+DEFAULT_DRAWS = {"truss": 10000, "spinodoid": 256}
+DEFAULT_TOP = {"truss": 10, "spinodoid": 3}
 
 
 def _floats(values: list[str], where: str) -> np.ndarray:
@@ -136,10 +139,16 @@ def _fmt_vec(v) -> str:
               help="Units of TARGET: GPa (divided by --E) or already normalised by the base material's E.")
 @click.option("--E", "E", type=float, default=None,
               help=f"Base material's Young's modulus in GPa [default with --units GPa: {DEFAULT_E:g}, Ti-6Al-4V].")
-@click.option("--draws", type=int, default=10000, show_default=True, help="Candidates drawn and ranked.")
+@click.option("--family", type=click.Choice(["truss", "spinodoid", "both"]), default="truss", show_default=True,
+              help="Cell family: truss lattices, spinodoids (Kumar et al. 2020), or both side by side.")
+@click.option("--draws", type=int, default=None,
+              help="Candidates drawn and ranked [default: 10000 truss, 256 spinodoid].")
 @click.option("--tau", type=float, default=1.0, show_default=True,
               help="Gumbel-softmax temperature (larger: more varied topologies).")
-@click.option("--top", type=int, default=10, show_default=True, help="Designs returned and verified by FE.")
+@click.option("--top", type=int, default=None,
+              help="Designs returned and verified by FE [default: 10 truss, 3 spinodoid].")
+@click.option("--realisations", type=int, default=4, show_default=True,
+              help="Spinodoid cells (wave sets) verified per design; the best is kept with its seed.")
 @click.option("--no-verify", is_flag=True, help="Skip FE verification (predicted stiffness only).")
 @click.option("--refine/--no-refine", default=True, show_default=True,
               help="Refine the continuous parameters: gradient descent through the forward model, then "
@@ -172,9 +181,9 @@ def _fmt_vec(v) -> str:
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
 @json_option
 @handle_errors
-def design(target, row, units, E, draws, tau, top, no_verify, refine, n_library, rank_by, cell_size, seed, screen,
-           final, exhaustive, budget, workers, weights, plot, no_progress, as_json) -> None:
-    """Propose truss unit cells whose stiffness matches TARGET.
+def design(target, row, units, E, family, draws, tau, top, realisations, no_verify, refine, n_library, rank_by,
+           cell_size, seed, screen, final, exhaustive, budget, workers, weights, plot, no_progress, as_json) -> None:
+    """Propose truss or spinodoid unit cells whose stiffness matches TARGET.
 
     TARGET: 21 constants C11 C12 C13 C14 C15 C16 C22 ... C66 (Voigt order 11,22,33,23,13,12),
     36 numbers of a 6x6 matrix, or a CSV file with --row, e.g.
@@ -182,6 +191,34 @@ def design(target, row, units, E, draws, tau, top, no_verify, refine, n_library,
     \b
         graded design examples/data/trabecular_bone_stiffness.csv --row A --plot boneA.png
     """
+
+    if family != "truss" and (exhaustive or cell_size is not None):
+        fail("--exhaustive" if exhaustive else "--cell-size", "applies to truss designs only",
+             "drop it, or use --family truss")
+    truss = spin = None
+
+    def default(value, table, fam):
+        return table[fam] if value is None else value
+
+    if family in ("truss", "both"):
+        payload, best = _truss(target, row, units, E, default(draws, DEFAULT_DRAWS, "truss"), tau,
+                               default(top, DEFAULT_TOP, "truss"),
+                               no_verify, refine, n_library, rank_by, cell_size, seed, screen, final, exhaustive,
+                               budget, workers, weights, None if family == "both" else plot, no_progress, as_json)
+        truss = (payload, best)
+    if family in ("spinodoid", "both"):
+        spin = _spinodoid(target, row, units, E, default(draws, DEFAULT_DRAWS, "spinodoid"),
+                          default(top, DEFAULT_TOP, "spinodoid"),
+                          realisations, no_verify, seed, None if family == "both" else plot, no_progress, as_json)
+    if family == "both":
+        _compare_families(truss, spin, plot, as_json)
+    elif as_json:
+        echo_json((truss or spin)[0])
+
+
+def _truss(target, row, units, E, draws, tau, top, no_verify, refine, n_library, rank_by, cell_size, seed, screen,
+           final, exhaustive, budget, workers, weights, plot, no_progress, as_json):
+    """The truss design: prints its table (unless ``as_json``); returns (JSON payload or None, best result)."""
     import torch
 
     from graded.elastic import NAMES_21, to_21
@@ -230,7 +267,7 @@ def design(target, row, units, E, draws, tau, top, no_verify, refine, n_library,
         plot_elastic_surfaces(surfaces, plot, title=f"target {label} vs designs ({unit})",
                               unit="GPa" if E is not None else "E_s")
     if as_json:
-        echo_json({
+        return {
             "target": {"label": label, "units": units, "E_GPa": E,
                        "normalized": dict(zip(NAMES_21, to_21(C_t).tolist()))},
             "settings": {"draws": draws, "tau": tau, "top": top, "verify": not no_verify, "refine": refine,
@@ -241,8 +278,7 @@ def design(target, row, units, E, draws, tau, top, no_verify, refine, n_library,
             "warnings": messages,
             "designs": [r.to_dict() for r in results],
             "plot": plot,
-        })
-        return
+        }, results[0]
     ranked = "relative Mandel-norm error" if rank_by == "mandel" else "NMSE (main Eq. 8)"
     if exhaustive:
         click.echo(f"target {label} ({unit}); exhaustive search: {found.cells_polished} of {found.cells_total} "
@@ -275,5 +311,124 @@ def design(target, row, units, E, draws, tau, top, no_verify, refine, n_library,
         else:
             click.echo(f"reachable optimum (exhaustive search, {scope} lattices): {100 * opt:.2f} % "
                        f"({known['topology']}); this design is {100 * (best.error_fe - opt):+.2f} points from it")
+    if plot is not None:
+        click.echo(f"wrote {plot}")
+    return None, results[0]
+
+
+# ---------------------------------------------------------------------------
+# spinodoids (--family spinodoid|both)
+# ---------------------------------------------------------------------------
+
+
+def _spinodoid_dict(r, scale: float) -> dict:
+    from graded.elastic import NAMES_21, to_21
+    from graded.elastic.rotation import matrix_to_axis_angle
+
+    d = r.design
+    return {
+        "rank": r.rank, "family": "spinodoid", "rho": d.rho, "theta_deg": list(d.theta),
+        "R": d.R.tolist(), "R_axis_angle": matrix_to_axis_angle(d.R).tolist(), "wavelength": d.wavelength,
+        "n_waves": d.n_waves, "wave_seed": r.wave_seed, "error_pred": r.error_pred, "error_fe": r.error_fe,
+        "frobenius_fe": r.frobenius_fe, "nmse_fe": r.nmse_fe, "density_fe": r.density_fe,
+        "realisation_errors": r.realisation_errors, "target_non_orthotropic": r.residual,
+        "C_pred": dict(zip(NAMES_21, (to_21(r.C_pred) * scale).tolist())),
+        "C_fe": None if r.C_fe is None else dict(zip(NAMES_21, (to_21(r.C_fe) * scale).tolist())),
+    }
+
+
+def _spinodoid(target, row, units, E, draws, top, realisations, no_verify, seed, plot, no_progress, as_json):
+    """Design spinodoids for TARGET; prints the table unless ``as_json``.
+
+    Returns (JSON payload or None, best result, normalised target, scale to the user's units).
+    """
+    import torch
+
+    from graded.elastic import NAMES_21, to_21
+    from graded.inverse.design import parse_target
+    from graded.inverse.spinodoid.design import design_spinodoid
+
+    torch.set_num_threads(2)
+    values, label = read_target(target, row)
+    if units == "GPa" and E is None:
+        E = DEFAULT_E
+    with warnings.catch_warnings(record=True) as caught, _as_options(), \
+            ProgressBar("spinodoid FE", enabled=not no_progress) as bar:
+        warnings.simplefilter("always")
+        C_t = parse_target(values, E=E, units=units)
+        results = design_spinodoid(values, E=E, units=units, n_draws=draws, top_k=top, realisations=realisations,
+                                   verify=not no_verify, seed=seed, progress=bar)
+    messages = [_cli_words(f"{w.category.__name__}: {w.message}") for w in caught
+                if w.category.__name__ in ("TargetOutOfReachWarning", "PoorMatchWarning")]
+    for m in messages:
+        click.echo(f"Warning: {m}", err=True)
+    scale = E if E is not None else 1.0
+    unit = "GPa" if E is not None else "C/E_s"
+    best = results[0]
+    if plot is not None:
+        from graded.plot import plot_elastic_surfaces
+
+        C_b = best.C_fe if best.C_fe is not None else best.C_pred
+        plot_elastic_surfaces({"target": C_t * scale, "spinodoid 1": C_b * scale}, plot,
+                              title=f"target {label} vs spinodoid design ({unit})",
+                              unit="GPa" if E is not None else "E_s")
+    if as_json:
+        return {
+            "target": {"label": label, "units": units, "E_GPa": E,
+                       "normalized": dict(zip(NAMES_21, to_21(C_t).tolist()))},
+            "settings": {"family": "spinodoid", "draws": draws, "top": top, "realisations": realisations,
+                         "verify": not no_verify, "seed": seed},
+            "warnings": messages,
+            "designs": [_spinodoid_dict(r, scale) for r in results],
+            "plot": plot,
+        }, best, C_t, scale
+    click.echo(f"target {label} ({unit}); spinodoid cells: {draws} draws refined through the forward model, "
+               f"{'best of ' + str(realisations) + ' FE cells each' if not no_verify else 'predicted'}; "
+               f"non-orthotropic part of the target {100 * best.residual:.1f} %")
+    head = (f"{'#':>2} {'rho':>6} {'theta (deg)':<22} {'R (th,e1,e2)':<22} {'seed':>10} {'err pred':>8} "
+            f"{'err FE':>7} {'cells (FE err)':<26}")
+    click.echo(head)
+    click.echo("-" * len(head))
+    from graded.elastic.rotation import matrix_to_axis_angle
+
+    for r in results:
+        d = r.design
+        cells = "-" if r.realisation_errors is None else ", ".join(f"{100 * e:.1f}" for e in r.realisation_errors)
+        fe = f"{100 * r.error_fe:6.2f}%" if r.error_fe is not None else f"{'-':>7}"
+        click.echo(f"{r.rank + 1:>2} {d.rho:6.3f} {_fmt_vec(d.theta):<22} {_fmt_vec(matrix_to_axis_angle(d.R)):<22} "
+                   f"{r.wave_seed if r.wave_seed is not None else '-':>10} {100 * r.error_pred:7.2f}% {fe} {cells}")
+    C_b = best.C_fe if best.C_fe is not None else best.C_pred
+    click.echo(f"\nbest spinodoid vs target ({unit}; {'FE' if best.C_fe is not None else 'predicted'}):")
+    t21, b21 = to_21(C_t) * scale, to_21(C_b) * scale
+    for i in range(0, 21, 7):
+        click.echo("  " + "  ".join(f"{NAMES_21[j]:>4} {t21[j]:8.4g}/{b21[j]:<8.4g}" for j in range(i, i + 7)))
+    if plot is not None:
+        click.echo(f"wrote {plot}")
+    return None, best, C_t, scale
+
+
+def _compare_families(truss, spin, plot, as_json) -> None:
+    """The closing comparison of ``--family both``: which family comes closer, by FE (or prediction)."""
+    (t_payload, t_best), (s_payload, s_best, C_t, scale) = truss, spin
+    t_err = t_best.error_fe if t_best.error_fe is not None else t_best.error_pred
+    s_err = s_best.error
+    winner = "truss" if t_err <= s_err else "spinodoid"
+    verdict = {"truss": {"topology": t_best.topology, "rho": t_best.rho, "error": t_err},
+               "spinodoid": {"rho": s_best.design.rho, "theta_deg": list(s_best.design.theta), "error": s_err},
+               "closer": winner}
+    if plot is not None:
+        from graded.plot import plot_elastic_surfaces
+
+        surfaces = {"target": C_t * scale}
+        for name, b in (("best truss", t_best), ("best spinodoid", s_best)):
+            surfaces[name] = (b.C_fe if b.C_fe is not None else b.C_pred) * scale
+        plot_elastic_surfaces(surfaces, plot, title="target vs best truss and best spinodoid",
+                              unit="E_s" if scale == 1.0 else "GPa")
+    if as_json:
+        echo_json({"truss": t_payload, "spinodoid": s_payload, "comparison": verdict})
+        return
+    click.echo(f"\ncomparison: best truss {100 * t_err:.2f} % ({t_best.topology}, rho {t_best.rho:.3f}); best "
+               f"spinodoid {100 * s_err:.2f} % (rho {s_best.design.rho:.3f}, theta "
+               f"{_fmt_vec(s_best.design.theta)}); the {winner} comes closer")
     if plot is not None:
         click.echo(f"wrote {plot}")

@@ -119,3 +119,44 @@ def inverse(dataset_path, inverse_path, forward_path, targets, draws, top_k, tau
         if bone is not None:
             click.echo("")
             click.echo(bone.table())
+
+
+@evaluate.command("spinodoid")
+@click.argument("dataset_path", metavar="[TESTSET]", type=click.Path(exists=True), required=False)
+@click.option("--targets", type=int, default=20, show_default=True,
+              help="Held-out targets designed and FE-verified (0: forward model only).")
+@click.option("--realisations", type=int, default=4, show_default=True, help="FE cells per returned design.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--plots", type=click.Path(file_okay=False), default=None, help="Directory for parity plots (PNG).")
+@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--no-progress", is_flag=True)
+@json_option
+@handle_errors
+def spinodoid(dataset_path, targets, realisations, seed, plots, threads, no_progress, as_json) -> None:
+    """R^2 of the spinodoid forward model and FE-verified inverse design on TESTSET
+    [default: the shipped spinodoid test set]."""
+    import torch
+
+    from graded.inverse.spinodoid.dataset import load_spinodoid_dataset, shipped_spinodoid_test_set
+    from graded.inverse.spinodoid.design import default_spinodoid_models
+    from graded.inverse.spinodoid.evaluate import evaluate_spinodoid_forward, evaluate_spinodoid_inverse
+
+    torch.set_num_threads(threads)
+    data = load_spinodoid_dataset(dataset_path) if dataset_path else shipped_spinodoid_test_set()
+    inv, fwd = default_spinodoid_models()
+    rep = evaluate_spinodoid_forward(fwd, data, plot_dir=plots)
+    out = {"forward": rep.to_dict()}
+    if not as_json:
+        click.echo(rep.table())
+    if targets > 0:
+        with ProgressBar("inverse design", enabled=not no_progress) as bar:
+            irep = evaluate_spinodoid_inverse(data, n_targets=targets, realisations=realisations, seed=seed,
+                                              models=(inv, fwd), plot_dir=plots, progress=bar)
+        out["inverse"] = irep.to_dict()
+        if not as_json:
+            click.echo("\n" + irep.table())
+    if as_json:
+        echo_json(out)
+    else:
+        for p in out["forward"]["plots"] + out.get("inverse", {}).get("plots", []):
+            click.echo(f"wrote {p}")

@@ -176,3 +176,63 @@ def inverse(dataset_path, forward_path, out, force, g1_widths, g2_widths, epochs
         echo_json(result)
     else:
         click.echo(json.dumps(result, indent=1))
+
+
+@train.command("spinodoid")
+@click.argument("dataset_path", metavar="DATASET", type=click.Path(exists=True))
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Output directory (writes forward.* and inverse.*) [default: the shipped "
+                   "inverse/spinodoid/weights, only with --force].")
+@click.option("--force", is_flag=True, help="Replace the weights in --out if they exist.")
+@click.option("--widths", default="128,128,128,128", show_default=True, help="Hidden widths of both networks.")
+@click.option("--epochs", nargs=2, type=int, default=(1500, 400), show_default=True,
+              help="Epochs of the forward and of the inverse model.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=2, show_default=True, help="torch threads.")
+@click.option("--no-progress", is_flag=True)
+@json_option
+@handle_errors
+def spinodoid(dataset_path, out, force, widths, epochs, seed, threads, no_progress, as_json) -> None:
+    """Train the spinodoid forward model and the tandem inverse model through it on DATASET
+    (written by `graded dataset --family spinodoid`)."""
+    from graded.inverse.spinodoid.dataset import load_spinodoid_dataset
+    from graded.inverse.spinodoid.design import WEIGHTS_DIR
+    from graded.inverse.spinodoid.train import train_spinodoid_forward, train_spinodoid_inverse
+    from graded.inverse.weights import save_weights
+
+    folder = Path(out) if out is not None else WEIGHTS_DIR
+    stems = {k: folder / k for k in ("forward", "inverse")}
+    existing = [p for s in stems.values() for p in (s.with_suffix(".safetensors"), s.with_suffix(".json"))
+                if p.exists()]
+    if existing and not force:
+        shipped = folder.resolve() == WEIGHTS_DIR.resolve()
+        fail("--out", f"{existing[0]} exists" + (" (the shipped weights)" if shipped else ""),
+             "give another --out DIR, or --force to replace it")
+    _threads(threads)
+    ds = load_spinodoid_dataset(dataset_path)
+    w = _widths(widths)
+    with ProgressBar("training spinodoid forward", enabled=not no_progress) as bar:
+        fwd, fh = train_spinodoid_forward(ds, widths=w, epochs=epochs[0], seed=seed, progress=bar)
+    with ProgressBar("training spinodoid inverse", enabled=not no_progress) as bar:
+        inv, ih = train_spinodoid_inverse(fwd, ds, widths=w, epochs=epochs[1], seed=seed, progress=bar)
+    folder.mkdir(parents=True, exist_ok=True)
+    data_info = {"path": str(dataset_path), "n": len(ds), "seed": ds.meta.get("seed")}
+    st_f, _ = save_weights(fwd, stems["forward"], kind="spinodoid-forward", config=fwd.config.to_dict(),
+                           info={"dataset": data_info, "seed": seed, "epochs": epochs[0], "seconds": fh.seconds,
+                                 "val_loss": min(fh.val)})
+    st_i, _ = save_weights(inv, stems["inverse"], kind="spinodoid-inverse", config=inv.config.to_dict(),
+                           info={"dataset": data_info, "seed": seed, "epochs": epochs[1], "seconds": ih.seconds,
+                                 "val_loss": min(ih.val), "forward_sha256": _sha(st_f)})
+    result = {"forward": str(st_f), "inverse": str(st_i), "forward_seconds": round(fh.seconds, 1),
+              "inverse_seconds": round(ih.seconds, 1), "forward_val_loss": min(fh.val),
+              "inverse_val_loss": min(ih.val)}
+    if as_json:
+        echo_json(result)
+    else:
+        click.echo(json.dumps(result, indent=1))
+
+
+def _sha(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -35,6 +35,16 @@ YAML document (``control_points[1].cell.rho``) and whose message gives the YAML 
       # box: {lo, hi}; tolerance: mm (default: faces, the lattice's surface layer, 0.1-0.45 cell
       # edges chosen per face; planes and boxes, a tenth of a cell edge)
 
+Spinodoid parts (Kumar et al. 2020) use the same document with spinodoid cells::
+
+    family: spinodoid              # optional: implied by a spinodoid cell; needed when all points are targets
+    control_points:
+      - position: [10, 10, 25]
+        spinodoid: {rho: 0.45, theta: [90, 90, 90], R: [0, 0, 0], wavelength: 0.2, n_waves: 1000}
+      - position: [10, 10, 5]
+        target: {csv: bone.csv, row: B}   # designed by the spinodoid models, FE-verified
+    voxel_size: 0.2                # mm, sampling step of the part (default cell_size / 32)
+
 A control point may carry a ``name`` (used in the report). Duplicate keys, documents that
 expand (through YAML aliases) to more than :data:`MAX_YAML_NODES` nodes and two control
 points closer than :data:`COINCIDENT_POINTS` cell sizes are refused.
@@ -414,6 +424,8 @@ class Spec(_Strict):
     """A validated ``spec.yaml`` (see the module docstring for every field)."""
 
     units: Literal["mm"] = "mm"
+    family: Literal["truss", "spinodoid"] | None = Field(
+        None, description="cell family; default: spinodoid if a control point gives a spinodoid cell, else truss")
     body: Body
     cell_size: float = Field(gt=0, allow_inf_nan=False, description="mm")
     material: Material = Field(default_factory=Material)
@@ -439,17 +451,20 @@ class Spec(_Strict):
 
     @model_validator(mode="after")
     def _one_family(self):
-        kinds = ["spinodoid" if cp.spinodoid is not None else "truss" for cp in self.control_points]
-        for i, k in enumerate(kinds):
-            if k != kinds[0]:
-                raise ValueError(f"control_points[{i}] is a {k} cell but control_points[0] a {kinds[0]} cell; "
-                                 "one part is one family: give every control point a cell of the same family")
+        # a target belongs to whichever family the part is; explicit cells name theirs
+        kinds = [("spinodoid" if cp.spinodoid is not None else "truss", i) for i, cp in enumerate(self.control_points)
+                 if cp.target is None]
+        for k, i in kinds:
+            if self.family is not None and k != self.family:
+                raise ValueError(f"control_points[{i}] is a {k} cell but the spec says family: {self.family}; "
+                                 f"give it a {self.family} cell (or a target), or change family")
+            if k != kinds[0][0]:
+                raise ValueError(f"control_points[{i}] is a {k} cell but control_points[{kinds[0][1]}] a "
+                                 f"{kinds[0][0]} cell; one part is one family: give every control point a cell "
+                                 "of the same family")
+        if self.family is None:  # resolved once: spinodoid if an explicit cell is one, else truss
+            self.__dict__["family"] = kinds[0][0] if kinds else "truss"
         return self
-
-    @property
-    def family(self) -> str:
-        """``"truss"`` or ``"spinodoid"``: the cells of every control point."""
-        return "spinodoid" if self.control_points[0].spinodoid is not None else "truss"
 
     @property
     def base_dir(self) -> Path:

@@ -143,12 +143,16 @@ def push_forward(c21, V):
     return c21 * fI * fJ / V.prod(-1)[..., None]
 
 
-def mlp(n_in: int, widths: list[int], n_out: int, slope: float = 0.01) -> nn.Sequential:
-    """Linear + leaky-ReLU hidden layers (SI Eq. 11), linear output."""
+def mlp(n_in: int, widths: list[int], n_out: int, slope: float = 0.01, activation=None) -> nn.Sequential:
+    """Linear + leaky-ReLU hidden layers (SI Eq. 11), linear output.
+
+    ``activation`` (an ``nn.Module`` class, e.g. ``nn.SiLU``) replaces the leaky ReLU where a
+    smooth network is wanted (designs refined by gradients through it).
+    """
     layers: list[nn.Module] = []
     d = n_in
     for w in widths:
-        layers += [nn.Linear(d, w), nn.LeakyReLU(slope)]
+        layers += [nn.Linear(d, w), nn.LeakyReLU(slope) if activation is None else activation()]
         d = w
     layers.append(nn.Linear(d, n_out))
     return nn.Sequential(*layers)

@@ -40,6 +40,7 @@ __all__ = [
     "read_sidecar",
     "load_forward",
     "load_inverse",
+    "load_model",
 ]
 
 FORMAT = "graded-weights"
@@ -195,7 +196,8 @@ def _check_tensor_headers(st_path: Path, expected: dict[str, torch.Tensor]) -> N
                                         f"expected {tuple(v.shape)} {v.dtype}")
 
 
-def _load_model(stem, kind: str, config_cls, model_cls):
+def load_model(stem, kind: str, config_cls, model_cls):
+    """Load a model of ``kind`` from ``stem`` (default: the shipped ``WEIGHTS_DIR / kind``) after every check."""
     stem = WEIGHTS_DIR / kind if stem is None else stem
     side = read_sidecar(stem, kind=kind)
     try:
@@ -218,11 +220,11 @@ def load_forward(stem: str | os.PathLike | None = None):
     """Load a :class:`~graded.inverse.forward.ForwardModel` (default: the shipped one), in eval mode."""
     from .forward import ForwardConfig, ForwardModel
 
-    return _load_model(stem, "forward", ForwardConfig, ForwardModel)
+    return load_model(stem, "forward", ForwardConfig, ForwardModel)
 
 
 def load_inverse(stem: str | os.PathLike | None = None):
     """Load an :class:`~graded.inverse.inverse_model.InverseModel` (default: the shipped one), in eval mode."""
     from .inverse_model import InverseConfig, InverseModel
 
-    return _load_model(stem, "inverse", InverseConfig, InverseModel)
+    return load_model(stem, "inverse", InverseConfig, InverseModel)

@@ -146,7 +146,7 @@ def _bomb_chunk(path, index):
 @pytest.mark.parametrize(
     "damage, match",
     [
-        (lambda p: _edit_meta(p, format="something-else"), "not a graded lattice dataset"),
+        (lambda p: _edit_meta(p, format="something-else"), "not a graded truss dataset"),
         (lambda p: _edit_meta(p, format_version=FORMAT_VERSION + 1), "format_version"),
         (lambda p: _edit_meta(p, n_samples="20"), "n_samples"),
         (lambda p: _edit_meta(p, bounds={"rho": [0.1, 0.01]}), "bounds.rho"),

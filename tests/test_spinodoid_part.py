@@ -83,3 +83,40 @@ def test_bad_spinodoid_specs_are_refused_in_one_line(tmp_path, edit, message):
     res = CliRunner().invoke(cli, ["build", str(tmp_path / "spec.yaml"), "--outdir", str(tmp_path / "out")])
     assert res.exit_code == 2, res.output
     assert res.output.strip().splitlines()[-1].startswith(message), res.output
+
+
+@pytest.mark.parametrize("family, point, message", [
+    ("truss", {"spinodoid": {"rho": 0.5, "theta": [90, 90, 90]}},
+     "control_points[0] is a spinodoid cell but the spec says family: truss"),
+    ("spinodoid", {"cell": {"topology": "1x1", "rho": 0.05}},
+     "control_points[0] is a truss cell but the spec says family: spinodoid"),
+])
+def test_family_field_must_match_the_explicit_cells(family, point, message):
+    from graded.validation import ValidationError
+
+    with pytest.raises(ValidationError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse_spec({"family": family, "body": {"box": {"size": [12, 8, 8]}}, "cell_size": 4.0,
+                    "control_points": [{"position": [4, 4, 4], **point}]})
+
+
+def test_a_target_at_a_spinodoid_point_is_designed_and_reported():
+    from graded.elastic import from_9, to_21
+    from graded.inverse.spinodoid.dataset import shipped_spinodoid_test_set
+    from graded.spinodoid.report import build_spinodoid_report
+
+    held_out = to_21(from_9(shipped_spinodoid_test_set().C9[20]))
+    spec = parse_spec({"family": "spinodoid", "body": {"box": {"size": [12, 8, 8]}}, "cell_size": 4.0, "zeta": 2.0,
+                       "control_points": [POINTS[0], {"position": [10, 4, 4], "name": "designed",
+                                                      "target": {"stiffness": held_out.tolist(),
+                                                                 "units": "normalized"}}]})
+    assert spec.family == "spinodoid"
+    res = build_spinodoid(spec, make_body(spec), mesh=False)
+    p = res.points[1]
+    assert p.C_target is not None and p.wave_seed is not None
+    # a held-out FE cell, designed and rebuilt at nu = 0.3: model error plus realisation scatter
+    assert p.design_error < 0.15
+    doc = build_spinodoid_report(res)
+    entry = doc["control_points"][1]
+    assert entry["source"] == "designed"
+    assert entry["errors"]["design_vs_target"]["rel_error"] == pytest.approx(p.design_error)
+    assert doc["control_points"][0]["source"] == "explicit"

@@ -14,13 +14,17 @@ The spinodoid branch of :func:`graded.build.build` (``spec.family == "spinodoid"
    there (:func:`graded.spinodoid.mesh.local_cell`, blend weights frozen at the point), and
    its relative Frobenius error against the designed cell is reported.
 
-Spinodoid control points are explicit cells: inverse design of spinodoids (a target at a
-spinodoid point) is not available yet.
+A control point with a ``target:`` (in a spec with ``family: spinodoid``) gets its cell by
+inverse design (:func:`graded.inverse.spinodoid.design.design_spinodoid`: the target's principal
+frame, the inverse and forward models, FE verification of several realisations); the part uses
+the verified realisation's waves, and the report gives the designed cell's error against the
+target next to the as-built error.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +73,17 @@ class SpinodoidPoint:
         Voxel FE of the part's local cell at the point (None if it holds no solid).
     error_vs_cell : float or None
         ``||C_as_built - C_cell||_F / ||C_cell||_F``.
+    C_target : ndarray, shape (6, 6) or None
+        The target of a designed point, normalised by E_s (None for an explicit cell).
+    units : str
+        The units the spec wrote the target in.
+    design_error : float or None
+        ``||C_cell - C_target||_F / ||C_target||_F`` of a designed point.
+    wave_seed : int or None
+        Seed of the designed point's verified realisation.
+    non_orthotropic : float or None
+        Relative Mandel norm of the target's non-orthotropic part in its principal frame: what no
+        spinodoid (orthotropic in the frame of its cones) has.
     """
 
     index: int
@@ -81,6 +96,11 @@ class SpinodoidPoint:
     connectivity: ConnectivityReport
     C_as_built: np.ndarray | None = None
     error_vs_cell: float | None = None
+    C_target: np.ndarray | None = None
+    units: str = "normalized"
+    design_error: float | None = None
+    wave_seed: int | None = None
+    non_orthotropic: float | None = None
 
 
 @dataclass
@@ -100,6 +120,30 @@ class SpinodoidBuild:
     def title(self) -> str:
         name = Path(self.spec.source).name if self.spec.source else "graded spinodoid"
         return f"{name}: spinodoid, {len(self.points)} control points"
+
+
+def _designed(spec: Spec, i: int, progress):
+    """Inverse design of a target point: the best verified design result and the target (/ E_s)."""
+    from ..inverse.design import TargetOutOfReachWarning, parse_target
+    from ..inverse.spinodoid.design import design_spinodoid
+
+    cp = spec.control_points[i]
+    where = ("control_points", i, "target")
+    try:
+        C_t = parse_target(cp.target.stiffness, E=spec.material.E, units=cp.target.units)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            best = design_spinodoid(cp.target.stiffness, E=spec.material.E, units=cp.target.units,
+                                    seed=spec.seed + 1000 * i, progress=progress)[0]
+    except ValidationError as exc:
+        raise spec.error(where, exc.problem, exc.hint) from None
+    for w in caught:
+        if isinstance(w.message, TargetOutOfReachWarning):
+            # a part built for a target no cell reaches would be wrong everywhere near the point
+            raise spec.error(where, str(w.message).split("; the designs returned")[0],
+                             "give a target inside that range (check units and material.E), or family: truss")
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return best, C_t
 
 
 def _design(spec: Spec, i: int) -> SpinodoidDesign:
@@ -143,17 +187,32 @@ def build_spinodoid(spec: Spec, body: Body, *, mesh: bool = True, resolution: in
     total = 2 * k
     tell = progress or (lambda *a: None)
     t = time.perf_counter()
-    designs = [_design(spec, i) for i in range(k)]
     points = []
-    for i, (cp, d) in enumerate(zip(spec.control_points, designs)):
+    for i, cp in enumerate(spec.control_points):
         name = cp.name or f"point {i}"
+        C_t = best = None
+        if cp.target is not None:
+            def sub(done, n, msg, i=i, name=name):
+                tell(i, total, f"{name}: spinodoid design, {msg} ({done}/{n})")
+
+            tell(i, total, f"{name}: spinodoid design for the target")
+            best, C_t = _designed(spec, i, sub)
+            d, waves = best.design, best.waves
+        else:
+            d = _design(spec, i)
+            waves = sample_waves(d, np.random.default_rng([spec.seed, i]))
         tell(i, total, f"{name}: spinodoid cell FE ({resolution}^3 voxels)")
-        waves = sample_waves(d, np.random.default_rng([spec.seed, i]))
         phi = field_on_grid(waves, resolution)
         solid, conn = keep_percolating(phi <= threshold(phi, d.rho))
         C = homogenize_voxels(solid, nu=spec.material.nu).C[0]
-        points.append(SpinodoidPoint(i, name, np.asarray(cp.position, dtype=np.float64), d, waves, C,
-                                     float(solid.mean()), conn))
+        point = SpinodoidPoint(i, name, np.asarray(cp.position, dtype=np.float64), d, waves, C,
+                               float(solid.mean()), conn)
+        if C_t is not None:
+            point.C_target, point.units, point.wave_seed = C_t, cp.target.units, best.wave_seed
+            point.non_orthotropic = best.residual
+            point.design_error = float(relative_frobenius(C_t, C))
+        points.append(point)
+    designs = [p.design for p in points]
     timings["cells"] = time.perf_counter() - t
 
     xs = np.array([p.position for p in points])

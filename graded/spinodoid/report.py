@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..elastic import nmse, to_21
+from ..elastic.metrics import relative_frobenius
 from ..io.atomic import atomic_path
 from ..report import (
     BUILD_REPORT_VERSION,
@@ -31,15 +32,24 @@ def build_spinodoid_report(result, files=None) -> dict:
         d = p.design
         err = None if p.C_as_built is None else {"rel_error": p.error_vs_cell,
                                                  "nmse": float(nmse(p.C_cell, p.C_as_built))}
+        target = p.C_target is not None
+        errors = {"as_built_vs_cell": err}
+        if target:
+            errors["design_vs_target"] = {"rel_error": p.design_error, "nmse": float(nmse(p.C_target, p.C_cell))}
+            errors["target_non_orthotropic"] = p.non_orthotropic
+            errors["as_built_vs_target"] = None if p.C_as_built is None else {
+                "rel_error": float(relative_frobenius(p.C_target, p.C_as_built)),
+                "nmse": float(nmse(p.C_target, p.C_as_built))}
         points.append({
-            "name": p.name, "position_mm": p.position, "source": "explicit",
+            "name": p.name, "position_mm": p.position, "source": "designed" if target else "explicit",
             "cell": {"family": "spinodoid", "rho": d.rho, "theta_deg": list(d.theta), "R": d.R,
                      "wavelength_cells": d.wavelength, "wavelength_mm": d.wavelength * spec.cell_size,
-                     "n_waves": d.n_waves, "density_voxels": p.density_cell,
+                     "n_waves": d.n_waves, "wave_seed": p.wave_seed, "density_voxels": p.density_cell,
                      "percolates_in_directions": p.connectivity.winding_rank},
-            "stiffness": {"unit": "GPa", "designed": to_21(p.C_cell) * E,
+            "stiffness": {"unit": "GPa", "target": to_21(p.C_target) * E if target else None,
+                          "designed": to_21(p.C_cell) * E,
                           "as_built": None if p.C_as_built is None else to_21(p.C_as_built) * E},
-            "errors": {"as_built_vs_cell": err},
+            "errors": errors,
             "note": None if p.C_as_built is not None else "the part holds no solid at this point",
         })
     solid = result.solid
@@ -50,7 +60,8 @@ def build_spinodoid_report(result, files=None) -> dict:
         "family": "spinodoid",
         "spec": spec.source,
         "units": {"length": "mm", "stiffness": "GPa", "E_GPa": E, "nu": spec.material.nu},
-        "definitions": {"as_built_vs_cell": ERROR_DEFINITIONS["as_built_vs_cell"]},
+        "definitions": {k: ERROR_DEFINITIONS[k] for k in ("as_built_vs_cell", "design_vs_target", "as_built_vs_target")
+                        if k in ERROR_DEFINITIONS},
         "settings": {"cell_size_mm": spec.cell_size, "zeta": spec.zeta, "seed": spec.seed,
                      "fe_resolution": result.resolution,
                      "voxel_size_mm": None if solid is None else solid.voxel_size},
@@ -76,7 +87,8 @@ def write_spinodoid_report(result, folder) -> dict:
                                         title=f"{result.title}, {len(solid.mesh.faces):,} triangles")
     E = result.spec.material.E
     for entry, p in zip(doc["control_points"], result.points):
-        surfaces = {"designed cell": p.C_cell * E}
+        surfaces = {} if p.C_target is None else {"target": p.C_target * E}
+        surfaces["designed cell"] = p.C_cell * E
         if p.C_as_built is not None:
             surfaces["as built"] = p.C_as_built * E
         path = out / f"surfaces_{slug(p.name)}.png"
