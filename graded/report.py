@@ -467,6 +467,12 @@ def build_report(result, files: Mapping[str, Path] | None = None) -> dict:
         if ab.note:
             entry["note"] = ab.note
         points.append(entry)
+    realigned = getattr(result.grading, "realignment", None)
+    if realigned is not None:
+        for i in realigned.changed:
+            # the same struts in space as "cell", written with the basis the phase fields follow
+            points[i]["cell_built"] = result.grading.cells[i].to_dict()
+            points[i]["built_symmetry"] = realigned.symmetries[i].tolist()
     loop = result.closed_loop
     if loop is not None:
         for entry, pc, built in zip(points, loop.points, result.grading.cells):
@@ -532,6 +538,7 @@ def build_report(result, files: Mapping[str, Path] | None = None) -> dict:
             "blend": {"kind": spec.blend.kind, "width_cells": spec.blend.width, "basis": spec.blend.basis,
                       "zeta": spec.zeta},
             "phase_fit": fit.to_dict() if fit is not None else None,
+            "phase_fallback": None if realigned is None else realigned.to_dict(),
             "closed_loop": None if loop is None else {"rebuilds": loop.rebuilds, "tolerance": loop.tolerance,
                                                       "seconds": loop.time_s, "history": loop.history},
         },
