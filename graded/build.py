@@ -104,6 +104,16 @@ class _StageProgress:
             self.progress(self.total, self.total, "done")
 
 
+def _within(progress: Progress, k: int, n: int) -> Progress:
+    """The ``progress`` of step ``k`` of ``n``: its own ``(done, total)`` mapped inside that step."""
+
+    def report(done: int, total: int, message: str = "") -> None:
+        frac = min(max(done / total, 0.0), 1.0) if total else 0.0
+        progress(int(round(100 * (k + frac))), 100 * n, message)
+
+    return report
+
+
 @dataclass
 class BuildResult:
     """Everything a build made, stage by stage.
@@ -267,7 +277,11 @@ def build(spec_or_path, progress: Progress | None = None, *, output_dir=None, wr
                     tell(k, len(order), f"writing {w.filename}")
                 if w.name == "report":
                     result.files = {key: folder.final(p.name) for key, p in written.items()}
-                written.update(w.write(result, folder.staging))
+                if w.steps:
+                    sub = None if tell is None else _within(tell, k, len(order))
+                    written.update(w.write(result, folder.staging, progress=sub))
+                else:
+                    written.update(w.write(result, folder.staging))
             timings["write"] = time.perf_counter() - t
             timings["total"] = time.perf_counter() - t_all
             folder.path(SPOOL_NAME).unlink(missing_ok=True)  # a tiled solid no output kept as part.stl

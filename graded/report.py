@@ -30,7 +30,7 @@ from .io.atomic import atomic_path
 from .validation import check_finite, fail
 
 __all__ = ["BUILD_REPORT_VERSION", "CONSTANTS_21", "COUNT_MEANINGS", "ERROR_DEFINITIONS", "MAX_RENDER_TRIANGLES",
-           "jsonable", "slug",
+           "FileSteps", "jsonable", "slug",
            "REPORT_FORMAT", "Report", "build_report", "render_graph", "render_mesh", "write_build_report",
            "write_report"]
 
@@ -467,6 +467,12 @@ def build_report(result, files: Mapping[str, Path] | None = None) -> dict:
         if ab.note:
             entry["note"] = ab.note
         points.append(entry)
+    realigned = getattr(result.grading, "realignment", None)
+    if realigned is not None:
+        for i in realigned.changed:
+            # the same struts in space as "cell", written with the basis the phase fields follow
+            points[i]["cell_built"] = result.grading.cells[i].to_dict()
+            points[i]["built_symmetry"] = realigned.symmetries[i].tolist()
     loop = result.closed_loop
     if loop is not None:
         for entry, pc, built in zip(points, loop.points, result.grading.cells):
@@ -532,6 +538,7 @@ def build_report(result, files: Mapping[str, Path] | None = None) -> dict:
             "blend": {"kind": spec.blend.kind, "width_cells": spec.blend.width, "basis": spec.blend.basis,
                       "zeta": spec.zeta},
             "phase_fit": fit.to_dict() if fit is not None else None,
+            "phase_fallback": None if realigned is None else realigned.to_dict(),
             "closed_loop": None if loop is None else {"rebuilds": loop.rebuilds, "tolerance": loop.tolerance,
                                                       "seconds": loop.time_s, "history": loop.history},
         },
@@ -552,8 +559,15 @@ def build_report(result, files: Mapping[str, Path] | None = None) -> dict:
     return jsonable(doc)
 
 
-def write_build_report(result, folder) -> dict:
+def write_build_report(result, folder, progress=None) -> dict:
     """Write ``report.json``, ``render.png``, ``summary.png`` and ``surfaces_<point>.png`` into ``folder``.
+
+    Parameters
+    ----------
+    result : graded.build.BuildResult
+    folder : path-like
+    progress : callable, optional
+        ``progress(done, total, message)`` before each figure and before ``report.json``.
 
     Returns
     -------
@@ -566,10 +580,15 @@ def write_build_report(result, folder) -> dict:
     doc = build_report(result, result.files)
     written: dict[str, Path] = {}
     solid = result.solid
+    m = result.as_built_map
+    with_map = m is not None and len(m.points)
+    tell = FileSteps(progress, 3 + sum(ab.C is not None for ab in result.as_built) + bool(with_map))
     if solid is not None and solid.mesh is not None and len(solid.mesh.faces) <= MAX_RENDER_TRIANGLES:
+        tell("render.png")
         written["render"] = render_mesh(solid.mesh.vertices, solid.mesh.faces, out / "render.png",
                                         title=f"{result.title}, {len(solid.mesh.faces):,} triangles")
     elif result.graph.n_struts:
+        tell("render.png")
         written["render"] = render_graph(result.graph, out / "render.png", title=result.title)
     unit = doc["units"]["stiffness"]
     scale = doc["units"]["E_GPa"] if unit == "GPa" else 1.0
@@ -583,25 +602,47 @@ def write_build_report(result, folder) -> dict:
             surfaces["designed cell"] = c.C_cell * scale
             surfaces["as built"] = ab.C * scale
             p = out / f"surfaces_{slug(c.name)}.png"
+            tell(p.name)
             what = "target" if c.C_target is not None else "own cell"
             plot_elastic_surfaces(surfaces, p, unit=unit,
                                   title=f"{c.name}: as built vs {what}: relative error {err['rel_error']:.1%}")
             entry["surface_png"] = p.name
             written[f"surfaces_{slug(c.name)}"] = p
-    m = result.as_built_map
-    if m is not None and len(m.points):
+    if with_map:
         from .plot import plot_field_map
 
+        tell("as_built_map.png")
         fields = {f"E_z as built ({unit})": m.moduli[:, 2] * scale, "error vs blended reference (%)": 100 * m.error}
         title = (f"{result.title}: as-built stiffness at {len(m.points)} cells "
                  f"(median error {m.summary()['error_median']:.1%})")
         written["as_built_map"] = plot_field_map(m.points, fields, out / "as_built_map.png", title=title,
                                                  markers=np.array([c.position for c in result.cells]))
     facts = solid.facts if solid is not None else None
+    tell("summary.png")
     written["summary"] = _summary(out / "summary.png", result.graph, facts, summary_points)
     doc["figures"] = {k: p.name for k, p in written.items()}
     path = out / "report.json"
+    tell(path.name)
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(doc, indent=2) + "\n")
     written["report"] = path
     return written
+
+
+class FileSteps:
+    """``progress(done, total, "writing <file>")`` of a report, one call per file it writes.
+
+    Parameters
+    ----------
+    progress : callable or None
+    total : int
+        Files the report may write.
+    """
+
+    def __init__(self, progress, total: int):
+        self.progress, self.total, self.done = progress, total, 0
+
+    def __call__(self, filename: str) -> None:
+        if self.progress is not None:
+            self.progress(min(self.done, self.total), self.total, f"writing {filename}")
+        self.done += 1

@@ -286,6 +286,7 @@ def candidate_designs(
     tau: float = 1.0,
     generator: torch.Generator | None = None,
     rank_by: str = "mandel",
+    progress: Progress | None = None,
 ) -> dict[str, np.ndarray]:
     """The candidates :func:`design` verifies: the best draws of the inverse model and the
     design library's nearest neighbours of one target.
@@ -300,6 +301,9 @@ def candidate_designs(
         their predicted ``rank_by`` error (:func:`~graded.inverse.select.select_designs`).
     generator : torch.Generator, optional
         Gumbel noise of the draws.
+    progress : callable, optional
+        ``progress(done, n_draws, message)`` during the draws
+        (:func:`~graded.inverse.draw.draw_designs`).
 
     Returns
     -------
@@ -308,7 +312,8 @@ def candidate_designs(
         ``C_pred`` (k, 6, 6), ``nmse`` (k,) predicted, ``source`` (k,) ``"model"`` or
         ``"library"``.
     """
-    cand = draw_designs(inverse, forward, target[None], int(n_draws), tau=float(tau), generator=generator)
+    cand = draw_designs(inverse, forward, target[None], int(n_draws), tau=float(tau), generator=generator,
+                        progress=progress)
     cand = {k: v[0] for k, v in cand.items()}
     n_lib = min(int(n_library), int(top_k) // 2)
     chosen, _ = select_designs(ranking_error(rank_by, target, cand["C_pred"]), cand["topology"], int(top_k) - n_lib,
@@ -528,14 +533,17 @@ def design(
     check_choice("rank_by", rank_by, ("mandel", "nmse"))
     if cell_size is not None:
         cell_size = float(check_positive("cell_size", cell_size, hint="edge of the reference cube, e.g. 5 (mm)"))
-    inverse, forward = models if models is not None else default_models()
-    _check_reach(C_t, inverse, E)
     screen = int(screen) if verify else 0
     step = _Steps(progress, 2 + int(verify) + int(screen > 0) + int(refine and verify))
+    if models is None and _shipped_models.cache_info().currsize == 0:
+        step.note("loading the inverse and forward networks")
+    inverse, forward = models if models is not None else default_models()
+    _check_reach(C_t, inverse, E)
     step("drawing candidates")
     gen = torch.Generator().manual_seed(int(seed))
+    drawing = None if progress is None else (lambda i, n, msg: step.note(f"drawing candidates: {msg}"))
     pick = candidate_designs(inverse, forward, C_t, n_draws=n_draws, top_k=top_k, n_library=n_library,
-                             library=library, tau=tau, generator=gen, rank_by=rank_by)
+                             library=library, tau=tau, generator=gen, rank_by=rank_by, progress=drawing)
     n_lib = int(np.sum(pick["source"] == "library"))
     step(f"ranked {n_draws} candidates" + (f", {n_lib} from the design library" if n_lib else ""))
     if verify:
@@ -580,7 +588,7 @@ def _every_second(note, label: str):
         now = time.perf_counter()
         if now - last[0] >= 1.0:
             last[0] = now
-            note(f"{label}: {done} of {total} designs")
+            note(f"{label}: {message}")
 
     return tell
 

@@ -321,7 +321,10 @@ class InverseModel(nn.Module):
         self.g2 = mlp(self.N_IN + self.N_TOPO, c.g2_widths, self.N_GEOM * k, c.slope)
         if k > 1:  # posterior over the heads: its own network, so it never bends G2's features
             self.g2_select = mlp(self.N_IN + self.N_TOPO, [c.g2_widths[-1] // 2] * 2, k, c.slope)
-        blocks = nn.functional.one_hot(torch.as_tensor(TOPOLOGY_TRIPLES), N_PARTS).float().flatten(1)
+        # one-hot blocks built in numpy: torch's one_hot on the meta device (the skeleton that
+        # load_inverse checks the weight file against) imports torch._dynamo, about a second
+        blocks = torch.as_tensor(np.eye(N_PARTS, dtype=np.float32)[np.asarray(TOPOLOGY_TRIPLES)].reshape(
+            len(TOPOLOGY_TRIPLES), -1))
         self.register_buffer("triple_blocks", blocks, persistent=False)  # (560, 42), not a weight
         self.register_buffer("feat_lo", torch.as_tensor(c.features.lo, dtype=torch.float32))
         self.register_buffer("feat_span", torch.as_tensor(c.features.span, dtype=torch.float32))

@@ -17,7 +17,7 @@ triples -- is therefore a provably sufficient subset.
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -32,12 +32,26 @@ from .oracle import fe_stiffness, sorted_parts
 from .refine import DESIGN_KEYS
 from .select import cell_key
 
-__all__ = ["distinct_cells", "cell_index", "lattice_starts", "best_per_cell"]
+Progress = Callable[[int, int, str], None]
+
+__all__ = ["GROUP_STEP", "distinct_cells", "cell_index", "lattice_starts", "best_per_cell"]
 
 
-@functools.lru_cache(maxsize=1)
-def distinct_cells() -> tuple[np.ndarray, np.ndarray]:
+#: Part triples grouped between two progress calls of :func:`distinct_cells` (the first
+#: grouping builds the reference graph of all 560 triples, a few seconds on two cores).
+GROUP_STEP = 40
+
+_DISTINCT: dict = {}
+
+
+def distinct_cells(progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One representative part triple of every distinct lattice.
+
+    Parameters
+    ----------
+    progress : callable, optional
+        ``progress(done, 560, message)`` every :data:`GROUP_STEP` triples, while the
+        grouping is computed (once per process; later calls return it at once).
 
     Returns
     -------
@@ -47,6 +61,8 @@ def distinct_cells() -> tuple[np.ndarray, np.ndarray]:
     of_triple : (560,) int64
         Lattice of each of the 560 triples.
     """
+    if "cells" in _DISTINCT:
+        return _DISTINCT["cells"]
     triples = np.stack([TOPOLOGY_TRIPLES // 7 + 1, TOPOLOGY_TRIPLES % 7 + 1], axis=-1).astype(np.int8)
     index: dict[frozenset, int] = {}
     of_triple = np.empty(len(triples), dtype=np.int64)
@@ -57,7 +73,10 @@ def distinct_cells() -> tuple[np.ndarray, np.ndarray]:
             index[key] = len(reps)
             reps.append(t)
         of_triple[i] = index[key]
-    return np.stack(reps), of_triple
+        if progress is not None and (i + 1) % GROUP_STEP == 0:
+            progress(i + 1, len(triples), f"{i + 1} of {len(triples)} part triples grouped into lattices")
+    _DISTINCT["cells"] = (np.stack(reps), of_triple)
+    return _DISTINCT["cells"]
 
 
 def cell_index(topology: np.ndarray) -> np.ndarray:
@@ -104,7 +123,9 @@ def lattice_starts(target: np.ndarray, inverse, *, n_library: int = 3, library=N
     cells : array_like of int, optional
         Only these lattices (rows of :func:`distinct_cells`); default all.
     progress : callable, optional
-        ``progress(done, total, message)`` during the FE of the starts.
+        ``progress(done, total, message)`` while the lattices are grouped (the first call in
+        a process, :func:`distinct_cells`) and during the FE of the starts, after each group
+        of designs that share a lattice.
 
     Returns
     -------
@@ -113,7 +134,7 @@ def lattice_starts(target: np.ndarray, inverse, *, n_library: int = 3, library=N
         ``cell`` (n,) int (row of :func:`distinct_cells`), ``source`` (n,) ``"model"`` or
         ``"library"``, ``C_fe`` (n, 6, 6) and ``error`` (n,) its relative Mandel-norm error.
     """
-    reps, _ = distinct_cells()
+    reps, _ = distinct_cells(progress)
     cells = np.arange(len(reps)) if cells is None else np.unique(np.asarray(cells, dtype=np.int64))
     cand = _model_starts(inverse, target, reps[cells])
     cand["cell"] = np.repeat(cells, len(cand["rho"]) // len(cells))
@@ -128,7 +149,8 @@ def lattice_starts(target: np.ndarray, inverse, *, n_library: int = 3, library=N
         nb = {k: nb[k] for k in DESIGN_KEYS} | {"cell": nb["group"],
                                                 "source": np.array(["library"] * len(nb["rho"]), dtype=object)}
         cand = {k: np.concatenate([cand[k], nb[k]]) for k in cand}
-    cand["C_fe"] = fe_stiffness(*(cand[k] for k in DESIGN_KEYS), progress=progress)
+    fe_progress = None if progress is None else (lambda done, n, msg: progress(done, n, f"{done} of {n} designs"))
+    cand["C_fe"] = fe_stiffness(*(cand[k] for k in DESIGN_KEYS), progress=fe_progress)
     cand["error"] = relative_error(target, cand["C_fe"])
     return cand
 

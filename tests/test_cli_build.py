@@ -38,6 +38,18 @@ def spec_file(tmp_path):
     return p
 
 
+def test_build_reports_every_file_it_writes(spec_file, tmp_path):
+    """Progress names each output file and each figure of the report before writing it (none
+    is a silent wait), on a bar that never goes back."""
+    calls = []
+    res = build(spec_file, progress=lambda d, t, m: calls.append((d, t, m)), output_dir=tmp_path / "out")
+    messages = [m for _, _, m in calls]
+    for name in [p.name for p in res.files.values()]:
+        assert f"writing {name}" in messages, name
+    done = [d for d, _, _ in calls]
+    assert done == sorted(done) and all(t == calls[0][1] for _, t, _ in calls)
+
+
 def test_build_writes_every_output_file(spec_file, tmp_path):
     res = CliRunner().invoke(cli, ["build", str(spec_file), "--no-progress", "--json"])
     assert res.exit_code == 0, res.output

@@ -185,6 +185,27 @@ def test_rank_results_keeps_one_of_a_repeated_cell():
     assert [r.distinct for r in res] == [True, True, False] and [r.rank for r in res] == [0, 1, 2]
 
 
+def test_draws_are_evaluated_in_batches_with_progress_and_the_same_designs(models, monkeypatch):
+    """Batching the forward evaluation of the draws (for progress) does not change a design
+    (beyond float32 round-off)."""
+    import graded.inverse.draw as draw
+    from graded.inverse.inverse_model import InverseConfig, InverseModel
+
+    C = parse_target(BONE_A, E=114, units="GPa")
+    torch.manual_seed(1)
+    inv, fwd = InverseModel(InverseConfig(g1_widths=[16], g2_widths=[16], n_heads=3)).eval(), models[1]
+    whole = draw.draw_designs(inv, fwd, np.stack([C, 0.5 * C]), 35, generator=torch.Generator().manual_seed(3))
+    monkeypatch.setattr(draw, "DRAW_BATCH", 10)
+    calls = []
+    batched = draw.draw_designs(inv, fwd, np.stack([C, 0.5 * C]), 35, generator=torch.Generator().manual_seed(3),
+                                progress=lambda d, t, m: calls.append((d, t, m)))
+    assert [d for d, _, _ in calls] == [20, 40, 60, 70]  # both targets in one chunk, 10 draws each a batch
+    assert all(t == 70 for _, t, _ in calls) and calls[-1][2] == "70 of 70 draws"
+    assert np.array_equal(whole["topology"], batched["topology"])
+    for k in whole:  # float32 networks: batches of another size may round differently
+        assert np.allclose(whole[k], batched[k], rtol=1e-5, atol=1e-6), k
+
+
 def test_rotated_target_gives_rotated_draws(models):
     """Draws are equivariant (R_II -> Q R_II); the Eq. 8 ranking is not (it divides by
     the target's entries, which change with the frame), so draws are compared."""

@@ -44,6 +44,20 @@ def test_distinct_cells_are_every_lattice_once():
         assert cell_key(triples[i]) == keys[of_triple[i]]
 
 
+def test_grouping_the_lattices_reports_progress_and_is_done_once(monkeypatch):
+    """The first screen of a process groups the 560 triples (seconds): it reports every GROUP_STEP triples."""
+    import graded.inverse.screen as screen
+
+    monkeypatch.setattr(screen, "_DISTINCT", {})
+    calls = []
+    reps, of_triple = distinct_cells(lambda d, t, m: calls.append((d, t, m)))
+    assert [d for d, _, _ in calls] == list(range(screen.GROUP_STEP, 561, screen.GROUP_STEP))
+    assert all(t == 560 and "part triples grouped into lattices" in m for _, t, m in calls)
+    assert len(reps) == 236
+    again = []
+    assert distinct_cells(lambda *a: again.append(a))[0] is reps and not again  # cached: no work, no calls
+
+
 def test_cell_index_ignores_the_order_of_the_parts():
     ds = shipped_test_set()
     topo = np.asarray(ds.topology[:50])

@@ -12,7 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 #: Seeds of ``random_spec`` that failed once (from benchmarks/results/fuzz.json), fixed since.
-REGRESSIONS: list[int] = [4, 7]  # STL bodies: the excursion check needed rtree
+REGRESSIONS: list[int] = [
+    4, 7,  # STL bodies: the excursion check needed rtree
+    5, 12, 31, 84, 105,  # rotated cells the phase fields follow only in equivalent orientations (once refused)
+]
 
 
 def _check(seed, tmp):

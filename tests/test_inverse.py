@@ -183,6 +183,14 @@ def test_joint_topology_classes_are_the_sorted_part_triples():
     assert np.array_equal(topology_class(TOPOLOGY_TRIPLES[:, ::-1]), np.arange(560))
 
 
+def test_triple_blocks_are_the_one_hot_parts_of_each_triple():
+    from graded.inverse.inverse_model import TOPOLOGY_TRIPLES
+
+    blocks = InverseModel(InverseConfig(g1_widths=[16], g2_widths=[16])).triple_blocks
+    want = torch.nn.functional.one_hot(torch.as_tensor(TOPOLOGY_TRIPLES), N_PARTS).float().flatten(1)
+    assert blocks.dtype == torch.float32 and torch.equal(blocks, want)
+
+
 def test_joint_topology_draws_are_one_hot_blocks_of_sorted_triples():
     from graded.inverse.forward import onehot_to_topology, part_index
     from graded.inverse.inverse_model import TOPOLOGY_TRIPLES

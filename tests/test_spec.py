@@ -170,12 +170,13 @@ def test_box_file_gives_the_same_lattice_as_the_box(tmp_path, suffix):
 
 
 def test_blend_the_phase_fields_cannot_follow_is_refused():
-    # a 132 degree turn: det A(x) stays above the degeneracy limit (0.18 > 0.1) but the
-    # least-squares phase map swells the middle cells ~8x: refused before any cell is placed
-    cell = {"topology": "2x1+1x3+2x5", "rho": 0.03}
+    # a 132 degree turn about an oblique axis of a cell with four symmetries: the phase map
+    # swells the middle cells, as given and in every equivalent orientation closer to the other
+    # cell (tests/test_grading_symmetry.py): refused before any cell is placed
+    cell = {"topology": "1x6", "rho": 0.03}
     spec = parse_spec({"body": {"box": {"size": [24, 8, 8]}}, "cell_size": 2.0, "zeta": 0.1,
                        "control_points": [{"position": [0, 4, 4], "cell": cell},
-                                          {"position": [24, 4, 4], "cell": {**cell, "R2": [2.3, 0, 0]}}]})
+                                          {"position": [24, 4, 4], "cell": {**cell, "R2": [2.3, 0.6, 0]}}]})
     with pytest.raises(ValidationError, match=r"control_points: the phase fields cannot follow .* at x = \(12, "):
         build_graph(spec)
 

@@ -28,7 +28,7 @@ Gaussian blend of the SI, or any state in which the model and the point disagree
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -240,7 +240,10 @@ def correct_cells(prep, *, iterations: int, tolerance: float, polish_iterations:
         for i in failing:
             cells[i] = _polish_point(prep, i, refs[i], polish_iterations)
             points[i].corrections += 1
-        prep = prepare_cells(spec, prep.body, cells, timings=dict(prep.timings))
+        again = prepare_cells(spec, prep.body, cells, timings=dict(prep.timings))
+        if prep.realignment is not None:  # the cells were re-expressed before: keep the record, relative to the design
+            again = replace(again, realignment=prep.realignment.then(again.realignment))
+        prep = again
         rebuilds += 1
         errs, Cs = _measure(prep, refs)
         history.append(errs)

@@ -44,8 +44,10 @@ from .body import Body, box_body, mesh_body
 from .compatible import solve_compatible_phase
 from .field import GradingField
 from .placement import locate_cells
+from .symmetry import Realignment, blend_misfit, equivalent_cell, realignments
 
-__all__ = ["AsBuilt", "Lattice", "Prepared", "FINEST_PRINTABLE", "MAX_PHASE_BOXES", "assemble", "check_body",
+__all__ = ["AsBuilt", "Lattice", "PhaseFoldError", "Prepared", "FINEST_PRINTABLE", "MAX_PHASE_BOXES", "REALIGN_TRIES",
+           "assemble", "check_body",
            "check_printable", "check_windows", "graph_meta", "grading_field", "make_body", "point_references",
            "measure_as_built", "prepare", "prepare_cells", "stats_dict"]
 
@@ -56,6 +58,10 @@ MAX_PHASE_BOXES = 6000
 #: Built cell volumes more than this factor off the blended basis' volume (either way)
 #: mean the phase map cannot follow the blend (see ``_check_phase_map``).
 FOLD_RATIO = 5.0
+#: Combinations of equivalent cell orientations solved at most when the cells as given
+#: cannot be followed (each is one more phase solve). Of the 13 fuzzed specs of
+#: tests/fuzzspecs.py they rescued, 10 build with the first, one with the third, two with the fifth.
+REALIGN_TRIES = 5
 
 
 def make_body(spec: Spec) -> Body:
@@ -155,6 +161,10 @@ class Prepared:
         Strut diameter of each control point's cell at ``cell_edge`` (mm).
     timings : dict
         Seconds and sizes of the phase solve.
+    realignment : Realignment or None
+        Set where the cells are built in equivalent orientations because the phase fields
+        could not follow them as given (:func:`prepare_cells`); ``cells`` are then the
+        re-expressed ones.
     """
 
     spec: Spec
@@ -165,6 +175,7 @@ class Prepared:
     cell_edge: float
     diameters: np.ndarray
     timings: dict
+    realignment: Realignment | None = None
 
 
 @dataclass
@@ -230,8 +241,44 @@ def prepare_cells(spec: Spec, body: Body, cells: list[UnitCell], *, timings: dic
     With interpolating weights the phase fit is weighted towards and constrained at the
     control points (:func:`graded.grading.compatible.solve_compatible_phase`); with the
     SI's Gaussian weights it is the plain least-squares fit of SI Eq. 13.
+
+    Where the phase map cannot follow the blend of the cells as given (it folds over, or
+    squashes or swells cells more than :data:`FOLD_RATIO`), the cells are blended in
+    equivalent orientations (:mod:`graded.grading.symmetry`: the same struts in space, the
+    basis re-expressed by a symmetry of the topology), the combinations of least misfit first,
+    at most :data:`REALIGN_TRIES` of them. The first that the phase map follows is built, with
+    the control-point constraints kept exact, and recorded (``Prepared.realignment``) and
+    warned about; if none does, the first refusal stands.
     """
     timings = {} if timings is None else timings
+    edge = spec.cell_size / spec.mu
+    t1 = time.perf_counter()
+    try:
+        grading, phase, h = _solve(spec, body, cells, progress, "phase fields")
+        realignment = None
+    except PhaseFoldError as exc:
+        grading, phase, h, cells, realignment = _realigned(spec, body, cells, exc, progress)
+    timings["phase_s"] = time.perf_counter() - t1
+    timings["phase_dofs"] = int(phase.coeffs.shape[0])
+    timings["phase_spacing_mm"] = float(h)
+    diam = np.array([c.diameter(cell_size=edge) for c in cells])
+    return Prepared(spec=spec, body=body, cells=list(cells), field=grading, phase=phase, cell_edge=edge,
+                    diameters=diam, timings=timings, realignment=realignment)
+
+
+class PhaseFoldError(ValidationError):
+    """The phase map cannot follow the blended lattice (``_check_phase_map``).
+
+    ``finding`` is the problem without the spec line, for the fallback's messages.
+    """
+
+    def __init__(self, field: str, problem: str, hint: str | None = None, *, finding: str = ""):
+        super().__init__(field, problem, hint)
+        self.finding = finding or problem
+
+
+def _solve(spec: Spec, body: Body, cells: list[UnitCell], progress, message: str):
+    """Blend ``cells``, check the blend, solve and check the phase fields: (grading, phase, h)."""
     edge = spec.cell_size / spec.mu
     grading = grading_field(spec, cells)
     bases = grading.bases
@@ -252,17 +299,43 @@ def prepare_cells(spec: Spec, body: Body, cells: list[UnitCell], *, timings: dic
         line = spec.line_of(("control_points",))
         raise ValidationError(exc.field, exc.problem + (f" (line {line})" if line else ""), exc.hint) from None
     if progress:
-        progress(0, 1, "phase fields")
-    t1 = time.perf_counter()
+        progress(0, 1, message)
     phase = solve_compatible_phase(grading, lo, hi, h, order=spec.phase.order, anchor=body.lo, cell_edge=edge,
                                    exact=spec.blend.kind == "interpolating")
-    timings["phase_s"] = time.perf_counter() - t1
     _check_phase_map(spec, body, grading, phase, samples)
-    timings["phase_dofs"] = int(phase.coeffs.shape[0])
-    timings["phase_spacing_mm"] = float(h)
-    diam = np.array([c.diameter(cell_size=edge) for c in cells])
-    return Prepared(spec=spec, body=body, cells=list(cells), field=grading, phase=phase, cell_edge=edge,
-                    diameters=diam, timings=timings)
+    return grading, phase, h
+
+
+def _realigned(spec: Spec, body: Body, cells: list[UnitCell], refusal: PhaseFoldError, progress):
+    """The fallback of :func:`prepare_cells`: equivalent cells, least misfit first."""
+    options = realignments(cells, REALIGN_TRIES)
+    for n, (misfit, symmetries) in enumerate(options):
+        trial = [equivalent_cell(c, G) for c, G in zip(cells, symmetries)]
+        try:
+            grading, phase, h = _solve(spec, body, trial, progress,
+                                       f"phase fields: equivalent cell orientations, {n + 1} of {len(options)}")
+        except PhaseFoldError:
+            continue
+        except ValidationError:  # a blend that degenerates: not a candidate
+            continue
+        done = Realignment(symmetries=symmetries, misfit_given=blend_misfit(np.stack([c.basis for c in cells])),
+                           misfit_built=misfit, tries=n + 1, reason=refusal.finding)
+        _warn_realigned(spec, done, phase)
+        return grading, phase, h, trial, done
+    if not options:
+        raise refusal from None
+    tried = (f", also with the cells in the {len(options)} equivalent orientations (symmetries of their "
+             "topologies) closest to each other")
+    raise spec.error(("control_points",), refusal.finding + tried, refusal.hint) from None
+
+
+def _warn_realigned(spec: Spec, done: Realignment, phase: PhaseField) -> None:
+    names = [spec.control_points[i].name or f"point {i}" for i in done.changed]
+    err = getattr(phase.fit, "point_basis_error", None)
+    errors = "" if err is None else "; built basis error at the points " + ", ".join(f"{e:.2g}" for e in err)
+    warnings.warn(f"control_points: with the cells as given, {done.reason}; the cell of {', '.join(names)} is "
+                  "built in an equivalent orientation (the same struts in space, its basis turned by a symmetry of "
+                  f"its topology), which the phase fields follow{errors}", stacklevel=4)
 
 
 def point_references(designs: list[CellDesign]) -> list[tuple]:
@@ -290,9 +363,10 @@ def _check_phase_map(spec: Spec, body: Body, grading: GradingField, phase: Phase
         where = ", ".join(f"{v:.4g}" for v in x[k])
         what = ("the phase map folds over" if ratio[k] <= 0
                 else f"built cells have {1.0 / ratio[k]:.3g} x the volume of the blended basis")
-        raise spec.error(("control_points",),
-                         f"the phase fields cannot follow the blended lattice at x = ({where}) mm ({what})",
+        finding = f"the phase fields cannot follow the blended lattice at x = ({where}) mm ({what})"
+        exc = spec.error(("control_points",), finding,
                          "blend cells that differ less in orientation, or add intermediate control points")
+        raise PhaseFoldError(exc.field, exc.problem, exc.hint, finding=finding)
 
 
 def _check_grid(lo, hi, spacing):

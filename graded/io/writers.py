@@ -32,6 +32,9 @@ class Writer:
     description : str
     family : {"any", "truss"}
         The part families it applies to (the strut-graph files exist for trusses only).
+    steps : bool
+        ``write`` also takes ``progress=`` (``progress(done, total, message)``) and reports
+        the files it writes one by one (the report and its figures).
     """
 
     name: str
@@ -40,6 +43,7 @@ class Writer:
     write: Callable
     description: str
     family: str = "any"
+    steps: bool = False
 
 
 def _stl(result, folder: Path) -> dict:
@@ -99,14 +103,14 @@ def _png(result, folder: Path) -> dict:
     return {"png": render_graph(result.graph, folder / "graph.png", title=result.title)}
 
 
-def _report(result, folder: Path) -> dict:
+def _report(result, folder: Path, progress=None) -> dict:
     if getattr(result, "family", "truss") == "spinodoid":
         from ..spinodoid.report import write_spinodoid_report
 
-        return write_spinodoid_report(result, folder)
+        return write_spinodoid_report(result, folder, progress=progress)
     from ..report import write_build_report
 
-    return write_build_report(result, folder)
+    return write_build_report(result, folder, progress=progress)
 
 
 #: Every output of a build, in writing order (the report last: it lists the others).
@@ -118,7 +122,8 @@ WRITERS: dict[str, Writer] = {w.name: w for w in (
     Writer("json", "graph.json", False, _json, "the beam graph and its provenance, JSON", "truss"),
     Writer("csv", "graph.csv", False, _csv, "the beam graph, one strut a row", "truss"),
     Writer("png", "graph.png", False, _png, "3D preview of the beam graph", "truss"),
-    Writer("report", "report.json", True, _report, "what was built, per control point, with figures (PNG)"),
+    Writer("report", "report.json", True, _report, "what was built, per control point, with figures (PNG)",
+           steps=True),
 )}
 
 if tuple(sorted(WRITERS)) != tuple(sorted(OUTPUT_FILES)):  # pragma: no cover - a programming error

@@ -15,6 +15,7 @@ from ..report import (
     ERROR_DEFINITIONS,
     MAX_RENDER_TRIANGLES,
     REPORT_FORMAT,
+    FileSteps,
     jsonable,
     render_mesh,
     slug,
@@ -74,15 +75,30 @@ def build_spinodoid_report(result, files=None) -> dict:
     return jsonable(doc)
 
 
-def write_spinodoid_report(result, folder) -> dict:
-    """Write ``report.json``, ``render.png`` and ``surfaces_<point>.png`` into ``folder``."""
+def write_spinodoid_report(result, folder, progress=None) -> dict:
+    """Write ``report.json``, ``render.png`` and ``surfaces_<point>.png`` into ``folder``.
+
+    Parameters
+    ----------
+    result : graded.spinodoid.part.SpinodoidBuild
+    folder : path-like
+    progress : callable, optional
+        ``progress(done, total, message)`` before each figure and before ``report.json``.
+
+    Returns
+    -------
+    dict
+        Key -> path of every file written.
+    """
     from ..plot import plot_elastic_surfaces
 
     out = Path(folder)
     doc = build_spinodoid_report(result, result.files)
     written: dict[str, Path] = {}
     solid = result.solid
+    tell = FileSteps(progress, 2 + len(result.points))
     if solid is not None and len(solid.mesh.faces) <= MAX_RENDER_TRIANGLES:
+        tell("render.png")
         written["render"] = render_mesh(solid.mesh.vertices, solid.mesh.faces, out / "render.png",
                                         title=f"{result.title}, {len(solid.mesh.faces):,} triangles")
     E = result.spec.material.E
@@ -92,12 +108,14 @@ def write_spinodoid_report(result, folder) -> dict:
         if p.C_as_built is not None:
             surfaces["as built"] = p.C_as_built * E
         path = out / f"surfaces_{slug(p.name)}.png"
+        tell(path.name)
         title = p.name if p.error_vs_cell is None else f"{p.name}: as built vs own cell: {p.error_vs_cell:.1%}"
         plot_elastic_surfaces(surfaces, path, unit="GPa", title=title)
         entry["surface_png"] = path.name
         written[f"surfaces_{slug(p.name)}"] = path
     doc["figures"] = {k: v.name for k, v in written.items()}
     path = out / "report.json"
+    tell(path.name)
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(doc, indent=2, default=lambda o: np.asarray(o).tolist()) + "\n")
     written["report"] = path
