@@ -89,7 +89,7 @@ def test_dataset_resumes_reproduces_and_regenerates_cells(tmp_path):
     assert np.allclose(to_9(homogenize_voxels(solid).C[0]), data.C9[2], rtol=0, atol=1e-12)
     with pytest.raises(ValidationError, match="holds a dataset with n_samples"):
         generate_spinodoid_dataset(path, n=4, seed=4, chunk_size=2, workers=1)
-    with pytest.raises(ValidationError, match="not a graded spinodoid dataset"):
+    with pytest.raises(ValidationError, match="not a graded truss dataset"):
         from graded.inverse.dataset import load_dataset
 
         load_dataset(path)
