@@ -128,6 +128,15 @@ def _as_options():
                               None if exc.hint is None else _cli_words(exc.hint)) from None
 
 
+def _echo_warnings(caught) -> list[str]:
+    """The design warnings a user must see, in the command's words, echoed to stderr."""
+    messages = [_cli_words(f"{w.category.__name__}: {w.message}") for w in caught
+                if w.category.__name__ in ("TargetOutOfReachWarning", "PoorMatchWarning")]
+    for m in messages:
+        click.echo(f"Warning: {m}", err=True)
+    return messages
+
+
 def _fmt_vec(v) -> str:
     return "(" + ", ".join(f"{x:.3f}" for x in v) + ")"
 
@@ -249,10 +258,7 @@ def _truss(target, row, units, E, draws, tau, top, no_verify, refine, n_library,
                                  refine=refine, n_library=n_library, cell_size=cell_size, seed=seed, models=models,
                                  rank_by=rank_by, screen=screen, final=final, progress=bar)
     known = found.to_dict() | {"designs": None} if exhaustive else known_optimum(C_t)
-    messages = [_cli_words(f"{w.category.__name__}: {w.message}") for w in caught
-                if w.category.__name__ in ("TargetOutOfReachWarning", "PoorMatchWarning")]
-    for m in messages:
-        click.echo(f"Warning: {m}", err=True)
+    messages = _echo_warnings(caught)
     scale = E if E is not None else 1.0
     unit = "GPa" if E is not None else "C/E_s"
     if plot is not None:
@@ -358,10 +364,7 @@ def _spinodoid(target, row, units, E, draws, top, realisations, no_verify, seed,
         C_t = parse_target(values, E=E, units=units)
         results = design_spinodoid(values, E=E, units=units, n_draws=draws, top_k=top, realisations=realisations,
                                    verify=not no_verify, seed=seed, progress=bar)
-    messages = [_cli_words(f"{w.category.__name__}: {w.message}") for w in caught
-                if w.category.__name__ in ("TargetOutOfReachWarning", "PoorMatchWarning")]
-    for m in messages:
-        click.echo(f"Warning: {m}", err=True)
+    messages = _echo_warnings(caught)
     scale = E if E is not None else 1.0
     unit = "GPa" if E is not None else "C/E_s"
     best = results[0]
