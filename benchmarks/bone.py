@@ -87,7 +87,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--variants", default="5/3,0/0",
                     help="design(screen=S, final=F) variants measured, as S/F comma-separated (0/0: as before the "
                          "screen and the final polish existed).")
-    ap.add_argument("--exhaustive", type=int, default=6, help="Targets (the first ones) searched exhaustively.")
+    ap.add_argument("--exhaustive", default="6",
+                    help="Targets searched exhaustively: N (the first N) or a slice a:b; rows of other targets "
+                         "already in the results file are kept.")
     ap.add_argument("--random", type=int, default=10, help="In-distribution targets of the shipped test set.")
     ap.add_argument("--part", default="default,exhaustive,random", help="Parts to run, comma-separated.")
     ap.add_argument("--workers", type=int, default=2)
@@ -130,18 +132,23 @@ def main(argv: list[str] | None = None) -> dict:
                 _write(result, out)
 
             save(_designs(rnd, v, "random", first=1000, save=save))
-    if "exhaustive" in parts and args.exhaustive > 0:
-        rows = []
-        for i, C in enumerate(bone[:args.exhaustive]):
-            r = exhaustive_design(C, workers=args.workers, budget_s=args.budget)
-            rows.append({"target": i, "optimum": r.optimum, "default_error": r.design_error,
-                         "topology": r.results[0].topology, "source": r.results[0].source,
-                         "complete": r.complete, "cells_polished": r.cells_polished, "seconds": r.seconds})
+    ea, eb = ((int(v) for v in args.exhaustive.split(":")) if ":" in args.exhaustive
+              else (0, int(args.exhaustive)))
+    if "exhaustive" in parts and eb > ea:
+        kept = {r["target"]: r for r in result.get("exhaustive", {}).get("per_target", [])
+                if not ea <= r["target"] < eb}
+        for i in range(ea, eb):
+            r = exhaustive_design(bone[i], workers=args.workers, budget_s=args.budget)
+            kept[i] = {"target": i, "optimum": r.optimum, "default_error": r.design_error,
+                       "topology": r.results[0].topology, "source": r.results[0].source,
+                       "complete": r.complete, "cells_polished": r.cells_polished, "seconds": r.seconds}
             print(f"exhaustive target {i}: {100 * r.optimum:.2f} % ({r.results[0].topology}; default design "
                   f"{100 * r.design_error:.2f} %), "
                   f"{r.cells_polished}/{r.cells_total} lattices, {r.seconds['total']:.0f} s", flush=True)
+            rows = [kept[k] for k in sorted(kept)]
             result["exhaustive"] = {"workers": args.workers, "budget_s": args.budget, "per_target": rows,
                                     "optimum": _summary([x["optimum"] for x in rows]),
+                                    "complete": sum(bool(x["complete"]) for x in rows),
                                     "seconds_max": max(x["seconds"]["total"] for x in rows)}
             _write(result, out)
     _bars(result)
@@ -157,9 +164,9 @@ def _bars(result: dict) -> None:
     for key, d in result.get("default", {}).items():
         e = [r["error_fe"] for r in d["per_target"]]
         bar = {"median_error": float(np.median(e)), "median_below_5pct": bool(np.median(e) <= 0.05)}
-        if ex and any(r["target"] < len(ex) for r in d["per_target"]):
-            by_target = {r["target"]: r["error_fe"] for r in d["per_target"]}
-            gap = [by_target[i] - x["optimum"] for i, x in enumerate(ex) if i in by_target]
+        by_target = {r["target"]: r["error_fe"] for r in d["per_target"]}
+        if any(x["target"] in by_target for x in ex):
+            gap = [by_target[x["target"]] - x["optimum"] for x in ex if x["target"] in by_target]
             bar |= {"gap_points": gap, "within_1pt_fraction": float(np.mean(np.asarray(gap) <= 0.01)),
                     "within_1pt_for_90pct": bool(np.mean(np.asarray(gap) <= 0.01) >= 0.9)}
         bars[key] = bar

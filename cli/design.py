@@ -156,8 +156,9 @@ def _fmt_vec(v) -> str:
               help="Gumbel-softmax temperature (larger: more varied topologies).")
 @click.option("--top", type=int, default=None,
               help="Designs returned and verified by FE [default: 10 truss, 3 spinodoid].")
-@click.option("--realisations", type=int, default=4, show_default=True,
-              help="Spinodoid cells (wave sets) verified per design; the best is kept with its seed.")
+@click.option("--realisations", type=int, default=8, show_default=True,
+              help="Spinodoid cells (wave sets) homogenized per design: their mean is the design's stiffness, "
+                   "the cell closest to the target is kept with its seed.")
 @click.option("--no-verify", is_flag=True, help="Skip FE verification (predicted stiffness only).")
 @click.option("--refine/--no-refine", default=True, show_default=True,
               help="Refine the continuous parameters: gradient descent through the forward model, then "
@@ -337,9 +338,11 @@ def _spinodoid_dict(r, scale: float) -> dict:
         "R": d.R.tolist(), "R_axis_angle": matrix_to_axis_angle(d.R).tolist(), "wavelength": d.wavelength,
         "n_waves": d.n_waves, "wave_seed": r.wave_seed, "error_pred": r.error_pred, "error_fe": r.error_fe,
         "frobenius_fe": r.frobenius_fe, "nmse_fe": r.nmse_fe, "density_fe": r.density_fe,
-        "realisation_errors": r.realisation_errors, "target_non_orthotropic": r.residual,
+        "error_cell": r.error_cell, "frobenius_cell": r.frobenius_cell, "scatter": r.scatter,
+        "corrected": r.corrected, "realisation_errors": r.realisation_errors, "target_non_orthotropic": r.residual,
         "C_pred": dict(zip(NAMES_21, (to_21(r.C_pred) * scale).tolist())),
         "C_fe": None if r.C_fe is None else dict(zip(NAMES_21, (to_21(r.C_fe) * scale).tolist())),
+        "C_cell": None if r.C_cell is None else dict(zip(NAMES_21, (to_21(r.C_cell) * scale).tolist())),
     }
 
 
@@ -386,20 +389,24 @@ def _spinodoid(target, row, units, E, draws, top, realisations, no_verify, seed,
             "plot": plot,
         }, best, C_t, scale
     click.echo(f"target {label} ({unit}); spinodoid cells: {draws} draws refined through the forward model, "
-               f"{'best of ' + str(realisations) + ' FE cells each' if not no_verify else 'predicted'}; "
+               f"{'mean of ' + str(realisations) + ' FE cells each' if not no_verify else 'predicted'}; "
                f"non-orthotropic part of the target {100 * best.residual:.1f} %")
     head = (f"{'#':>2} {'rho':>6} {'theta (deg)':<22} {'R (th,e1,e2)':<22} {'seed':>10} {'err pred':>8} "
-            f"{'err FE':>7} {'cells (FE err)':<26}")
+            f"{'err FE':>7} {'cell':>7} {'scatter':>7}")
     click.echo(head)
     click.echo("-" * len(head))
     from graded.elastic.rotation import matrix_to_axis_angle
 
     for r in results:
         d = r.design
-        cells = "-" if r.realisation_errors is None else ", ".join(f"{100 * e:.1f}" for e in r.realisation_errors)
-        fe = f"{100 * r.error_fe:6.2f}%" if r.error_fe is not None else f"{'-':>7}"
+        fe = (f"{100 * r.error_fe:6.2f}% {100 * r.error_cell:6.2f}% {100 * r.scatter:6.1f}%"
+              if r.error_fe is not None else f"{'-':>7} {'-':>7} {'-':>7}")
         click.echo(f"{r.rank + 1:>2} {d.rho:6.3f} {_fmt_vec(d.theta):<22} {_fmt_vec(matrix_to_axis_angle(d.R)):<22} "
-                   f"{r.wave_seed if r.wave_seed is not None else '-':>10} {100 * r.error_pred:7.2f}% {fe} {cells}")
+                   f"{r.wave_seed if r.wave_seed is not None else '-':>10} {100 * r.error_pred:7.2f}% {fe}"
+                   f"{'  (FE-corrected)' if r.corrected else ''}")
+    if not no_verify:
+        click.echo("err FE: the mean of the design's cells (its expected stiffness); cell: the kept cell (seed), "
+                   "which a part builds at its point; scatter: median distance of a cell from the mean")
     C_b = best.C_fe if best.C_fe is not None else best.C_pred
     click.echo(f"\nbest spinodoid vs target ({unit}; {'FE' if best.C_fe is not None else 'predicted'}):")
     t21, b21 = to_21(C_t) * scale, to_21(C_b) * scale

@@ -384,6 +384,10 @@ ERROR_DEFINITIONS = {
             "entries with C_ref_ij != 0",
     "design_vs_target": "the designed cell (FE) against the target",
     "as_built_vs_target": "the as-built local cell (FE of the lattice at the point) against the target",
+    "design_mean_vs_target": "spinodoid: the mean FE stiffness of the design's verified cells (its expected "
+                             "stiffness) against the target",
+    "cell_scatter": "spinodoid: median relative Mandel distance of one verified cell from the mean of the design's "
+                    "cells (the realisation scatter of a one-cell window)",
     "as_built_vs_cell": "the as-built local cell against the point's own cell (what the grading changed)",
     "window_vs_local": "apparent stiffness of a window of the real built graph around the point (beam FE, affine "
                        "boundary conditions: an upper bound) against the periodic as-built local cell",

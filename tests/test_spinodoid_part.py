@@ -119,4 +119,8 @@ def test_a_target_at_a_spinodoid_point_is_designed_and_reported():
     entry = doc["control_points"][1]
     assert entry["source"] == "designed"
     assert entry["errors"]["design_vs_target"]["rel_error"] == pytest.approx(p.design_error)
+    # the design's expected stiffness (mean of its verified cells) and the cell scatter are reported
+    assert 0 < p.scatter < 0.3 and p.design_error_expected < 0.15
+    assert entry["errors"]["design_mean_vs_target"]["rel_error"] == pytest.approx(p.design_error_expected)
+    assert entry["errors"]["cell_scatter"] == pytest.approx(p.scatter)
     assert doc["control_points"][0]["source"] == "explicit"

@@ -84,6 +84,11 @@ class SpinodoidPoint:
     non_orthotropic : float or None
         Relative Mandel norm of the target's non-orthotropic part in its principal frame: what no
         spinodoid (orthotropic in the frame of its cones) has.
+    design_error_expected : float or None
+        ``||C_mean - C_target||_F / ||C_target||_F`` of a designed point, ``C_mean`` the mean of
+        the design's verified cells (its expected stiffness, what a region of several cells has).
+    scatter : float or None
+        Median relative distance of one verified cell from that mean (the realisation scatter).
     """
 
     index: int
@@ -101,6 +106,8 @@ class SpinodoidPoint:
     design_error: float | None = None
     wave_seed: int | None = None
     non_orthotropic: float | None = None
+    design_error_expected: float | None = None
+    scatter: float | None = None
 
 
 @dataclass
@@ -210,6 +217,7 @@ def build_spinodoid(spec: Spec, body: Body, *, mesh: bool = True, resolution: in
         if C_t is not None:
             point.C_target, point.units, point.wave_seed = C_t, cp.target.units, best.wave_seed
             point.non_orthotropic = best.residual
+            point.design_error_expected, point.scatter = best.frobenius_fe, best.scatter
             point.design_error = float(relative_frobenius(C_t, C))
         points.append(point)
     designs = [p.design for p in points]

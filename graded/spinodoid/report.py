@@ -37,6 +37,8 @@ def build_spinodoid_report(result, files=None) -> dict:
         errors = {"as_built_vs_cell": err}
         if target:
             errors["design_vs_target"] = {"rel_error": p.design_error, "nmse": float(nmse(p.C_target, p.C_cell))}
+            errors["design_mean_vs_target"] = {"rel_error": p.design_error_expected}
+            errors["cell_scatter"] = p.scatter
             errors["target_non_orthotropic"] = p.non_orthotropic
             errors["as_built_vs_target"] = None if p.C_as_built is None else {
                 "rel_error": float(relative_frobenius(p.C_target, p.C_as_built)),
@@ -61,7 +63,8 @@ def build_spinodoid_report(result, files=None) -> dict:
         "family": "spinodoid",
         "spec": spec.source,
         "units": {"length": "mm", "stiffness": "GPa", "E_GPa": E, "nu": spec.material.nu},
-        "definitions": {k: ERROR_DEFINITIONS[k] for k in ("as_built_vs_cell", "design_vs_target", "as_built_vs_target")
+        "definitions": {k: ERROR_DEFINITIONS[k] for k in ("as_built_vs_cell", "design_vs_target", "as_built_vs_target",
+                                                          "design_mean_vs_target", "cell_scatter")
                         if k in ERROR_DEFINITIONS},
         "settings": {"cell_size_mm": spec.cell_size, "zeta": spec.zeta, "seed": spec.seed,
                      "fe_resolution": result.resolution,
