@@ -125,14 +125,20 @@ def inverse(dataset_path, inverse_path, forward_path, targets, draws, top_k, tau
 @click.argument("dataset_path", metavar="[TESTSET]", type=click.Path(exists=True), required=False)
 @click.option("--targets", type=int, default=20, show_default=True,
               help="Held-out targets designed and FE-verified (0: forward model only).")
-@click.option("--realisations", type=int, default=4, show_default=True, help="FE cells per returned design.")
+@click.option("--target-kind", type=click.Choice(["cell", "mean"]), default="cell", show_default=True,
+              help="cell: one held-out FE cell's constants (with its own realisation scatter); mean: the mean of "
+                   "--target-cells fresh FE cells of each held-out design (the design space's expected stiffness).")
+@click.option("--target-cells", type=int, default=8, show_default=True, help="FE cells per target with "
+              "--target-kind mean.")
+@click.option("--realisations", type=int, default=8, show_default=True, help="FE cells per returned design.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--plots", type=click.Path(file_okay=False), default=None, help="Directory for parity plots (PNG).")
 @click.option("--threads", type=int, default=2, show_default=True)
 @click.option("--no-progress", is_flag=True)
 @json_option
 @handle_errors
-def spinodoid(dataset_path, targets, realisations, seed, plots, threads, no_progress, as_json) -> None:
+def spinodoid(dataset_path, targets, target_kind, target_cells, realisations, seed, plots, threads, no_progress,
+              as_json) -> None:
     """R^2 of the spinodoid forward model and FE-verified inverse design on TESTSET
     [default: the shipped spinodoid test set]."""
     import torch
@@ -150,8 +156,9 @@ def spinodoid(dataset_path, targets, realisations, seed, plots, threads, no_prog
         click.echo(rep.table())
     if targets > 0:
         with ProgressBar("inverse design", enabled=not no_progress) as bar:
-            irep = evaluate_spinodoid_inverse(data, n_targets=targets, realisations=realisations, seed=seed,
-                                              models=(inv, fwd), plot_dir=plots, progress=bar)
+            irep = evaluate_spinodoid_inverse(data, n_targets=targets, targets=target_kind, target_cells=target_cells,
+                                              realisations=realisations, seed=seed, models=(inv, fwd), plot_dir=plots,
+                                              progress=bar)
         out["inverse"] = irep.to_dict()
         if not as_json:
             click.echo("\n" + irep.table())

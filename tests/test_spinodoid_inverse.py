@@ -222,3 +222,19 @@ def test_cli_and_library_agree_on_the_spinodoid_realisations():
 
     opt = next(o for o in design_command.params if o.name == "realisations")
     assert opt.default == REALISATIONS
+
+
+def test_held_out_targets_of_both_kinds():
+    from graded.inverse.spinodoid.evaluate import expected_stiffness, held_out_targets
+
+    data = shipped_spinodoid_test_set().subset(slice(0, 2))
+    T = held_out_targets(data, 2, kind="cell", seed=3)
+    R = random_rotations(2, np.random.default_rng(4))
+    assert np.allclose(T, rotate_voigt(from_9(data.C9), R), atol=1e-15)
+    C = expected_stiffness(data.rho[0], data.theta[0], cells=2, seed=5, resolution=16)
+    assert np.allclose(C, C.T, atol=1e-15)
+    # the mean of fresh cells of a held-out design is near that design's own label (realisation
+    # scatter and the 16^3 discretisation: within 35 %)
+    assert relative_error(from_9(data.C9[0]), from_9(to_9(C))) < 0.35
+    with pytest.raises(ValidationError, match="targets: must be one of cell, mean"):
+        held_out_targets(data, 1, kind="median")
