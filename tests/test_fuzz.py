@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 REGRESSIONS: list[int] = [
     4, 7,  # STL bodies: the excursion check needed rtree
     5, 12, 31, 84, 105,  # rotated cells the phase fields follow only in equivalent orientations (once refused)
+    154,  # meshed in tiles: boolean slivers that float32 storage fused only in part (four triangles at an edge)
 ]
 
 

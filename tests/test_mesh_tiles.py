@@ -179,3 +179,56 @@ def test_streamed_3mf_reads_back_the_float32_mesh(tmp_path):
     assert unit == "MilliMeter" and obj.name == 'a "part" <1>' and build_items == [obj.resource_id]
     assert np.array_equal(obj.triangles, mesh.faces)
     assert np.array_equal(obj.vertices, mesh.vertices.astype(np.float32).astype(np.float64))  # 9 digits: exact
+
+
+def _box_with_sliver(x0=10.0):
+    """A closed 20 mm cube whose top face holds a sliver cluster that float32 storage fuses only in part.
+
+    P1 and P3 lie 0.2 um apart and round to the same float32 point; P2, 2 um from both, rounds
+    to another. P1 and P3 share no edge but both border Q, through the sliver triangles
+    (P2, Q, P1) and (P2, P3, Q): once P1 and P3 are fused, four triangles meet at the edge
+    Q-P1, and (P2, Q, P1) and (B, Q, P3) use it in the same direction.
+    """
+    z = 20.0
+    p2, p1, p3, q = (x0 - 2e-6, 10.0, z), (x0, 10.0 + 1e-7, z), (x0, 10.0 - 1e-7, z), (15.0, 10.0, z)
+    a, b, c, d = (0.0, 0.0, z), (20.0, 0.0, z), (20.0, 20.0, z), (0.0, 20.0, z)
+    top = [(a, p3, p2), (a, b, p3), (b, q, p3), (b, c, q), (c, p1, q), (c, d, p1), (d, p2, p1), (d, a, p2),
+           (p2, q, p1), (p2, p3, q)]
+    box = trimesh.creation.box(bounds=[[0.0, 0.0, 0.0], [20.0, 20.0, 20.0]])
+    rest = box.vertices[box.faces[~np.all(box.vertices[box.faces][:, :, 2] == z, axis=1)]]
+    soup = np.concatenate([rest, np.asarray(top, dtype=np.float64)])
+    v, inv = np.unique(soup.reshape(-1, 3), axis=0, return_inverse=True)
+    return v, inv.reshape(-1, 3).astype(np.int64)
+
+
+def test_tile_collapses_a_sliver_that_float32_fuses_only_in_part():
+    from graded.mesh.tiles import _open_edges, _tile_surface, collapse_short_edges
+
+    v, tris = _box_with_sliver()
+    open_mask, manifold = _open_edges(tris)
+    assert manifold and not open_mask.any()  # closed and 2-manifold in float64
+    groups, fresh = np.arange(len(tris)), np.zeros(len(v), dtype=bool)
+    lo, hi = np.full(3, -np.inf), np.full(3, np.inf)
+    # without the collapse float32 storage puts four triangles at one edge
+    with pytest.raises(RuntimeError, match="more than two triangles"):
+        _tile_surface(0, lo, hi, v, tris, groups, fresh, 0.0)
+    out = _tile_surface(0, lo, hi, v, tris, groups, fresh, 1e-5)
+    assert len(out["seam"]) == 0 and out["components"] == 1
+    assert out["volume"] == pytest.approx(8000.0, rel=1e-12)
+    back = trimesh.Trimesh(vertices=out["records"]["vertices"].reshape(-1, 3),
+                           faces=np.arange(3 * len(out["records"])).reshape(-1, 3), process=True)
+    assert back.is_watertight and back.is_winding_consistent and back.volume == pytest.approx(8000.0)
+    # a tile cut at z = 5 collapses the cluster too (its triangles lie clear of the plane) and is open on the
+    # plane only
+    cut = _tile_surface(1, np.array([-np.inf, -np.inf, 5.0]), hi, v, tris, groups, fresh, 1e-5)
+    assert len(cut["seam"]) > 0
+    # three vertices become one, so four triangles go; a cluster with two pinned vertices stays as it is
+    assert len(collapse_short_edges(v, tris, 1e-5)) == len(tris) - 4
+    sliver = np.flatnonzero(np.abs(v[:, 0] - 10.0) < 1e-5)
+    assert len(sliver) == 3
+    pinned = np.zeros(len(v), dtype=bool)
+    pinned[sliver[:2]] = True
+    assert np.array_equal(collapse_short_edges(v, tris, 1e-5, pinned), tris)
+    # and a plane crossing the cluster's triangles pins it: the tile then fails loudly rather than move a seam
+    with pytest.raises(RuntimeError, match="more than two triangles"):
+        _tile_surface(1, np.array([5.0, -np.inf, -np.inf]), hi, v, tris, groups, fresh, 1e-5)

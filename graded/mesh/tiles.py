@@ -32,7 +32,10 @@ What differs from the one-piece path
 ------------------------------------
 * Islands are removed on the graph (largest connected set of struts) before meshing, not on
   the solid: pieces that only the body clip separates stay in.
-* No float32 weld of the solid (it would move seams); triangles that float32 storage reduces
+* No float32 weld of the solid by manifold3d (it would move seams). Instead each tile collapses
+  the clusters of sub-float32 sliver edges (shorter than the one-piece path's weld tolerance)
+  that lie clear of its planes (:func:`collapse_short_edges`): triangles that cross a plane,
+  and so the seams, are left exactly as they are. Triangles that float32 storage still reduces
   to two coincident corners are dropped (their two edges cancel), and the closure check above
   is made on the float32 mesh.
 * The volume is the sum of the tiles' pieces (divergence theorem, exact for the closed surface).
@@ -60,7 +63,7 @@ import numpy as np
 from ..graph import LatticeGraph
 from ..validation import check_choice, check_positive, fail
 from .clip import canonical_faces, clip_soup, soup_volume
-from .solid import StrutGeometry, select_struts, solid_core, strut_geometry, to_manifold
+from .solid import WELD_MIN, WELD_ULPS, StrutGeometry, select_struts, solid_core, strut_geometry, to_manifold
 from .tessellation import CHORD_TOL
 
 __all__ = [
@@ -68,6 +71,7 @@ __all__ = [
     "TILE_STRUTS",
     "TilePlan",
     "TiledSolid",
+    "collapse_short_edges",
     "halo_width",
     "largest_component",
     "mesh_graph_tiled",
@@ -275,6 +279,7 @@ class _Tile:
     body: tuple | None
     tolerance: float
     band: float
+    weld: float
 
 
 def _peak_rss_gb() -> float:
@@ -294,10 +299,99 @@ def _open_edges(t: np.ndarray) -> tuple[np.ndarray, bool]:
     return miss.reshape(-1, 3), uniq
 
 
+#: Clusters of short edges wider than this many weld tolerances are not collapsed (a run of
+#: short edges along a feature, not a sliver), nor is anything within that distance of a plane.
+WELD_CAP = 4.0
+
+
+def collapse_short_edges(v: np.ndarray, tris: np.ndarray, tol: float, pinned: np.ndarray | None = None) -> np.ndarray:
+    """Collapse the clusters of short edges that float32 storage would fuse only in part.
+
+    The booleans leave slivers whose corners lie under a float32 step apart (0.2-1 um at
+    5-10 mm, where float32 resolves 0.5-1 um). Rounding to float32 fuses some of a sliver's
+    corners and not others; where two fused corners are not the ends of an edge whose collapse
+    is valid (they share a third neighbour through the unfused corner), the triangles around
+    them then use one edge twice in the same direction (four sheets meet at an edge). Collapsing
+    the whole cluster of vertices joined by edges shorter than ``tol`` into one vertex, in
+    float64 and before rounding, removes the sliver instead: triangles with two corners in the
+    cluster are dropped and their neighbours close up across them.
+
+    Only clusters holding two vertices with equal float32 coordinates are collapsed (the others
+    survive float32 storage as they are). A cluster moves to its vertex in ``pinned`` (V,) bool
+    when it holds exactly one, else to its lexicographically smallest vertex, so the result
+    depends on the geometry only; clusters holding two or more pinned vertices, or wider than
+    :data:`WELD_CAP` ``* tol``, are left as they are. Returns the triangles (T', 3) on the same
+    vertices, degenerate ones removed.
+    """
+    tris = np.asarray(tris, dtype=np.int64)
+    if not len(tris) or not tol > 0:
+        return tris
+    short = []
+    for j in range(3):
+        a, b = tris[:, j], tris[:, (j + 1) % 3]
+        d = v[b] - v[a]
+        hit = np.einsum("ij,ij->i", d, d) < tol * tol
+        short.append(np.stack([a[hit], b[hit]], axis=1))
+    short = np.concatenate(short)
+    if not len(short):
+        return tris
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    used, inv = np.unique(short, return_inverse=True)
+    inv = inv.reshape(-1, 2)
+    n = len(used)
+    _, lab = connected_components(coo_matrix((np.ones(len(inv), dtype=np.int8), (inv[:, 0], inv[:, 1])),
+                                             shape=(n, n)), directed=False)
+    # clusters in which float32 storage fuses two vertices
+    _, key, count = np.unique(np.ascontiguousarray(v[used], dtype=np.float32), axis=0, return_inverse=True,
+                              return_counts=True)
+    hot = np.zeros(n, dtype=bool)
+    hot[lab[count[key.reshape(-1)] > 1]] = True
+    sel = np.flatnonzero(hot[lab])
+    if not len(sel):
+        return tris
+    members_all, lab_sel = used[sel], lab[sel]
+    order = np.lexsort(np.concatenate([v[members_all].T[::-1], lab_sel[None]]))  # by cluster, then x, y, z
+    members_all, lab_sel = members_all[order], lab_sel[order]
+    rep = np.arange(len(v), dtype=np.int64)
+    changed = False
+    for members in np.split(members_all, np.flatnonzero(np.diff(lab_sel)) + 1):
+        p = v[members]
+        if np.linalg.norm(p.max(axis=0) - p.min(axis=0)) > WELD_CAP * tol:
+            continue
+        target = members[0]
+        if pinned is not None:
+            fixed = members[pinned[members]]
+            if len(fixed) > 1:
+                continue
+            if len(fixed) == 1:
+                target = fixed[0]
+        rep[members] = target
+        changed = True
+    if not changed:
+        return tris
+    t = rep[tris]
+    keep = (t[:, 0] != t[:, 1]) & (t[:, 1] != t[:, 2]) & (t[:, 2] != t[:, 0])
+    return t[keep]
+
+
+def _near_planes(v: np.ndarray, tris: np.ndarray, lo: np.ndarray, hi: np.ndarray, margin: float) -> np.ndarray:
+    """(V,) bool: the corners of triangles that reach within ``margin`` of a finite plane of the box."""
+    near = np.zeros(len(tris), dtype=bool)
+    for axis in range(3):
+        x = v[tris, axis]
+        lo_t, hi_t = x.min(axis=1), x.max(axis=1)
+        for c in (lo[axis], hi[axis]):
+            if np.isfinite(c):
+                near |= (lo_t <= c + margin) & (hi_t >= c - margin)
+    out = np.zeros(len(v), dtype=bool)
+    out[tris[near].reshape(-1)] = True
+    return out
+
+
 def _mesh_tile(tile: _Tile, method: str) -> dict:
     """Mesh one tile: its STL records, volume, open seam half-edges (float32) and figures."""
-    from ..io.stl import stl_records
-
     t0 = time.perf_counter()
     # nodes whose joint can reach a plane of the tile run qhull on their own points
     near = np.zeros(len(tile.geo.nodes), dtype=bool)
@@ -328,12 +422,28 @@ def _mesh_tile(tile: _Tile, method: str) -> dict:
     row = np.dtype((np.void, 24))
     fresh = ~np.isin(np.ascontiguousarray(v).view(row).reshape(-1),
                      np.ascontiguousarray(np.concatenate(inputs)).view(row).reshape(-1))
-    del inputs
+    del inputs, m
+    out = _tile_surface(tile.index, tile.lo, tile.hi, v, tris, groups, fresh, tile.weld)
+    out.update({"fallback_nodes": int(len(fb_nodes)), "fallback_struts": int(len(fb_struts)),
+                "struts": int(len(tile.geo.struts)), "seconds": time.perf_counter() - t0,
+                "peak_rss_gb": _peak_rss_gb()})
+    return out
+
+
+def _tile_surface(index: int, lo: np.ndarray, hi: np.ndarray, v: np.ndarray, tris: np.ndarray, groups: np.ndarray,
+                  fresh: np.ndarray, weld: float) -> dict:
+    """A tile's closed solid (float64 ``v``, ``tris``) to its piece in float32: records, seam, figures.
+
+    ``groups`` (T,) names the input face of every triangle, ``fresh`` (V,) the vertices the
+    booleans made; ``weld`` is the part's weld tolerance (:func:`collapse_short_edges`).
+    """
+    from ..io.stl import stl_records
+
     corner = v[tris]
     crossed = np.zeros(len(tris), dtype=bool)
     for axis in range(3):
         lo_t, hi_t = corner[:, :, axis].min(axis=1), corner[:, :, axis].max(axis=1)
-        for c in (tile.lo[axis], tile.hi[axis]):
+        for c in (lo[axis], hi[axis]):
             if np.isfinite(c):
                 crossed |= (lo_t <= c) & (hi_t >= c)
     del corner
@@ -341,9 +451,10 @@ def _mesh_tile(tile: _Tile, method: str) -> dict:
     groups_crossed = np.unique(groups[crossed])
     touched &= np.isin(groups, groups_crossed)
     tris = canonical_faces(v, tris, groups, touched=touched)
+    tris = collapse_short_edges(v, tris, weld, pinned=_near_planes(v, tris, lo, hi, WELD_CAP * weld))
     soup = v[tris]
-    del m, v, tris
-    soup = clip_soup(soup, tile.lo, tile.hi)
+    del v, tris
+    soup = clip_soup(soup, lo, hi)
     volume = soup_volume(soup)
     rec = stl_records(soup)
     del soup
@@ -357,16 +468,16 @@ def _mesh_tile(tile: _Tile, method: str) -> dict:
         rec, t = rec[~flat], t[~flat]
     open_mask, manifold = _open_edges(t)
     if not manifold:
-        raise RuntimeError(f"mesh: tile {tile.index} has an edge shared by more than two triangles in float32")
+        raise RuntimeError(f"mesh: tile {index} has an edge shared by more than two triangles in float32")
     tv = uniq[t]  # (T, 3, 3) float32
     ends = np.stack([tv, np.roll(tv, -1, axis=1)], axis=2)[open_mask]  # (K, 2, 3)
     on_plane = np.zeros(len(ends), dtype=bool)
     for axis in range(3):
-        for c in (tile.lo[axis], tile.hi[axis]):
+        for c in (lo[axis], hi[axis]):
             if np.isfinite(c):
                 on_plane |= np.all(ends[:, :, axis] == np.float32(c), axis=1)
     if not on_plane.all():
-        raise RuntimeError(f"mesh: tile {tile.index} is open away from its planes ({int((~on_plane).sum())} "
+        raise RuntimeError(f"mesh: tile {index} is open away from its planes ({int((~on_plane).sum())} "
                            "half-edges); its surface is not closed")
     at_seam = open_mask.any(axis=1)
     from scipy.sparse import coo_matrix
@@ -380,15 +491,12 @@ def _mesh_tile(tile: _Tile, method: str) -> dict:
     comp = vlab[t[:, 0]]
     take = min(len(uniq), 2000)
     sample = uniq[np.linspace(0, len(uniq) - 1, take).astype(np.int64)] if take else uniq[:0]
-    return {"index": tile.index, "records": rec[~at_seam], "seam": tv[at_seam], "seam_open": open_mask[at_seam],
+    return {"index": index, "records": rec[~at_seam], "seam": tv[at_seam], "seam_open": open_mask[at_seam],
             "seam_comp": comp[at_seam], "components": int(n_comp),
-            "volume": volume, "vertices": int(len(uniq)),
-            "fallback_nodes": int(len(fb_nodes)), "fallback_struts": int(len(fb_struts)),
-            "struts": int(len(tile.geo.struts)), "seconds": time.perf_counter() - t0, "peak_rss_gb": _peak_rss_gb(),
-            "sample": sample.astype(np.float64)}
+            "volume": volume, "vertices": int(len(uniq)), "sample": sample.astype(np.float64)}
 
 
-def _tiles(geo: StrutGeometry, plan: TilePlan, body, tolerance: float, band: float) -> list[_Tile]:
+def _tiles(geo: StrutGeometry, plan: TilePlan, body, tolerance: float, band: float, weld: float) -> list[_Tile]:
     p, q = geo.nodes[geo.struts[:, 0]], geo.nodes[geo.struts[:, 1]]
     bmin, bmax = np.minimum(p, q), np.maximum(p, q)
     out = []
@@ -397,7 +505,7 @@ def _tiles(geo: StrutGeometry, plan: TilePlan, body, tolerance: float, band: flo
         sel = np.flatnonzero(near)
         if not len(sel):
             continue
-        out.append(_Tile(index, lo, hi, geo.subset(sel), body, tolerance, band))
+        out.append(_Tile(index, lo, hi, geo.subset(sel), body, tolerance, band, weld))
     return out
 
 
@@ -649,7 +757,9 @@ def mesh_graph_tiled(
     tolerance = MANIFOLD_RELATIVE_TOL * extent
     # joints within this of a plane take qhull's hull of their own points, not their kind's
     band = float(geo.ball_r.max() + HALO_RADII * geo.vradius.max())
-    tiles = _tiles(geo, plan, body_arrays, tolerance, band)
+    # sub-float32 sliver edges collapse at the one-piece path's weld tolerance of the whole part
+    weld = max(WELD_MIN, WELD_ULPS * float(np.spacing(np.float32(extent))))
+    tiles = _tiles(geo, plan, body_arrays, tolerance, band, weld)
     total = len(tiles)
     report(0, total, f"meshing {len(kept)} struts in {total} tiles")
     blocks: list = []
