@@ -184,6 +184,9 @@ def _fmt_vec(v) -> str:
 @click.option("--budget", type=float, default=240.0, show_default=True,
               help="Time budget of --exhaustive in seconds (lattices not polished in time keep their best start).")
 @click.option("--workers", type=int, default=None, help="Processes of --exhaustive [default: all cores].")
+@click.option("--max-error", type=float, default=None,
+              help="Percent: when the best truss is further than this from the target (by FE), say so (with the "
+                   "reachable optimum where known) and design the best spinodoid beside it.")
 @click.option("--weights", type=click.Path(file_okay=False), default=None,
               help="Directory with inverse.* and forward.* weights [default: shipped].")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
@@ -192,7 +195,8 @@ def _fmt_vec(v) -> str:
 @json_option
 @handle_errors
 def design(target, row, units, E, family, draws, tau, top, realisations, no_verify, refine, n_library, rank_by,
-           cell_size, seed, screen, final, exhaustive, budget, workers, weights, plot, no_progress, as_json) -> None:
+           cell_size, seed, screen, final, exhaustive, budget, workers, max_error, weights, plot, no_progress,
+           as_json) -> None:
     """Propose truss or spinodoid unit cells whose stiffness matches TARGET.
 
     TARGET: 21 constants C11 C12 C13 C14 C15 C16 C22 ... C66 (Voigt order 11,22,33,23,13,12),
@@ -202,9 +206,11 @@ def design(target, row, units, E, family, draws, tau, top, realisations, no_veri
         graded design examples/data/trabecular_bone_stiffness.csv --row A --plot boneA.png
     """
 
-    if family != "truss" and (exhaustive or cell_size is not None):
-        fail("--exhaustive" if exhaustive else "--cell-size", "applies to truss designs only",
-             "drop it, or use --family truss")
+    if family != "truss" and (exhaustive or cell_size is not None or max_error is not None):
+        flag = "--exhaustive" if exhaustive else "--cell-size" if cell_size is not None else "--max-error"
+        fail(flag, "applies to truss designs only", "drop it, or use --family truss")
+    if max_error is not None and not 0 < max_error < 100:
+        fail("--max-error", f"must be a percentage in (0, 100), not {max_error:g}", "e.g. --max-error 5")
     truss = spin = None
 
     def default(value, table, fam):
@@ -220,6 +226,13 @@ def design(target, row, units, E, family, draws, tau, top, realisations, no_veri
         spin = _spinodoid(target, row, units, E, default(draws, DEFAULT_DRAWS, "spinodoid"),
                           default(top, DEFAULT_TOP, "spinodoid"),
                           realisations, no_verify, seed, None if family == "both" else plot, no_progress, as_json)
+    if family == "truss" and max_error is not None and not no_verify:
+        short = _falls_short(truss, target, row, units, E, max_error, as_json)
+        if short:
+            spin = _spinodoid(target, row, units, E, DEFAULT_DRAWS["spinodoid"], DEFAULT_TOP["spinodoid"],
+                              realisations, no_verify, seed, None, no_progress, as_json)
+            _compare_families(truss, spin, plot, as_json)
+            return
     if family == "both":
         _compare_families(truss, spin, plot, as_json)
     elif as_json:
@@ -321,6 +334,33 @@ def _truss(target, row, units, E, draws, tau, top, no_verify, refine, n_library,
     if plot is not None:
         click.echo(f"wrote {plot}")
     return None, results[0]
+
+
+def _falls_short(truss, target, row, units, E, max_error, as_json) -> bool:
+    """``--max-error``: whether the best truss misses the threshold; says so (and records it in the payload)."""
+    from graded.inverse.design import parse_target
+    from graded.inverse.exhaustive import known_optimum
+
+    payload, best = truss
+    err = best.error_fe if best.error_fe is not None else best.error_pred
+    values, _ = read_target(target, row)
+    known = known_optimum(parse_target(values, E=DEFAULT_E if units == "GPa" and E is None else E, units=units))
+    short = err > max_error / 100
+    verdict = {"threshold": max_error / 100, "best_truss": err, "short": short,
+               "reachable_optimum": None if known is None else known["optimum"]}
+    if payload is not None:
+        payload["max_error"] = verdict
+    if short and not as_json:
+        limit = ""
+        if known is not None:
+            scope = "all" if known["complete"] else f"{known['cells_polished']} of {known['cells_total']}"
+            limit = (f"; the reachable optimum ({scope} lattices searched) is {100 * known['optimum']:.2f} %"
+                     + (", so trusses do not reach it" if known["optimum"] > max_error / 100 else ""))
+        else:
+            limit = "; `--exhaustive` tells whether any truss does"
+        click.echo(f"\nthe best truss is {100 * err:.2f} % from the target, above --max-error {max_error:g} %"
+                   f"{limit}. The best spinodoid for the same target:\n")
+    return short
 
 
 # ---------------------------------------------------------------------------

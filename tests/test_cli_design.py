@@ -171,3 +171,28 @@ def test_exhaustive_option_records_the_optimum_within_its_budget(weights, tmp_pa
     assert rec["cells_total"] == 236 and rec["complete"] is False and rec["cells_polished"] == 0
     assert f"reachable optimum: {100 * rec['optimum']:.2f} % ({rec['topology']}; 0 of 236 lattices searched)" \
         in res.output
+
+
+def test_max_error_says_the_truss_falls_short_and_offers_the_best_spinodoid(weights, tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADED_CACHE_DIR", str(tmp_path))
+    args = [*map(str, BONE_A), "--weights", weights, "--draws", "20", "--top", "2", "--no-refine", "--screen", "0",
+            "--library", "0", "--no-progress", "--realisations", "1"]
+    doc = json.loads(_run(*args, "--max-error", "1e-6", "--json").stdout)
+    verdict = doc["truss"]["max_error"]
+    assert verdict["short"] is True and verdict["threshold"] == pytest.approx(1e-8)
+    assert verdict["best_truss"] == pytest.approx(doc["truss"]["designs"][0]["error_fe"])
+    assert doc["spinodoid"]["designs"] and doc["comparison"]["closer"] in ("truss", "spinodoid")
+    # a threshold the best truss meets: no spinodoid, the verdict recorded
+    loose = 100 * verdict["best_truss"] * 1.01
+    if loose < 100:
+        ok = json.loads(_run(*args, "--max-error", f"{loose:.6g}", "--json").stdout)
+        assert ok["max_error"]["short"] is False and "spinodoid" not in ok
+    text = _run(*args, "--max-error", "1e-6")
+    assert text.exit_code == 0, text.output
+    assert (f"the best truss is {100 * verdict['best_truss']:.2f} % from the target, above --max-error 1e-06 %; "
+            "`--exhaustive` tells whether any truss does. The best spinodoid for the same target:") in text.output
+    assert "best spinodoid vs target" in text.output and "comparison: best truss" in text.output
+    for extra, message in ((["--max-error", "0"], "--max-error: must be a percentage in (0, 100), not 0"),
+                           (["--max-error", "5", "--family", "spinodoid"], "--max-error: applies to truss designs")):
+        bad = _run(*args, *extra)
+        assert bad.exit_code == 2 and message in bad.output
