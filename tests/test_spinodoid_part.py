@@ -124,3 +124,20 @@ def test_a_target_at_a_spinodoid_point_is_designed_and_reported():
     assert entry["errors"]["design_mean_vs_target"]["rel_error"] == pytest.approx(p.design_error_expected)
     assert entry["errors"]["cell_scatter"] == pytest.approx(p.scatter)
     assert doc["control_points"][0]["source"] == "explicit"
+
+
+def test_features_thinner_than_the_printer_minimum_are_measured_and_warned():
+    from graded.spinodoid.report import build_spinodoid_report
+
+    # cells of 4 mm, wavelength 0.8 mm: ligaments of about 0.3-0.5 mm at rho 0.4-0.5
+    fine = build_spinodoid(_spec(min_strut_diameter=0.1), make_body(_spec()), mesh=False)
+    assert all(p.thin_fraction is not None and p.thin_fraction < 0.01 for p in fine.points)
+    with pytest.warns(UserWarning, match=r"iso: \d+ % of the spinodoid's solid is thinner than "
+                                         r"min_strut_diameter 0.9 mm"):
+        coarse = build_spinodoid(_spec(min_strut_diameter=0.9), make_body(_spec()), mesh=False)
+    assert all(p.thin_fraction > 0.3 for p in coarse.points)
+    doc = build_spinodoid_report(coarse)
+    assert doc["control_points"][0]["cell"]["thinner_than_printer_minimum"] == pytest.approx(
+        coarse.points[0].thin_fraction)
+    # measured because the spec sets a minimum (None without one)
+    assert build_spinodoid_report(fine)["control_points"][0]["cell"]["thinner_than_printer_minimum"] is not None

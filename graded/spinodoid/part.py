@@ -39,6 +39,7 @@ from .cell import threshold
 from .connectivity import ConnectivityReport, keep_percolating
 from .field import RHO_RANGE, SpinodoidDesign, WaveSet, field_on_grid, sample_waves
 from .mesh import GradedSpinodoid, local_cell, mesh_graded_spinodoid
+from .printability import THIN_WARN, thin_fraction
 
 __all__ = ["FE_RESOLUTION", "VOXELS_PER_CELL", "SpinodoidPoint", "SpinodoidBuild", "build_spinodoid"]
 
@@ -84,6 +85,9 @@ class SpinodoidPoint:
     non_orthotropic : float or None
         Relative Mandel norm of the target's non-orthotropic part in its principal frame: what no
         spinodoid (orthotropic in the frame of its cones) has.
+    thin_fraction : float or None
+        Share of the cell's solid volume thinner than ``min_strut_diameter``
+        (:func:`graded.spinodoid.printability.thin_fraction`; None when the spec sets no minimum).
     design_error_expected : float or None
         ``||C_mean - C_target||_F / ||C_target||_F`` of a designed point, ``C_mean`` the mean of
         the design's verified cells (its expected stiffness, what a region of several cells has).
@@ -108,6 +112,7 @@ class SpinodoidPoint:
     non_orthotropic: float | None = None
     design_error_expected: float | None = None
     scatter: float | None = None
+    thin_fraction: float | None = None
 
 
 @dataclass
@@ -214,6 +219,12 @@ def build_spinodoid(spec: Spec, body: Body, *, mesh: bool = True, resolution: in
         C = homogenize_voxels(solid, nu=spec.material.nu).C[0]
         point = SpinodoidPoint(i, name, np.asarray(cp.position, dtype=np.float64), d, waves, C,
                                float(solid.mean()), conn)
+        if spec.min_strut_diameter > 0:
+            point.thin_fraction = thin_fraction(solid, spec.cell_size / resolution, spec.min_strut_diameter)
+            if point.thin_fraction > THIN_WARN:
+                warnings.warn(f"{name}: {100 * point.thin_fraction:.0f} % of the spinodoid's solid is thinner than "
+                              f"min_strut_diameter {spec.min_strut_diameter:g} mm, which the printer cannot make; "
+                              "use a larger cell_size or wavelength, or a higher rho", stacklevel=2)
         if C_t is not None:
             point.C_target, point.units, point.wave_seed = C_t, cp.target.units, best.wave_seed
             point.non_orthotropic = best.residual
