@@ -211,24 +211,26 @@ def design(target, row, units, E, family, draws, tau, top, realisations, no_veri
         fail(flag, "applies to truss designs only", "drop it, or use --family truss")
     if max_error is not None and not 0 < max_error < 100:
         fail("--max-error", f"must be a percentage in (0, 100), not {max_error:g}", "e.g. --max-error 5")
+    if max_error is not None and no_verify:
+        fail("--max-error", "compares the FE-verified best truss with the threshold", "drop --no-verify")
     truss = spin = None
 
     def default(value, table, fam):
         return table[fam] if value is None else value
 
     if family in ("truss", "both"):
-        payload, best = _truss(target, row, units, E, default(draws, DEFAULT_DRAWS, "truss"), tau,
-                               default(top, DEFAULT_TOP, "truss"),
-                               no_verify, refine, n_library, rank_by, cell_size, seed, screen, final, exhaustive,
-                               budget, workers, weights, None if family == "both" else plot, no_progress, as_json)
+        payload, best, known = _truss(target, row, units, E, default(draws, DEFAULT_DRAWS, "truss"), tau,
+                                      default(top, DEFAULT_TOP, "truss"),
+                                      no_verify, refine, n_library, rank_by, cell_size, seed, screen, final,
+                                      exhaustive, budget, workers, weights, None if family == "both" else plot,
+                                      no_progress, as_json)
         truss = (payload, best)
     if family in ("spinodoid", "both"):
         spin = _spinodoid(target, row, units, E, default(draws, DEFAULT_DRAWS, "spinodoid"),
                           default(top, DEFAULT_TOP, "spinodoid"),
                           realisations, no_verify, seed, None if family == "both" else plot, no_progress, as_json)
-    if family == "truss" and max_error is not None and not no_verify:
-        short = _falls_short(truss, target, row, units, E, max_error, as_json)
-        if short:
+    if max_error is not None:
+        if _falls_short(truss, known, max_error, as_json):
             spin = _spinodoid(target, row, units, E, DEFAULT_DRAWS["spinodoid"], DEFAULT_TOP["spinodoid"],
                               realisations, no_verify, seed, None, no_progress, as_json)
             _compare_families(truss, spin, plot, as_json)
@@ -241,7 +243,8 @@ def design(target, row, units, E, family, draws, tau, top, realisations, no_veri
 
 def _truss(target, row, units, E, draws, tau, top, no_verify, refine, n_library, rank_by, cell_size, seed, screen,
            final, exhaustive, budget, workers, weights, plot, no_progress, as_json):
-    """The truss design: prints its table (unless ``as_json``); returns (JSON payload or None, best result)."""
+    """The truss design: prints its table (unless ``as_json``); returns (JSON payload or None, best result,
+    the reachable optimum's record or None)."""
     import torch
 
     from graded.elastic import NAMES_21, to_21
@@ -298,7 +301,7 @@ def _truss(target, row, units, E, draws, tau, top, no_verify, refine, n_library,
             "warnings": messages,
             "designs": [r.to_dict() for r in results],
             "plot": plot,
-        }, results[0]
+        }, results[0], known
     ranked = "relative Mandel-norm error" if rank_by == "mandel" else "NMSE (main Eq. 8)"
     if exhaustive:
         click.echo(f"target {label} ({unit}); exhaustive search: {found.cells_polished} of {found.cells_total} "
@@ -333,18 +336,13 @@ def _truss(target, row, units, E, draws, tau, top, no_verify, refine, n_library,
                        f"({known['topology']}); this design is {100 * (best.error_fe - opt):+.2f} points from it")
     if plot is not None:
         click.echo(f"wrote {plot}")
-    return None, results[0]
+    return None, results[0], known
 
 
-def _falls_short(truss, target, row, units, E, max_error, as_json) -> bool:
+def _falls_short(truss, known, max_error, as_json) -> bool:
     """``--max-error``: whether the best truss misses the threshold; says so (and records it in the payload)."""
-    from graded.inverse.design import parse_target
-    from graded.inverse.exhaustive import known_optimum
-
     payload, best = truss
-    err = best.error_fe if best.error_fe is not None else best.error_pred
-    values, _ = read_target(target, row)
-    known = known_optimum(parse_target(values, E=DEFAULT_E if units == "GPa" and E is None else E, units=units))
+    err = best.error_fe
     short = err > max_error / 100
     verdict = {"threshold": max_error / 100, "best_truss": err, "short": short,
                "reachable_optimum": None if known is None else known["optimum"]}

@@ -141,6 +141,11 @@ WELD_MIN = 1e-5
 WELD_TRIES = 3
 
 
+def weld_tolerance(scale: float) -> float:
+    """Weld tolerance in mm of a solid whose coordinates reach ``scale`` mm (:data:`WELD_ULPS`)."""
+    return max(WELD_MIN, WELD_ULPS * float(np.spacing(np.float32(scale))))
+
+
 def _closed_in_float32(v: np.ndarray, tris: np.ndarray) -> bool:
     """Is the mesh still closed and 2-manifold (edge-wise) once vertices are stored as float32
     and coincident ones merged, as an STL reader does?"""
@@ -168,7 +173,7 @@ def _weld_for_export(solid: mf.Manifold) -> tuple[mf.Manifold, bool]:
     if _closed_in_float32(v, tris):
         return solid, False
     scale = float(np.abs(v).max()) if len(v) else 1.0
-    tol = max(WELD_MIN, WELD_ULPS * float(np.spacing(np.float32(scale))))
+    tol = weld_tolerance(scale)
     for _ in range(WELD_TRIES):
         welded = mf.Manifold(
             mf.Mesh64(

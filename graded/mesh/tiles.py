@@ -63,7 +63,7 @@ import numpy as np
 from ..graph import LatticeGraph
 from ..validation import check_choice, check_positive, fail
 from .clip import canonical_faces, clip_soup, soup_volume
-from .solid import WELD_MIN, WELD_ULPS, StrutGeometry, select_struts, solid_core, strut_geometry, to_manifold
+from .solid import StrutGeometry, select_struts, solid_core, strut_geometry, to_manifold, weld_tolerance
 from .tessellation import CHORD_TOL
 
 __all__ = [
@@ -376,8 +376,8 @@ def collapse_short_edges(v: np.ndarray, tris: np.ndarray, tol: float, pinned: np
     return t[keep]
 
 
-def _near_planes(v: np.ndarray, tris: np.ndarray, lo: np.ndarray, hi: np.ndarray, margin: float) -> np.ndarray:
-    """(V,) bool: the corners of triangles that reach within ``margin`` of a finite plane of the box."""
+def _at_planes(v: np.ndarray, tris: np.ndarray, lo: np.ndarray, hi: np.ndarray, margin: float = 0.0) -> np.ndarray:
+    """(T,) bool: the triangles that reach within ``margin`` of a finite plane of the box."""
     near = np.zeros(len(tris), dtype=bool)
     for axis in range(3):
         x = v[tris, axis]
@@ -385,8 +385,13 @@ def _near_planes(v: np.ndarray, tris: np.ndarray, lo: np.ndarray, hi: np.ndarray
         for c in (lo[axis], hi[axis]):
             if np.isfinite(c):
                 near |= (lo_t <= c + margin) & (hi_t >= c - margin)
+    return near
+
+
+def _near_planes(v: np.ndarray, tris: np.ndarray, lo: np.ndarray, hi: np.ndarray, margin: float) -> np.ndarray:
+    """(V,) bool: the corners of triangles that reach within ``margin`` of a finite plane of the box."""
     out = np.zeros(len(v), dtype=bool)
-    out[tris[near].reshape(-1)] = True
+    out[tris[_at_planes(v, tris, lo, hi, margin)].reshape(-1)] = True
     return out
 
 
@@ -439,14 +444,7 @@ def _tile_surface(index: int, lo: np.ndarray, hi: np.ndarray, v: np.ndarray, tri
     """
     from ..io.stl import stl_records
 
-    corner = v[tris]
-    crossed = np.zeros(len(tris), dtype=bool)
-    for axis in range(3):
-        lo_t, hi_t = corner[:, :, axis].min(axis=1), corner[:, :, axis].max(axis=1)
-        for c in (lo[axis], hi[axis]):
-            if np.isfinite(c):
-                crossed |= (lo_t <= c) & (hi_t >= c)
-    del corner
+    crossed = _at_planes(v, tris, lo, hi)
     touched = fresh[tris].any(axis=1)
     groups_crossed = np.unique(groups[crossed])
     touched &= np.isin(groups, groups_crossed)
@@ -758,7 +756,7 @@ def mesh_graph_tiled(
     # joints within this of a plane take qhull's hull of their own points, not their kind's
     band = float(geo.ball_r.max() + HALO_RADII * geo.vradius.max())
     # sub-float32 sliver edges collapse at the one-piece path's weld tolerance of the whole part
-    weld = max(WELD_MIN, WELD_ULPS * float(np.spacing(np.float32(extent))))
+    weld = weld_tolerance(extent)
     tiles = _tiles(geo, plan, body_arrays, tolerance, band, weld)
     total = len(tiles)
     report(0, total, f"meshing {len(kept)} struts in {total} tiles")

@@ -209,6 +209,7 @@ def build_spinodoid(spec: Spec, body: Body, *, mesh: bool = True, resolution: in
 
             tell(i, total, f"{name}: spinodoid design for the target")
             best, C_t = _designed(spec, i, sub)
+            from ..inverse.spinodoid.dataset import RESOLUTION as best_resolution
             d, waves = best.design, best.waves
         else:
             d = _design(spec, i)
@@ -216,7 +217,10 @@ def build_spinodoid(spec: Spec, body: Body, *, mesh: bool = True, resolution: in
         tell(i, total, f"{name}: spinodoid cell FE ({resolution}^3 voxels)")
         phi = field_on_grid(waves, resolution)
         solid, conn = keep_percolating(phi <= threshold(phi, d.rho))
-        C = homogenize_voxels(solid, nu=spec.material.nu).C[0]
+        if best is not None and resolution == best_resolution and abs(spec.material.nu - 0.3) < 1e-12:
+            C = best.C_cell  # the design step homogenized this very cell (same waves, grid and nu)
+        else:
+            C = homogenize_voxels(solid, nu=spec.material.nu).C[0]
         point = SpinodoidPoint(i, name, np.asarray(cp.position, dtype=np.float64), d, waves, C,
                                float(solid.mean()), conn)
         if spec.min_strut_diameter > 0:

@@ -51,6 +51,7 @@ __all__ = [
     "load_spinodoid_forward",
     "load_spinodoid_inverse",
     "regenerate_waves",
+    "cell_stiffness",
 ]
 
 Progress = Callable[[int, int, str], None]
@@ -391,17 +392,31 @@ def design_spinodoid(
     return results
 
 
-def _verify(res: SpinodoidDesignResult, C: np.ndarray, seed: int, k: int, realisations: int, tell) -> None:
-    """Homogenize ``realisations`` cells of ``res.design``; fill its FE fields (in place)."""
+def cell_stiffness(design: SpinodoidDesign, rng: np.random.Generator, resolution: int = RESOLUTION):
+    """One cell of ``design`` and its periodic voxel-FE stiffness.
+
+    Returns
+    -------
+    cell : SpinodoidCell
+        Drawn with ``rng`` and voxelised at ``resolution`` (islands removed).
+    C : ndarray, shape (6, 6), float64
+        Normalised by E_s (nu_s = 0.3), symmetrised, in the frame of ``design.R``.
+    """
     from graded.fem import homogenize_voxels
 
+    cell = generate_cell(design, resolution, rng)
+    C = homogenize_voxels(cell.solid).C[0]
+    return cell, 0.5 * (C + C.T)
+
+
+def _verify(res: SpinodoidDesignResult, C: np.ndarray, seed: int, k: int, realisations: int, tell) -> None:
+    """Homogenize ``realisations`` cells of ``res.design``; fill its FE fields (in place)."""
     cells, Cs = [], []
     for r in range(realisations):
         wave_seed = int(np.random.SeedSequence(seed, spawn_key=(k, r)).generate_state(1)[0])
-        cell = generate_cell(res.design, RESOLUTION, np.random.default_rng(wave_seed))
-        C_fe = homogenize_voxels(cell.solid).C[0]
+        cell, C_fe = cell_stiffness(res.design, np.random.default_rng(wave_seed))
         cells.append((wave_seed, cell))
-        Cs.append(0.5 * (C_fe + C_fe.T))
+        Cs.append(C_fe)
         tell(k, r)
     Cs = np.array(Cs)
     errors = [float(relative_error(C, c)) for c in Cs]
