@@ -140,15 +140,12 @@ class _Level:
         M = self.mask.shape[0]
         v = torch.rand((M, 1, 3, *self.shape), generator=generator, dtype=self.Dinv.dtype).to(self.Dinv.device)
         v = v * self.mask
-        lam = torch.zeros(M, dtype=v.dtype, device=v.device)
+        tiny = torch.finfo(v.dtype).tiny
         for _ in range(POWER_STEPS):
-            nv = torch.sqrt((v * v).flatten(1).sum(-1)).clamp_min(1e-300)
-            v = v / nv[:, None, None, None, None, None]
-            w = self.jacobi(self.apply(v))
-            lam = (v * w).flatten(1).sum(-1)
-            v = w
-        # Rayleigh quotient of the last iterate in the D-weighted sense underestimates lmax
-        self.lmax = (LMAX_SAFETY * torch.maximum(lam, (v * v).flatten(1).sum(-1).sqrt())).clamp_min(1e-300)
+            v = v / torch.sqrt((v * v).flatten(1).sum(-1)).clamp_min(tiny)[:, None, None, None, None, None]
+            v = self.jacobi(self.apply(v))
+        # the growth of the last step (the norm of the image of a unit vector) approaches lmax from below
+        self.lmax = (LMAX_SAFETY * torch.sqrt((v * v).flatten(1).sum(-1))).clamp_min(tiny)
 
     def smooth(self, b: torch.Tensor, x: torch.Tensor | None, r: torch.Tensor | None, need_residual: bool):
         """Chebyshev smoothing of K x = b from x (None = 0) with residual r; returns (x, r or None)."""
@@ -162,17 +159,14 @@ class _Level:
             x = torch.zeros_like(b)
             r = b.clone()
         d = self.jacobi(r) / theta
-        for k in range(SMOOTH_DEGREE):
+        for _ in range(SMOOTH_DEGREE - 1):
             x = x + d
-            if k == SMOOTH_DEGREE - 1 and not need_residual:
-                return x, None
             r = r - self.apply(d)
-            if k == SMOOTH_DEGREE - 1:
-                return x, r
             rho_new = 1.0 / (2.0 * sigma - rho)
             d = (rho_new * rho) * d + (2.0 * rho_new / delta) * self.jacobi(r)
             rho = rho_new
-        return x, r
+        x = x + d
+        return x, (r - self.apply(d) if need_residual else None)
 
 
 class _ElementOperator:

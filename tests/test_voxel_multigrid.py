@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graded.fem.voxel import _Operator, homogenize_voxels
+from graded.fem.voxel import OFFSETS, _Operator, homogenize_voxels
 from graded.fem.voxel_multigrid import VoxelMultigrid, _prolong, _restrict
 from graded.spinodoid import SpinodoidDesign, generate_cell
 
@@ -41,8 +41,8 @@ def test_prolongation_interpolates_linear_fields_and_keeps_constants():
     fine = _prolong(x)
     # inside the period the interpolant of a linear field is the field at the fine nodes
     assert torch.allclose(fine[:7, 1, 2], torch.arange(7, dtype=torch.float64) / 2)
-    assert torch.equal(_prolong(torch.ones((1, 3, 2, 5, 4), dtype=torch.float64)), torch.ones((1, 3, 4, 10, 8),
-                                                                                           dtype=torch.float64))
+    ones = torch.ones((1, 3, 2, 5, 4), dtype=torch.float64)
+    assert torch.equal(_prolong(ones), torch.ones((1, 3, 4, 10, 8), dtype=torch.float64))
 
 
 def _random_cell(n: int, seed: int) -> torch.Tensor:
@@ -53,8 +53,6 @@ def _random_cell(n: int, seed: int) -> torch.Tensor:
 
 def _hierarchy(E: torch.Tensor, periodic: bool = True):
     solid = (E > 0).to(torch.float64)
-    from graded.fem.voxel import OFFSETS
-
     touch = sum(torch.roll(solid, shifts=tuple(int(o) for o in off), dims=(1, 2, 3)) for off in OFFSETS)
     mask = (touch > 0).reshape(1, 1, 1, *E.shape[1:]).to(torch.float64)
     op = _Operator(E, 0.3, mask, 1 << 28, periodic=periodic)
