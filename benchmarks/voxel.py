@@ -1,6 +1,6 @@
 """Voxel homogenization: time and memory per resolution, and discretisation error per resolution.
 
-    python benchmarks/voxel.py [--sizes 32 64 96] [--preconditioners fft multigrid]
+    python benchmarks/voxel.py [--sizes 32 64 96] [--designs isotropic columnar lamellar]
                                [--convergence 16 24 32 48 64 96] [--threads 1]
 
 Every run homogenizes spinodoid cells (wavelength 0.2 of the cell, seed 0) with periodic BCs,
@@ -30,7 +30,7 @@ DESIGNS = {
 }
 
 
-def one(n: int, design: str, threads: int, seed: int, preconditioner: str = "auto") -> dict:
+def one(n: int, design: str, threads: int, seed: int) -> dict:
     import numpy as np
     import torch
 
@@ -43,12 +43,11 @@ def one(n: int, design: str, threads: int, seed: int, preconditioner: str = "aut
     cell = generate_cell(d, n, np.random.default_rng(seed))
     gen = time.process_time() - t0
     c0, w0 = time.process_time(), time.perf_counter()
-    r = homogenize_voxels(cell.solid, preconditioner=preconditioner)
+    r = homogenize_voxels(cell.solid)
     cpu, wall = time.process_time() - c0, time.perf_counter() - w0
     return {
         "n": n,
         "design": design,
-        "preconditioner": preconditioner,
         "density": cell.density,
         "removed_fraction": cell.connectivity.removed_fraction,
         "generate_cpu_s": gen,
@@ -61,9 +60,9 @@ def one(n: int, design: str, threads: int, seed: int, preconditioner: str = "aut
     }
 
 
-def run_child(n: int, design: str, threads: int, seed: int, preconditioner: str = "auto") -> dict:
+def run_child(n: int, design: str, threads: int, seed: int) -> dict:
     cmd = [sys.executable, __file__, "--one", str(n), "--design", design, "--threads", str(threads),
-           "--seed", str(seed), "--preconditioner", preconditioner]
+           "--seed", str(seed)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -77,15 +76,12 @@ def main() -> None:
     ap.add_argument("--nseeds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--preconditioners", nargs="*", default=["auto"], choices=["auto", "fft", "multigrid"],
-                    help="time each of these (the convergence and scatter studies use the first)")
-    ap.add_argument("--preconditioner", default="auto", help=argparse.SUPPRESS)
     ap.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--design", default="isotropic", help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "voxel.json"))
     a = ap.parse_args()
     if a.one is not None:
-        print(json.dumps(one(a.one, a.design, a.threads, a.seed, a.preconditioner)))
+        print(json.dumps(one(a.one, a.design, a.threads, a.seed)))
         return
 
     import numpy as np
@@ -97,20 +93,19 @@ def main() -> None:
         "timing": [],
         "convergence": {},
     }
-    cache: dict[tuple[int, str, str], dict] = {}
+    cache: dict[tuple[int, str], dict] = {}
 
-    def get(n: int, design: str, pre: str = a.preconditioners[0]) -> dict:
-        if (n, design, pre) not in cache:
-            cache[n, design, pre] = run_child(n, design, a.threads, a.seed, pre)
-        return cache[n, design, pre]
+    def get(n: int, design: str) -> dict:
+        if (n, design) not in cache:
+            cache[n, design] = run_child(n, design, a.threads, a.seed)
+        return cache[n, design]
 
     for n in a.sizes:
         for design in a.designs:
-            for pre in a.preconditioners:
-                r = get(n, design, pre)
-                out["timing"].append({k: v for k, v in r.items() if k != "C"})
-                print(f"{design:9s} {n:4d}^3 {pre:9s}: cpu {r['cpu_s']:7.1f} s  wall {r['wall_s']:7.1f} s  "
-                      f"{r['iterations']:4d} CG iterations  peak {r['peak_rss_mb']:6.0f} MB  rho {r['density']:.3f}")
+            r = get(n, design)
+            out["timing"].append({k: v for k, v in r.items() if k != "C"})
+            print(f"{design:9s} {n:4d}^3: cpu {r['cpu_s']:7.1f} s  wall {r['wall_s']:7.1f} s  "
+                  f"{r['iterations']:4d} CG iterations  peak {r['peak_rss_mb']:6.0f} MB  rho {r['density']:.3f}")
     for design in a.designs if a.convergence else []:
         runs = [get(n, design) for n in sorted(a.convergence)]
         ref = np.array(runs[-1]["C"])
@@ -127,8 +122,7 @@ def main() -> None:
     if a.scatter:
         out["scatter"] = {}
         for design in a.designs:
-            pre = a.preconditioners[0]
-            Cs = np.array([run_child(a.scatter, design, a.threads, s, pre)["C"] for s in range(a.nseeds)])
+            Cs = np.array([run_child(a.scatter, design, a.threads, s)["C"] for s in range(a.nseeds)])
             mean, std = Cs.mean(0), Cs.std(0, ddof=1)
             diag = std.diagonal() / mean.diagonal()
             out["scatter"][design] = {"n": a.scatter, "seeds": a.nseeds, "mean_C": mean.tolist(), "std_C": std.tolist(),

@@ -11,9 +11,12 @@ is given per voxel relative to the solid's ``E_s`` (0 = void). The displacement 
   overestimates the stiffness and that Kumar et al. (npj Comput. Mater. 2020) used.
 
 The six unit strains (Voigt order 11, 22, 33, 23, 13, 12, engineering shear) are solved at once,
-batched over cells, by conjugate gradients on a matrix-free operator written in torch (float64,
-on any device) and preconditioned by the exact inverse of the homogeneous solid's operator,
-applied by FFT (the operator of a uniform periodic grid is a block circulant). Void is removed:
+batched over cells, by conjugate gradients on a matrix-free operator written in torch (on any
+device) and preconditioned by the exact inverse of the homogeneous solid's operator, applied by
+FFT (the operator of a uniform periodic grid is a block circulant). CG iterates in float32, a
+quarter of the cost of float64 per operator application on the CPU, with reliable updates: its
+residual is replaced by the true float64 one at intervals, so the solution reaches float64
+accuracy (tolerances below :data:`_FLOAT32_RTOL` finish in float64). Void is removed:
 nodes that touch no solid voxel are taken out of the system, so the iteration count does not
 depend on a contrast parameter (``contrast > 0`` instead gives void that stiffness, for
 comparison). The stiffness is the energy average ``C_ij = <eps_i : sigma_j>``, computed as
@@ -34,8 +37,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .voxel_multigrid import VoxelMultigrid
-
 __all__ = [
     "VoxelHomogenization",
     "homogenize_voxels",
@@ -43,24 +44,29 @@ __all__ = [
     "isotropic_stiffness",
     "VOXEL_RTOL",
     "VOXEL_MAX_ITER",
-    "MULTIGRID_MIN_VOXELS",
 ]
 
 #: Default stop of CG: preconditioned residual norm relative to the right-hand side's. The
-#: stiffness error is quadratic in it (energy form), so 1e-6 gives ~1e-10 relative stiffness
-#: error in practice, far below any discretisation error of a voxel grid.
-VOXEL_RTOL = 1e-6
-#: Iteration cap. FFT-preconditioned CG on spinodoid cells (rho >= 0.3) needs well under 300
-#: iterations at 1e-6; cells that do not converge in this many are reported, not hidden.
+#: stiffness error is quadratic in it (energy form). Measured on 32^3 spinodoids against a solve
+#: to 1e-10 (docs/voxel.md): max|dC| / max|C| is 5e-10 (isotropic), 1e-9 (columnar) and 1e-8
+#: (lamellar), every diagonal constant within 5e-6 of its own value: far below the 0.3-1.5 %
+#: discretisation error of the grids in use.
+VOXEL_RTOL = 1e-5
+#: Iteration cap. FFT-preconditioned CG on spinodoid cells (rho >= 0.3) needs 40-470
+#: iterations at 1e-5 (lamellar cells the most); cells that do not converge in this many are
+#: reported, not hidden.
 VOXEL_MAX_ITER = 2000
 #: Preconditioned load norm, relative to the square root of the affine energy, below which a
 #: load case is zero up to round-off (a uniform cell), so the fluctuation is zero.
 _TRIVIAL_LOAD = 1e-13
-#: Grids at least this large use the multigrid preconditioner under ``preconditioner="auto"``.
-#: Measured on one core (docs/voxel.md): at 64^3 multigrid is on par on isotropic and columnar
-#: spinodoids and 1.7x faster on lamellar ones; at 32^3 (the resolution of the spinodoid
-#: labels, designs and part checks) the two are within 20 %, and FFT is kept there.
-MULTIGRID_MIN_VOXELS = 64**3
+#: CG iterates in float32 down to this relative residual: measured on spinodoid cells it needs
+#: as many iterations as float64 there, while at 1e-6 the lamellar cell needs 20 % more (lost
+#: orthogonality). Tighter tolerances finish in float64.
+_FLOAT32_RTOL = 1e-5
+#: CG in float32 replaces its recurred residual by the true float64 one whenever a
+#: system's residual fell by this factor since the last replacement (float32 keeps ~7 digits,
+#: so the recurrence stays accurate over 3 of them), and before any system is declared done.
+_REPLACE = 1e-3
 #: Working memory of one operator application per solved system, in bytes per voxel:
 #: gathered corner values, their reordering and the element forces (24 float64 each).
 _BYTES_PER_VOXEL_SYSTEM = 72 * 8
@@ -279,8 +285,9 @@ class _Operator:
         # r is masked and free of rigid translations already (it is a combination of the masked
         # load and operator outputs), so only the result needs the mask and the projection
         R = torch.fft.rfftn(r, dim=(3, 4, 5))
-        if self._symbol_inv is None:
-            self._symbol_inv = self._reference_symbol_inverse(self.K0.cpu().numpy(), {"device": self.K0.device})
+        if self._symbol_inv is None or self._symbol_inv.dtype != R.dtype:
+            Sinv = self._reference_symbol_inverse(self.K0.cpu().numpy(), {"device": self.K0.device})
+            self._symbol_inv = Sinv.to(R.dtype)
         Z = torch.einsum("xyzij,mljxyz->mlixyz", self._symbol_inv, R)
         z = torch.fft.irfftn(Z, s=self.shape, dim=(3, 4, 5))
         if self.mask is not None:
@@ -320,7 +327,6 @@ def homogenize_voxels(
     device: str | torch.device | None = None,
     work_bytes: int = 1 << 30,
     batch: int = 1,
-    preconditioner: str = "auto",
     progress: Callable[[int, int, str], None] | None = None,
 ) -> VoxelHomogenization:
     """Homogenized 6x6 stiffness of voxel cells.
@@ -338,7 +344,7 @@ def homogenize_voxels(
         0 removes void from the system (default). A value in (0, 1) gives void voxels that
         relative modulus instead (the classic soft-phase treatment, for comparison).
     rtol : float
-        CG stop on the relative preconditioned residual of every load case.
+        CG stop on the relative preconditioned (true, float64) residual of every load case.
     max_iter : int
         CG iteration cap; cells that hit it are flagged in ``converged``.
     device : str or torch.device, optional
@@ -347,13 +353,6 @@ def homogenize_voxels(
         Budget for the operator's temporaries; larger grids are applied in smaller chunks.
     batch : int
         Cells solved together (more uses more memory; helps on a GPU).
-    preconditioner : {"auto", "fft", "multigrid"}
-        ``"fft"``: the exact inverse of the uniform solid's operator. ``"multigrid"``: a
-        geometric V-cycle with Galerkin coarse voxels (:mod:`graded.fem.voxel_multigrid`), whose
-        iteration count does not grow with resolution and which copes better with thin
-        walls; it needs every side divisible by 4. ``"auto"`` picks multigrid on grids of at
-        least :data:`MULTIGRID_MIN_VOXELS` voxels that coarsen three times, FFT otherwise
-        (measured crossover, ``docs/voxel.md``).
     progress : callable, optional
         ``progress(done, total, message)`` after every batch of cells.
 
@@ -370,21 +369,8 @@ def homogenize_voxels(
         raise ValueError(f"contrast: {contrast} is outside [0, 1); give 0 to remove void or e.g. 1e-6")
     if not (rtol > 0):
         raise ValueError(f"rtol: {rtol} must be > 0")
-    if preconditioner not in ("auto", "fft", "multigrid"):
-        raise ValueError(
-            f"preconditioner: {preconditioner!r} is not one of ['auto', 'fft', 'multigrid']; pick one of them"
-        )
     modulus = _as_modulus(cells)
     M = modulus.shape[0]
-    coarsens = min(_times_halvable(k) for k in modulus.shape[1:])
-    if preconditioner == "multigrid" and coarsens < 2:
-        raise ValueError(
-            f"preconditioner: 'multigrid' needs every side of the grid divisible by 4, got {modulus.shape[1:]}; "
-            "use 'fft' or a grid such as 32 or 64 voxels a side"
-        )
-    use_multigrid = preconditioner == "multigrid" or (
-        preconditioner == "auto" and coarsens >= 3 and math.prod(modulus.shape[1:]) >= MULTIGRID_MIN_VOXELS
-    )
     dev = torch.device(device) if device is not None else torch.device("cpu")
     C = np.zeros((M, 6, 6))
     its = np.zeros(M, dtype=np.int64)
@@ -394,23 +380,80 @@ def homogenize_voxels(
     for s in range(0, M, max(1, int(batch))):
         sl = slice(s, min(M, s + max(1, int(batch))))
         C[sl], its[sl], res[sl], conv[sl] = _solve(
-            modulus[sl], nu, bc, contrast, rtol, max_iter, dev, work_bytes, use_multigrid
+            modulus[sl], nu, bc, contrast, rtol, max_iter, dev, work_bytes
         )
         if progress is not None:
             progress(sl.stop, M, "voxel homogenization")
     return VoxelHomogenization(C=C, iterations=its, residual=res, converged=conv, density=density)
 
 
-def _times_halvable(n: int) -> int:
-    """How often a side of n voxels halves to an integer of at least 2 (the coarse grids it has)."""
-    k = 0
-    while n % 2 == 0 and n >= 4:
-        n //= 2
-        k += 1
-    return k
+def _dot(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-system inner products (M, L) of fields (M, L, 3, n1, n2, n3), accumulated in float64."""
+    return (x * y).flatten(2).sum(-1, dtype=torch.float64)
 
 
-def _solve(modulus, nu, bc, contrast, rtol, max_iter, dev, work_bytes, use_multigrid):
+def _cg(x, b, apply, precondition, apply64, relative, rtol, max_iter, dtype):
+    """Preconditioned CG on A x = b from x, iterating in ``dtype``, every system to ``rtol``.
+
+    x, b : float64 (M, 6, 3, n1, n2, n3). ``apply`` and ``precondition`` work in ``dtype``;
+    ``apply64`` is the float64 operator. Below float64 the recurred residual is replaced by the
+    true float64 one (reliable updates: the update since the last replacement is folded into x,
+    the search direction kept) whenever a system's residual fell by :data:`_REPLACE`, and a
+    system stops only on its true residual. ``relative(rz)`` turns <r, z> into the relative
+    residual. The step is the flexible (Polak-Ribiere) one: the float32 preconditioners are
+    symmetric only up to round-off, which the Fletcher-Reeves form does not tolerate.
+
+    Returns x, the true float64 residual b - A x, the relative residuals (M, 6) and the
+    iterations (M, 6).
+    """
+    reliable = dtype != torch.float64
+    r64 = b - apply64(x) if bool(x.abs().max() > 0) else b.clone()
+    d = torch.zeros_like(b, dtype=dtype)  # update since the last replacement
+    r = r64.to(dtype)
+    z = precondition(r)
+    p = z.clone()
+    rz = _dot(r, z)
+    rel = relative(rz)
+    rel_replaced = rel.clone()
+    active = rel > rtol
+    its = torch.zeros(rz.shape, dtype=torch.int64, device=b.device)
+    for _ in range(max(0, max_iter)):
+        if not bool(active.any()):
+            break
+        Ap = apply(p)
+        pAp = _dot(p, Ap)
+        alpha = torch.where(active, rz / torch.where(active, pAp, torch.ones_like(pAp)), torch.zeros_like(rz))
+        a6 = alpha[:, :, None, None, None, None].to(dtype)
+        d.addcmul_(a6, p)
+        r.addcmul_(a6, Ap, value=-1.0)
+        z = precondition(r)
+        rz_new = _dot(r, z)
+        rel_new = relative(rz_new)
+        checked = not reliable
+        if reliable and bool((active & ((rel_new <= rtol) | (rel_new <= _REPLACE * rel_replaced))).any()):
+            x += d.double()
+            d.zero_()
+            r64 = b - apply64(x)
+            r = r64.to(dtype)
+            z = precondition(r)
+            rz_new = _dot(r, z)
+            rel_new = relative(rz_new)
+            rel_replaced = torch.where(active, rel_new, rel_replaced)
+            checked = True
+        num = -alpha * _dot(z, Ap)
+        del Ap
+        beta = torch.where(active, num / torch.where(active, rz, torch.ones_like(rz)), torch.zeros_like(rz))
+        p.mul_(beta[:, :, None, None, None, None].to(dtype)).add_(z)
+        rz = torch.where(active, rz_new, rz)
+        rel = torch.where(active, rel_new, rel)
+        its += active.to(torch.int64)
+        if checked:
+            active = active & (rel > rtol)
+    x += d.double()
+    return x, b - apply64(x), rel, its
+
+
+def _solve(modulus, nu, bc, contrast, rtol, max_iter, dev, work_bytes):
     E = torch.as_tensor(modulus, dtype=torch.float64, device=dev)
     M = E.shape[0]
     shape = tuple(E.shape[1:])
@@ -430,61 +473,34 @@ def _solve(modulus, nu, bc, contrast, rtol, max_iter, dev, work_bytes, use_multi
     if mask is not None:
         mask = mask.reshape(M, 1, 1, *shape).to(torch.float64)
     op = _Operator(E, nu, mask, work_bytes, periodic=bc == "periodic")
-    if use_multigrid:
-        # the V-cycle runs in float32 (half the memory traffic); CG stays in float64 and is
-        # flexible (Polak-Ribiere beta), so the cycle's round-off asymmetry cannot stall it
-        cycle = VoxelMultigrid(
-            op.cast(torch.float32).apply, E, op.K0_cm, mask, bc == "affine", torch.Generator().manual_seed(0)
-        )
-
-        def precondition(r):
-            z = cycle(r)
-            return op._project(z) if op.periodic else z
-    else:
-        precondition = op.precondition
+    # mixed precision: CG runs in float32 (the operator and its preconditioner cost a quarter
+    # to a half of float64 there); reliable updates on the float64 residual b - A x bring the
+    # solution to any tolerance float64 can reach
+    op32 = op.cast(torch.float32)
+    precondition = op32.precondition
     U = torch.as_tensor(_unit_strain_displacements(), dtype=torch.float64, device=dev)
     b = op.affine_load(U)
 
-    def dot(x, y):
-        return (x * y).flatten(2).sum(-1)  # (M, 6)
-
-    x = torch.zeros_like(b)
-    r = b.clone()
-    z = precondition(r)
-    p = z.clone()
-    rz = dot(r, z)
-    rz0 = rz.clone()
     # affine (Voigt) energy of each load case: a right-hand side this small relative to it is
     # round-off of a load that vanishes exactly (uniform cells), already solved by w = 0
     voigt = torch.einsum("li,ij,lj->l", U, op.K0, U)[None, :] * E.reshape(M, -1).sum(-1)[:, None]
+    rz0 = _dot(b, precondition(b.float()))
     trivial = rz0 <= _TRIVIAL_LOAD**2 * voigt
     scale = torch.where(rz0 > 0, rz0, torch.ones_like(rz0))
-    rel = torch.where(trivial, torch.zeros_like(rz0), torch.sqrt(torch.clamp(rz, min=0) / scale))
-    active = rel > rtol
+
+    def relative(rz):
+        return torch.where(trivial, torch.zeros_like(rz0), torch.sqrt(torch.clamp(rz, min=0) / scale))
+
+    x = torch.zeros_like(b)
     its = torch.zeros((M, 6), dtype=torch.int64, device=dev)
-    for _ in range(max_iter):
-        if not bool(active.any()):
-            break
-        Ap = op.apply(p)
-        pAp = dot(p, Ap)
-        alpha = torch.where(active, rz / torch.where(active, pAp, torch.ones_like(pAp)), torch.zeros_like(rz))
-        a6 = alpha[:, :, None, None, None, None]
-        x.addcmul_(a6, p)
-        r.addcmul_(a6, Ap, value=-1.0)
-        z = precondition(r)
-        rz_new = dot(r, z)
-        # flexible (Polak-Ribiere) beta <z_new, r_new - r_old> / <z_old, r_old> for the float32
-        # cycle; the exact FFT preconditioner keeps the classic Fletcher-Reeves form
-        num = -alpha * dot(z, Ap) if use_multigrid else rz_new
-        del Ap
-        beta = torch.where(active, num / torch.where(active, rz, torch.ones_like(rz)), torch.zeros_like(rz))
-        p.mul_(beta[:, :, None, None, None, None]).add_(z)
-        rz = torch.where(active, rz_new, rz)
-        its += active.to(torch.int64)
-        rel = torch.where(trivial, torch.zeros_like(rz0), torch.sqrt(torch.clamp(rz, min=0) / scale))
-        active = active & (rel > rtol)
-    # true residual for the energy correction
-    r = b - op.apply(x)
+    # float32 down to where it stays as fast per digit as float64, then float64 if asked for more
+    stages = [(op32.apply, precondition, torch.float32, max(rtol, _FLOAT32_RTOL))]
+    if rtol < _FLOAT32_RTOL:
+        stages.append((op.apply, op.precondition, torch.float64, rtol))
+    for apply, prec, dtype, tol in stages:
+        x, r, rel, k = _cg(x, b, apply, prec, op.apply, relative, tol, max_iter - int(its.max()), dtype)
+        its += k
+    # r is the true float64 residual of x, for the energy correction
     # mean stress: <E D Bc (u_aff + gathered w)> over voxels
     Ef = E.reshape(M, 1, -1)
     mean_E = Ef.mean(-1)  # (M, 1)

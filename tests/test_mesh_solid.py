@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from graded.graph import LatticeGraph
 from graded.mesh import CHORD_TOL, bcc_graph, mesh_graph, octet_graph
-from graded.mesh.solid import _check_solid
+from graded.mesh.solid import _check_solid, unique_float32_rows
 from graded.validation import ValidationError
 
 
@@ -306,3 +306,21 @@ def test_boolean_slivers_are_welded_for_float32_export(tmp_path, method):
     back = trimesh.load(path, file_type="stl")
     assert back.is_watertight and back.is_volume and back.body_count == 1
     assert back.volume == pytest.approx(res.facts.volume, rel=1e-5)
+
+
+# a few distinct coordinate values (signed zeros, ties in x and y only) so that rows repeat often
+_COORD = st.sampled_from([0.0, -0.0, 1.0, -1.0, 0.5, 1e-30, 3.4e38, 40.0, np.nextafter(np.float32(40.0), 50.0)])
+
+
+@given(st.lists(st.tuples(_COORD, _COORD, _COORD), min_size=1, max_size=60))
+@settings(max_examples=200, deadline=None)
+def test_unique_float32_rows_is_the_row_partition(rows):
+    a = np.array(rows, dtype=np.float32)
+    uniq, inv, counts = unique_float32_rows(a, return_counts=True)
+    ref, ref_counts = np.unique(a, axis=0, return_counts=True)  # compares values: -0.0 == 0.0
+    assert uniq.dtype == np.float32 and inv.shape == (len(a),)
+    assert np.array_equal(uniq[inv], a)  # value equality: -0.0 == 0.0
+    assert len(uniq) == len(ref)
+    assert sorted(counts.tolist()) == sorted(ref_counts.tolist())
+    assert np.array_equal(np.bincount(inv, minlength=len(uniq)), counts)
+    assert not np.signbit(uniq[uniq == 0]).any()  # one zero, the positive one

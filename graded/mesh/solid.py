@@ -66,6 +66,7 @@ __all__ = [
     "strut_geometry",
     "to_manifold",
     "to_trimesh",
+    "unique_float32_rows",
 ]
 
 Progress = Callable[[int, int, str], None]
@@ -141,6 +142,46 @@ WELD_MIN = 1e-5
 WELD_TRIES = 3
 
 
+def unique_float32_rows(points: np.ndarray, return_counts: bool = False):
+    """Distinct points of a float32 point set, as an STL reader merges vertices.
+
+    Equality is exact on the float32 values (``-0.0`` equals ``0.0``), the same partition as
+    ``np.unique(points, axis=0)``, found by two 1D sorts of 64-bit keys (x and y bits, then the
+    group of (x, y) and the z bits): about 3x faster than the row-wise sort, which dominates the
+    weld of a tiled part of tens of millions of triangles.
+
+    Parameters
+    ----------
+    points : (N, 3) array_like, cast to float32
+    return_counts : bool
+        Also return how often each distinct point occurs.
+
+    Returns
+    -------
+    unique : (U, 3) float32
+        The distinct points, in no particular order.
+    inverse : (N,) int64
+        ``unique[inverse]`` equals the points.
+    counts : (U,) int64, if ``return_counts``
+
+    Examples
+    --------
+    >>> u, inv = unique_float32_rows([[0.0, 1.0, 2.0], [-0.0, 1.0, 2.0], [1.0, 1.0, 2.0]])
+    >>> len(u), bool(inv[0] == inv[1]), bool(inv[0] != inv[2])
+    (2, True, True)
+    """
+    a = np.ascontiguousarray(points, dtype=np.float32).reshape(-1, 3) + np.float32(0.0)  # -0.0 -> 0.0
+    bits = a.view(np.uint32)
+    xy = (bits[:, 0].astype(np.uint64) << np.uint64(32)) | bits[:, 1]
+    _, group = np.unique(xy, return_inverse=True)
+    del xy
+    key = (group.reshape(-1).astype(np.uint64) << np.uint64(32)) | bits[:, 2]
+    del group
+    out = np.unique(key, return_index=True, return_inverse=True, return_counts=return_counts)
+    uniq, inverse = a[out[1]], out[2].reshape(-1)
+    return (uniq, inverse, out[3]) if return_counts else (uniq, inverse)
+
+
 def weld_tolerance(scale: float) -> float:
     """Weld tolerance in mm of a solid whose coordinates reach ``scale`` mm (:data:`WELD_ULPS`)."""
     return max(WELD_MIN, WELD_ULPS * float(np.spacing(np.float32(scale))))
@@ -150,7 +191,7 @@ def _closed_in_float32(v: np.ndarray, tris: np.ndarray) -> bool:
     """Is the mesh still closed and 2-manifold (edge-wise) once vertices are stored as float32
     and coincident ones merged, as an STL reader does?"""
     v32 = np.ascontiguousarray(v, dtype=np.float32)
-    _, inv = np.unique(v32, axis=0, return_inverse=True)
+    _, inv = unique_float32_rows(v32)
     if len(_) == len(v32):
         return True
     t = inv.reshape(-1)[np.asarray(tris, dtype=np.int64)]

@@ -63,7 +63,15 @@ import numpy as np
 from ..graph import LatticeGraph
 from ..validation import check_choice, check_positive, fail
 from .clip import canonical_faces, clip_soup, soup_volume
-from .solid import StrutGeometry, select_struts, solid_core, strut_geometry, to_manifold, weld_tolerance
+from .solid import (
+    StrutGeometry,
+    select_struts,
+    solid_core,
+    strut_geometry,
+    to_manifold,
+    unique_float32_rows,
+    weld_tolerance,
+)
 from .tessellation import CHORD_TOL
 
 __all__ = [
@@ -242,12 +250,12 @@ class TiledSolid:
         uniq_blocks = []
         inv_blocks = []
         for tri in self.triangle_blocks():
-            u, inv = np.unique(tri.reshape(-1, 3), axis=0, return_inverse=True)
+            u, inv = unique_float32_rows(tri.reshape(-1, 3))
             uniq_blocks.append(u)
             inv_blocks.append(inv.reshape(-1).astype(np.uint32))
         allv = np.concatenate(uniq_blocks)
         del uniq_blocks
-        verts, ginv = np.unique(allv, axis=0, return_inverse=True)
+        verts, ginv = unique_float32_rows(allv)
         del allv
         ginv = ginv.reshape(-1).astype(np.uint32)
         out = np.empty(sum(len(i) for i in inv_blocks), dtype=np.uint32)
@@ -344,8 +352,7 @@ def collapse_short_edges(v: np.ndarray, tris: np.ndarray, tol: float, pinned: np
     _, lab = connected_components(coo_matrix((np.ones(len(inv), dtype=np.int8), (inv[:, 0], inv[:, 1])),
                                              shape=(n, n)), directed=False)
     # clusters in which float32 storage fuses two vertices
-    _, key, count = np.unique(np.ascontiguousarray(v[used], dtype=np.float32), axis=0, return_inverse=True,
-                              return_counts=True)
+    _, key, count = unique_float32_rows(v[used], return_counts=True)
     hot = np.zeros(n, dtype=bool)
     hot[lab[count[key.reshape(-1)] > 1]] = True
     sel = np.flatnonzero(hot[lab])
@@ -457,7 +464,7 @@ def _tile_surface(index: int, lo: np.ndarray, hi: np.ndarray, v: np.ndarray, tri
     rec = stl_records(soup)
     del soup
     v32 = rec["vertices"].reshape(-1, 3)
-    uniq, inv = np.unique(v32, axis=0, return_inverse=True)
+    uniq, inv = unique_float32_rows(v32)
     t = inv.reshape(-1, 3)
     # float32 storage can fuse two corners of a sliver triangle: its two remaining edges are
     # the same edge both ways and cancel, so the triangle is dropped
