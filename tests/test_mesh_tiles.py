@@ -181,6 +181,22 @@ def test_streamed_3mf_reads_back_the_float32_mesh(tmp_path):
     assert np.array_equal(obj.vertices, mesh.vertices.astype(np.float32).astype(np.float64))  # 9 digits: exact
 
 
+def test_streamed_3mf_is_the_same_file_formatted_in_worker_processes(tmp_path, monkeypatch):
+    import zipfile
+
+    from graded.io import threemf
+
+    mesh = trimesh.creation.icosphere(subdivisions=2)  # 162 vertices, 320 triangles
+    monkeypatch.setattr(threemf, "STREAM_BLOCK", 50)  # 4 vertex blocks, the last one partial
+    paths = [threemf.write_3mf_stream(tmp_path / f"w{w}.3mf", mesh.vertices, mesh.faces, workers=w)
+             for w in (1, 2)]
+    models = [zipfile.ZipFile(p).read("3D/3dmodel.model") for p in paths]
+    assert models[0] == models[1]
+    assert models[0].count(b"<vertex ") == 162 and models[0].count(b"<triangle ") == 320
+    _, (obj,), _ = threemf.read_3mf(paths[1])
+    assert np.array_equal(obj.triangles, mesh.faces)
+
+
 def _box_with_sliver(x0=10.0):
     """A closed 20 mm cube whose top face holds a sliver cluster that float32 storage fuses only in part.
 
