@@ -15,6 +15,7 @@ one at a time). Timings on the shared 2-core development machine are under conte
 
     python benchmarks/scale.py --sizes 10,20 --dataset-n 2000
     python benchmarks/scale.py --sizes 40 --no-dataset
+    python benchmarks/scale.py --sizes "" --dataset-n 20000 --dataset-workers 2
 """
 
 from __future__ import annotations
@@ -124,11 +125,11 @@ def one_build(size: float, workers: int, keep: bool) -> dict:
     return row
 
 
-def dataset_rows(n: int, chunk: int) -> list[dict]:
+def dataset_rows(n: int, chunk: int, worker_counts=(1, 2)) -> list[dict]:
     from graded.inverse.dataset import generate_dataset
 
     rows = []
-    for workers in (1, 2):
+    for workers in worker_counts:
         for scheduler in (None, "local"):
             with tempfile.TemporaryDirectory() as tmp:
                 t0 = time.perf_counter()
@@ -138,7 +139,7 @@ def dataset_rows(n: int, chunk: int) -> list[dict]:
             rows.append({"workers": workers, "path": "dask local" if scheduler else "process pool",
                          "samples": n, "chunk_size": chunk, "seconds": round(seconds, 2),
                          "samples_per_second": round(n / seconds, 1), "library_seconds": round(s.seconds, 2)})
-    for workers in (1, 2):
+    for workers in worker_counts:
         pool = next(r for r in rows if r["workers"] == workers and r["path"] == "process pool")
         dask = next(r for r in rows if r["workers"] == workers and r["path"] == "dask local")
         dask["overhead_vs_pool"] = round(dask["seconds"] / pool["seconds"] - 1.0, 3)
@@ -155,8 +156,11 @@ def merge(update: dict) -> dict:
     doc["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
                       "load_average_1min": os.getloadavg()[0]}
     doc["builds"] = [builds[k] for k in sorted(builds)]
-    if "dataset" in update:
-        doc["dataset"] = update["dataset"]
+    if "dataset" in update:  # rows of other sample counts or worker counts stay
+        key = lambda r: (r["samples"], r["workers"], r["path"])  # noqa: E731
+        rows = {key(r): r for r in doc.get("dataset", [])}
+        rows.update({key(r): r for r in update["dataset"]})
+        doc["dataset"] = [rows[k] for k in sorted(rows)]
     OUT.parent.mkdir(parents=True, exist_ok=True)
     tmp = OUT.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, indent=2) + "\n")
@@ -170,6 +174,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="LocalCluster workers for tiled builds")
     ap.add_argument("--dataset-n", type=int, default=2000)
     ap.add_argument("--dataset-chunk", type=int, default=250)
+    ap.add_argument("--dataset-workers", default="1,2", help="worker counts of the dataset runs, comma-separated")
     ap.add_argument("--no-dataset", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the written parts (their folder is printed)")
     ap.add_argument("--one-build", type=float, default=None, help=argparse.SUPPRESS)
@@ -192,7 +197,8 @@ def main() -> None:
         print(f"box {size:g} mm: {row['struts']} struts, {row['seconds']} s, peak {row['peak_tree_rss_gb']} GB "
               f"(tree), {row['triangles']} triangles, watertight {row['watertight']}, bodies {row['bodies']}")
     if not args.no_dataset:
-        update["dataset"] = dataset_rows(args.dataset_n, args.dataset_chunk)
+        update["dataset"] = dataset_rows(args.dataset_n, args.dataset_chunk,
+                                         [int(w) for w in args.dataset_workers.split(",") if w.strip()])
         for r in update["dataset"]:
             print(r)
     merge(update)

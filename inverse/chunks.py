@@ -37,7 +37,7 @@ import numpy as np
 
 from graded.io.atomic import atomic_path
 from graded.validation import ValidationError, check_count, fail
-from graded.workers import SINGLE_THREADED_BLAS, environment, process_pool
+from graded.workers import SINGLE_THREADED_BLAS, local_cluster, process_pool
 
 __all__ = [
     "ChunkFormat",
@@ -519,17 +519,14 @@ def _is_client(obj: Any) -> bool:
 @contextlib.contextmanager
 def _dask_client(scheduler: Any, workers: int):
     """A connected ``distributed.Client``; clusters and clients made here are closed after."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     if _is_client(scheduler):
         yield scheduler
         return
     if scheduler == "local":
         # one single-threaded worker process per core, BLAS single-threaded as in the pool
-        with environment(SINGLE_THREADED_BLAS), LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, env=dict(SINGLE_THREADED_BLAS),
-            dashboard_address=":0",
-        ) as cluster, Client(cluster) as client:
+        with local_cluster(workers, SINGLE_THREADED_BLAS) as client:
             yield client
         return
     try:

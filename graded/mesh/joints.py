@@ -31,7 +31,7 @@ regular lattice whatever its grading) share one qhull run. The other nodes of th
 its triangles after a certificate with their own points: every edge convex and no point
 outside any triangle's plane (:data:`HULL_PLANE_TOL`), which makes the borrowed surface
 their own convex hull. Nodes failing it get their own qhull run, so the result does not
-depend on the grouping (``benchmarks/scale.py`` measures both paths).
+depend on the grouping (``benchmarks/joints.py`` measures both paths).
 
 Fallback parts are returned separately; :mod:`graded.mesh.solid` unions them with the
 stitched surface (manifold3d batch boolean, exact and robust). On single-topology lattices

@@ -62,6 +62,7 @@ import numpy as np
 
 from ..graph import LatticeGraph
 from ..validation import check_choice, check_positive, fail
+from ..workers import SINGLE_THREADED_BLAS, local_cluster
 from .clip import canonical_faces, clip_soup, soup_volume
 from .solid import (
     StrutGeometry,
@@ -517,16 +518,14 @@ def _tiles(geo: StrutGeometry, plan: TilePlan, body, tolerance: float, band: flo
 @contextlib.contextmanager
 def _client(scheduler, workers: int | None):
     """A ``distributed.Client``: a LocalCluster of single-threaded worker processes, or a remote one."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     if scheduler is not None and not isinstance(scheduler, str):
         yield scheduler  # a Client made by the caller
         return
     if scheduler is None or scheduler == "local":
         n = workers or os.cpu_count() or 1
-        env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, env=env, dashboard_address=":0",
-                          memory_limit=0) as cluster, Client(cluster) as client:
+        with local_cluster(n, SINGLE_THREADED_BLAS, memory_limit=0) as client:
             yield client
         return
     try:
