@@ -53,10 +53,17 @@ def _watch_parent(parent_pid: int) -> None:
 
 
 @contextlib.contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the duration of the block (inherited by children)."""
+def environment(values: dict[str, str | None]) -> Iterator[None]:
+    """Set environment variables for the duration of the block (inherited by children).
+
+    A value of ``None`` removes the variable for the block.
+    """
     old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
+    for k, v in values.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
     try:
         yield
     finally:
@@ -115,7 +122,10 @@ def local_cluster(workers: int, env: dict[str, str] | None = None, **options) ->
     from distributed import Client, LocalCluster
 
     env = dict(env or {})
-    with environment(env), dask.config.set(DASK_WORKER_CONFIG), LocalCluster(
+    # A LocalCluster's nannies live in this process and leave their pre-spawn environment in
+    # os.environ, so a cluster started here before (without this config) would pass it on.
+    unset = {name.rsplit(".", 1)[1]: None for name in DASK_WORKER_CONFIG}
+    with environment({**unset, **env}), dask.config.set(DASK_WORKER_CONFIG), LocalCluster(
         n_workers=workers, threads_per_worker=1, processes=True, env=env, dashboard_address=":0", **options
     ) as cluster, Client(cluster) as client:
         yield client

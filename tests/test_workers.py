@@ -90,8 +90,13 @@ def _worker_environment() -> dict[str, str | None]:
 def test_local_cluster_workers_single_threaded_without_malloc_trim():
     """Dask's default MALLOC_TRIM_THRESHOLD_ made FE chunks 28 % slower; our workers run without it."""
     pytest.importorskip("distributed")
+    import distributed
+
     from graded.workers import SINGLE_THREADED_BLAS, local_cluster
 
+    # a plain LocalCluster first: its in-process nannies leave Dask's setting in os.environ
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0"):
+        pass
     before = {k: os.environ.get(k) for k in SINGLE_THREADED_BLAS}
     with local_cluster(2, SINGLE_THREADED_BLAS) as client:
         envs = client.run(_worker_environment)
