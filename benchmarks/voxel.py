@@ -63,7 +63,9 @@ def one(n: int, design: str, threads: int, seed: int) -> dict:
 def run_child(n: int, design: str, threads: int, seed: int) -> dict:
     cmd = [sys.executable, __file__, "--one", str(n), "--design", design, "--threads", str(threads),
            "--seed", str(seed)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    # one core also for the BLAS under the coarse LU (torch is limited by set_num_threads)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)}
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
