@@ -22,8 +22,8 @@ TIGHT = 1e-11
 class _OneLevel(voxel._Operator):
     """The voxel operator with the FFT preconditioner alone (no coarse space)."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, coarse=False, **kwargs)
+    def add_coarse_space(self) -> None:
+        pass
 
 
 def _operator(solid: np.ndarray, bc: str = "periodic") -> voxel._Operator:
@@ -32,7 +32,9 @@ def _operator(solid: np.ndarray, bc: str = "periodic") -> voxel._Operator:
     if bc == "affine":
         touch[:, 0], touch[:, :, 0], touch[:, :, :, 0] = False, False, False
     mask = touch.reshape(1, 1, 1, *solid.shape).to(torch.float64)
-    return voxel._Operator(E, 0.3, mask, 1 << 28, periodic=bc == "periodic")
+    op = voxel._Operator(E, 0.3, mask, 1 << 28, periodic=bc == "periodic")
+    op.add_coarse_space()
+    return op
 
 
 def _bridged_plates(n: int = 8) -> np.ndarray:
@@ -110,6 +112,7 @@ def test_two_levels_give_the_one_level_stiffness(case, monkeypatch):
     else:
         cells = generate_cell(SpinodoidDesign(rho=0.4, theta=(0.0, 30.0, 30.0)), 16, np.random.default_rng(2)).solid
         kwargs["contrast"] = 1e-3
+    monkeypatch.setattr(voxel, "COARSE_AT_ONCE", 0)  # both levels from the start on any grid
     two = homogenize_voxels(cells, **kwargs)
     monkeypatch.setattr(voxel, "_Operator", _OneLevel)
     one = homogenize_voxels(cells, **kwargs)
@@ -117,12 +120,34 @@ def test_two_levels_give_the_one_level_stiffness(case, monkeypatch):
     assert np.abs(two.C - one.C).max() <= SAME_PROBLEM * np.abs(one.C).max()
 
 
-def test_coarse_space_cuts_lamellar_iterations(monkeypatch):
+@pytest.mark.parametrize("at_once", [True, False])
+def test_coarse_space_cuts_lamellar_iterations(at_once, monkeypatch):
     # thin plates sliding on one another: the soft mode the uniform-solid FFT preconditioner
-    # misses. Measured at 32^3: 428 iterations without the coarse space, 99 with it.
+    # misses. Measured at 32^3: 428 iterations without the coarse space, 99 with it from the
+    # start, 111 when the probe of the first iterations switches it on
     cell = generate_cell(SpinodoidDesign(rho=0.3, theta=(0.0, 0.0, 30.0)), 24, np.random.default_rng(0)).solid
+    monkeypatch.setattr(voxel, "COARSE_AT_ONCE", 0 if at_once else 10**9)
     two = homogenize_voxels(cell)
     monkeypatch.setattr(voxel, "_Operator", _OneLevel)
     one = homogenize_voxels(cell)
     assert two.iterations[0] < 0.4 * one.iterations[0]
     assert np.abs(two.C - one.C).max() <= 1e-6 * np.abs(one.C).max()
+
+
+def test_fast_cells_stay_on_one_level(monkeypatch):
+    # an isotropic spinodoid converges in about 40 iterations with the FFT step alone: the probe
+    # keeps it there (the coarse level would cost about what it saves)
+    built = []
+    original = voxel._Operator.add_coarse_space
+
+    def spy(self):
+        built.append(True)
+        original(self)
+
+    monkeypatch.setattr(voxel._Operator, "add_coarse_space", spy)
+    cell = generate_cell(SpinodoidDesign(rho=0.5, theta=(90.0, 90.0, 90.0)), 24, np.random.default_rng(0)).solid
+    iso = homogenize_voxels(cell)
+    assert not built and iso.converged.all() and iso.iterations[0] < voxel.COARSE_WORTH
+    lam = generate_cell(SpinodoidDesign(rho=0.3, theta=(0.0, 0.0, 30.0)), 24, np.random.default_rng(0)).solid
+    homogenize_voxels(lam)
+    assert built
