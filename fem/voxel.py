@@ -339,7 +339,7 @@ class _Operator:
         z = torch.fft.irfftn(torch.view_as_complex(Z), s=self.shape, dim=(3, 4, 5))
         if self.mask is not None:
             z = z * self.mask
-        M, L = r.shape[:2]
+        L = r.shape[1]
         for m, coarse in enumerate(self.coarse):
             coarse.deflate(r[m].reshape(L, 3, -1), z[m].reshape(L, 3, -1))
         if self.periodic:
@@ -578,9 +578,13 @@ def _solve(modulus, nu, bc, contrast, rtol, max_iter, dev, work_bytes, loads=tup
     at_once = math.prod(shape) >= COARSE_AT_ONCE
     if at_once:
         op.add_coarse_space()
-    rz0 = _dot(b, precondition(b.float()))
+    def load_norms():
+        # <b, P b> under the preconditioner in use: residuals are measured relative to it
+        rz0 = _dot(b, precondition(b.float()))
+        return rz0, torch.where(rz0 > 0, rz0, torch.ones_like(rz0))
+
+    rz0, scale = load_norms()
     trivial = rz0 <= _TRIVIAL_LOAD**2 * voigt
-    scale = torch.where(rz0 > 0, rz0, torch.ones_like(rz0))
 
     def relative(rz):
         return torch.where(trivial, torch.zeros_like(rz0), torch.sqrt(torch.clamp(rz, min=0) / scale))
@@ -602,17 +606,19 @@ def _solve(modulus, nu, bc, contrast, rtol, max_iter, dev, work_bytes, loads=tup
     # from the iterate corrected on it (x += Z (Z^T K Z)^+ Z^T r keeps the residuals orthogonal
     # to Z, as the two-level step needs)
     tol32 = max(rtol, _FLOAT32_RTOL)
-    history: dict[int, torch.Tensor] = {}
+    half = COARSE_PROBE // 2
+    at_half = []  # the relative residuals after `half` iterations
+    gave_up = []
 
     def slow(k, rel):
-        if k == COARSE_PROBE // 2:
-            history[k] = rel.clone()
-        if k != COARSE_PROBE or COARSE_PROBE // 2 not in history:
+        if k == half:
+            at_half.append(rel.clone())
+        if k != COARSE_PROBE or not at_half:
             return False
-        half = COARSE_PROBE - COARSE_PROBE // 2
-        rate = (rel / history[COARSE_PROBE // 2].clamp(min=1e-300)).clamp(min=1e-300) ** (1.0 / half)
+        rate = (rel / at_half[0].clamp(min=1e-300)).clamp(min=1e-300) ** (1.0 / (COARSE_PROBE - half))
         left = torch.log(torch.as_tensor(tol32) / rel.clamp(min=1e-300)) / torch.log(rate.clamp(max=1 - 1e-12))
-        return bool(((rel > tol32) & (k + left > COARSE_WORTH)).any())
+        gave_up.append(bool(((rel > tol32) & (k + left > COARSE_WORTH)).any()))
+        return gave_up[0]
 
     def coarse_correction(res):
         for m, coarse in enumerate(op.coarse):
@@ -621,12 +627,10 @@ def _solve(modulus, nu, bc, contrast, rtol, max_iter, dev, work_bytes, loads=tup
     if at_once:
         coarse_correction(b)
     r, rel = run(op32.apply, precondition, torch.float32, tol32, max_iter, None if at_once else slow)
-    if not at_once and bool((rel > tol32).any()) and int(its.max()) < max_iter:
+    if any(gave_up):
         op.add_coarse_space()
         coarse_correction(r)
-        # the relative residual is measured in the norm of the preconditioner in use
-        rz0 = _dot(b, precondition(b.float()))
-        scale.copy_(torch.where(rz0 > 0, rz0, torch.ones_like(rz0)))
+        scale = load_norms()[1]
         r, rel = run(op32.apply, precondition, torch.float32, tol32, max_iter - int(its.max()))
     if rtol < _FLOAT32_RTOL:
         r, rel = run(op.apply, op.precondition, torch.float64, rtol, max_iter - int(its.max()))

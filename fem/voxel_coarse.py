@@ -22,7 +22,7 @@ solver already applies.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -73,7 +73,8 @@ class CoarseSpace:
     lu : scipy.sparse.linalg.SuperLU or None
         Factorisation of the coarse operator restricted to the free unknowns.
     KZt : torch.Tensor
-        Sparse CSR (3 count, 3 N), ``(K Z)^T`` with fine DOFs ordered ``component N + node``.
+        Sparse CSR (3 count, 3 N) float64, ``(K Z)^T`` with fine DOFs ordered
+        ``component N + node``.
     """
 
     nodes: torch.Tensor
@@ -82,6 +83,8 @@ class CoarseSpace:
     free: np.ndarray
     lu: spl.SuperLU | None
     KZt: torch.Tensor
+    # KZt cast to each dtype CG iterates in, always from the float64 original
+    _KZt_cast: dict = field(default_factory=dict, repr=False)
 
     def restrict(self, r: torch.Tensor) -> torch.Tensor:
         """``Z^T r`` (3 count, L) float64 of a field r (L, 3, N)."""
@@ -111,9 +114,9 @@ class CoarseSpace:
         application is needed.
         """
         L = r.shape[0]
-        KZt = self.KZt if self.KZt.dtype == z.dtype else self.KZt.to(z.dtype)
-        self.KZt = KZt
-        kz = torch.sparse.mm(KZt, z.reshape(L, -1).T.contiguous())  # (3 count, L)
+        if z.dtype not in self._KZt_cast:
+            self._KZt_cast[z.dtype] = self.KZt.to(z.dtype)
+        kz = torch.sparse.mm(self._KZt_cast[z.dtype], z.reshape(L, -1).T.contiguous())  # (3 count, L)
         self.prolong_add(self.solve(self.restrict(r) - kz.double()), z)
 
 
