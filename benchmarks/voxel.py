@@ -131,8 +131,21 @@ def main() -> None:
                                       "rel_std_diagonal": diag.tolist()}
             print(f"{design:9s} {a.scatter}^3, {a.nseeds} seeds: relative std of C11..C66 "
                   + " ".join(f"{v:.3f}" for v in diag))
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(out, indent=2))
+    # a run updates the rows and studies it made and keeps the others of an existing file
+    path = Path(a.out)
+    if path.exists():
+        kept = json.loads(path.read_text())
+        fresh = {(r["n"], r["design"]) for r in out["timing"]}
+        out["timing"] = [r for r in kept.get("timing", []) if (r["n"], r["design"]) not in fresh] + out["timing"]
+        for study in ("convergence", "scatter"):
+            merged = {**kept.get(study, {}), **out.get(study, {})}
+            if merged:
+                out[study] = merged
+        out = {**kept, **out}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(out, indent=2))
+    tmp.replace(path)
 
 
 if __name__ == "__main__":
