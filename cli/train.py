@@ -236,3 +236,52 @@ def _sha(path: Path) -> str:
     import hashlib
 
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@train.command("voxel")
+@click.argument("dataset_path", metavar="DATASET", type=click.Path(exists=True))
+@click.option("--out", default=None,
+              help="Output NAME (writes NAME.safetensors + NAME.json) [default: the shipped "
+                   "inverse/voxelcell/weights/model, only with --force].")
+@click.option("--force", is_flag=True, help="Replace the weights at --out if they exist.")
+@click.option("--dim", type=int, default=256, show_default=True, help="Components of the cell code.")
+@click.option("--epochs", nargs=2, type=int, default=(40, 600), show_default=True,
+              help="Epochs of the regressor and of the denoiser.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=2, show_default=True, help="torch threads.")
+@click.option("--no-progress", is_flag=True)
+@json_option
+@handle_errors
+def voxel(dataset_path, out, force, dim, epochs, seed, threads, no_progress, as_json) -> None:
+    """Fit the cell code, the property regressor and the conditional diffusion model of the voxel
+    family on DATASET (written by `graded dataset --family voxel`)."""
+    from graded.inverse.voxelcell.dataset import load_voxel_dataset
+    from graded.inverse.voxelcell.model import WEIGHTS_DIR
+    from graded.inverse.voxelcell.train import train_voxel_model
+    from graded.inverse.weights import save_weights
+
+    stem = Path(out) if out is not None else WEIGHTS_DIR / "model"
+    if stem.suffix in (".safetensors", ".json"):
+        stem = stem.with_suffix("")
+    existing = [p for p in (stem.with_suffix(".safetensors"), stem.with_suffix(".json")) if p.exists()]
+    if existing and not force:
+        shipped = stem.resolve() == (WEIGHTS_DIR / "model").resolve()
+        fail("--out", f"{existing[0]} exists" + (" (the shipped weights)" if shipped else ""),
+             "give another --out NAME, or --force to replace it")
+    _threads(threads)
+    ds = load_voxel_dataset(dataset_path)
+    with ProgressBar("training voxel model", enabled=not no_progress) as bar:
+        model, hist = train_voxel_model(ds, dim=dim, regressor_epochs=epochs[0], denoiser_epochs=epochs[1],
+                                        seed=seed, progress=bar)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    info = {"dataset": {"path": str(dataset_path), "n": len(ds), "seed": ds.meta.get("seed")}, "seed": seed,
+            "epochs": list(epochs), "history": hist.to_dict()}
+    st, _ = save_weights(model, stem, kind="voxel", config=model.config.to_dict(), info=info)
+    result = {"weights": str(st), "code_seconds": round(hist.code_seconds, 1),
+              "regressor_seconds": round(hist.regressor_seconds, 1),
+              "denoiser_seconds": round(hist.denoiser_seconds, 1),
+              "regressor_val_loss": min(hist.regressor_val), "denoiser_val_loss": min(hist.denoiser_val)}
+    if as_json:
+        echo_json(result)
+    else:
+        click.echo(json.dumps(result, indent=1))

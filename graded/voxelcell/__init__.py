@@ -6,6 +6,7 @@ random trigonometric and smoothed-noise level sets (no topology optimisation), a
 :func:`cubic_labels` labels them by voxel FE with (C11, C12, C44, volume fraction).
 """
 
+from .code import CellCode, cell_fields, fit_cell_code, fundamental_weights, signed_distance
 from .fields import NoiseParams, TrigParams, noise_field, sample_noise, sample_trig, trig_field
 from .generate import (
     FAMILIES,
@@ -18,14 +19,24 @@ from .generate import (
     cubic_level_set,
     generate_cell,
     generate_cells,
+    level_set_cell,
     thin_fraction,
 )
-from .label import LABEL_LOAD_CASES, LABEL_NAMES, LABEL_RTOL, CubicLabels, cubic_labels
+from .label import (
+    LABEL_LOAD_CASES,
+    LABEL_NAMES,
+    LABEL_RTOL,
+    CubicLabels,
+    cubic_labels,
+    cubic_projection,
+    cubic_stiffness,
+)
 from .symmetry import (
     CUBIC_OPERATIONS,
     CubicOperation,
     apply_operation,
     expand_octant,
+    fundamental_indices,
     fundamental_size,
     is_cubic_symmetric,
     octant_of,
@@ -47,6 +58,7 @@ __all__ = [
     "octant_of",
     "expand_octant",
     "fundamental_size",
+    "fundamental_indices",
     "pack_fundamental",
     "unpack_fundamental",
     "TrigParams",
@@ -63,6 +75,12 @@ __all__ = [
     "GeneratorSettings",
     "VoxelCell",
     "cubic_level_set",
+    "level_set_cell",
+    "CellCode",
+    "cell_fields",
+    "fit_cell_code",
+    "fundamental_weights",
+    "signed_distance",
     "thin_fraction",
     "generate_cell",
     "generate_cells",
@@ -71,4 +89,6 @@ __all__ = [
     "LABEL_RTOL",
     "CubicLabels",
     "cubic_labels",
+    "cubic_stiffness",
+    "cubic_projection",
 ]

@@ -33,6 +33,7 @@ __all__ = [
     "GeneratorSettings",
     "VoxelCell",
     "cubic_level_set",
+    "level_set_cell",
     "thin_fraction",
     "generate_cell",
     "generate_cells",
@@ -220,14 +221,31 @@ def thin_fraction(solid: np.ndarray) -> float:
     return float((s & ~opened).sum() / total) if total else 0.0
 
 
-def _draw(n: int, rho: float, rng: np.random.Generator, settings: GeneratorSettings, family: str | None):
-    fam = family if family is not None else settings.families[int(rng.integers(len(settings.families)))]
-    if fam == "trig":
-        params = sample_trig(rng, settings.n_terms, settings.k_max)
-        field = trig_field(params, n)
-    else:
-        params = sample_noise(rng, settings.length_scale)
-        field = noise_field(params, n)
+def level_set_cell(field: np.ndarray, rho: float, max_thin_fraction: float = MAX_THIN_FRACTION):
+    """The connected, printable cell of volume fraction ``rho`` under a cubic-symmetric field.
+
+    The solid is the ``rho`` share of voxels of lowest field value (by whole symmetry orbits);
+    islands are left out and the next orbits in field order taken instead, for up to
+    :data:`ISLAND_ROUNDS` rounds (the module docstring gives the rejection rules).
+
+    Parameters
+    ----------
+    field : ndarray of float, shape (n, n, n)
+        Exactly cubic-symmetric.
+    rho : float
+        Target volume fraction.
+    max_thin_fraction : float
+        :data:`MAX_THIN_FRACTION` by default.
+
+    Returns
+    -------
+    cell : dict or None
+        ``solid``, ``threshold``, ``thin_fraction``, ``connectivity`` (the fields of
+        :class:`VoxelCell` that depend on the level set); None when rejected.
+    reason : str or None
+        ``"percolation"``, ``"islands"`` or ``"thin"`` when rejected.
+    """
+    n = field.shape[0]
     ids, sizes = orbit_index(n)
     values = np.zeros(sizes.size)
     values[ids.reshape(-1)] = field.reshape(-1)
@@ -240,22 +258,35 @@ def _draw(n: int, rho: float, rng: np.random.Generator, settings: GeneratorSetti
         if report.n_removed == 0:
             break
         if report.n_kept == 0:
-            return None, "percolation", fam
+            return None, "percolation"
         # islands are unions of orbits (the symmetry maps components to components): leave
         # them out and take the next orbits in field order instead
         allowed[np.unique(ids[solid & ~kept])] = False
         if sizes[~allowed].sum() > MAX_ISLAND_FRACTION * target:
-            return None, "islands", fam
+            return None, "islands"
     else:
-        return None, "islands", fam
+        return None, "islands"
     if not report.fully_connected:
-        return None, "percolation", fam
+        return None, "percolation"
     thin = thin_fraction(solid)
-    if thin > settings.max_thin_fraction:
-        return None, "thin", fam
-    cell = dict(solid=solid, octant=octant_of(solid), volume_fraction=float(solid.mean()),
-                target_volume_fraction=rho, family=fam, params=params, threshold=t,
-                thin_fraction=thin, connectivity=report)
+    if thin > max_thin_fraction:
+        return None, "thin"
+    return dict(solid=solid, threshold=t, thin_fraction=thin, connectivity=report), None
+
+
+def _draw(n: int, rho: float, rng: np.random.Generator, settings: GeneratorSettings, family: str | None):
+    fam = family if family is not None else settings.families[int(rng.integers(len(settings.families)))]
+    if fam == "trig":
+        params = sample_trig(rng, settings.n_terms, settings.k_max)
+        field = trig_field(params, n)
+    else:
+        params = sample_noise(rng, settings.length_scale)
+        field = noise_field(params, n)
+    cell, why = level_set_cell(field, rho, settings.max_thin_fraction)
+    if cell is None:
+        return None, why, fam
+    cell.update(octant=octant_of(cell["solid"]), volume_fraction=float(cell["solid"].mean()),
+                target_volume_fraction=rho, family=fam, params=params)
     return cell, None, fam
 
 

@@ -15,7 +15,8 @@ import numpy as np
 from ..validation import check_range, fail
 from .symmetry import is_cubic_symmetric
 
-__all__ = ["LABEL_NAMES", "LABEL_LOAD_CASES", "LABEL_RTOL", "CubicLabels", "cubic_labels"]
+__all__ = ["LABEL_NAMES", "LABEL_LOAD_CASES", "LABEL_RTOL", "CubicLabels", "cubic_labels", "cubic_stiffness",
+           "cubic_projection"]
 
 #: Columns of :attr:`CubicLabels.values`.
 LABEL_NAMES = ("C11", "C12", "C44", "volume_fraction")
@@ -113,3 +114,47 @@ def cubic_labels(
     r = homogenize_voxels(arr, nu=nu, rtol=rtol, device=device, load_cases=LABEL_LOAD_CASES)
     values = np.stack([r.C[:, 0, 0], r.C[:, 1, 0], r.C[:, 3, 3], r.density], axis=1)
     return CubicLabels(values=values, iterations=r.iterations, converged=r.converged)
+
+
+def cubic_stiffness(C3) -> np.ndarray:
+    """Voigt stiffness matrices (..., 6, 6) of cubic constants (..., 3): C11, C12, C44.
+
+    >>> cubic_stiffness([3.0, 1.0, 0.5])[[0, 0, 3], [0, 1, 3]].tolist()
+    [3.0, 1.0, 0.5]
+    """
+    c = np.asarray(C3, dtype=np.float64)
+    if c.shape[-1:] != (3,):
+        fail("C3", f"has shape {c.shape}, expected (..., 3)", "give C11, C12, C44")
+    out = np.zeros(c.shape[:-1] + (6, 6))
+    for i in range(3):
+        for j in range(3):
+            out[..., i, j] = c[..., 0] if i == j else c[..., 1]
+        out[..., 3 + i, 3 + i] = c[..., 2]
+    return out
+
+
+def cubic_projection(C) -> tuple[np.ndarray, float]:
+    """The nearest cubic stiffness (axes of the frame given) to a Voigt matrix, and what is left.
+
+    The least-squares projection in the Mandel norm: C11 is the mean of the three axial
+    entries, C12 of the three off-diagonal normal entries, C44 of the three shear entries.
+
+    Parameters
+    ----------
+    C : array_like, shape (6, 6)
+        Voigt stiffness (engineering shear).
+
+    Returns
+    -------
+    C3 : ndarray, shape (3,)
+        C11, C12, C44.
+    residual : float
+        ``||M(C - cubic)||_F / ||M(C)||_F``, 0 for a cubic ``C``: the share no cubic cell has.
+    """
+    from ..elastic.metrics import relative_error
+
+    m = np.asarray(C, dtype=np.float64)
+    if m.shape != (6, 6):
+        fail("C", f"has shape {m.shape}, expected (6, 6)", "give a Voigt stiffness matrix")
+    C3 = np.array([np.mean(np.diag(m)[:3]), np.mean([m[0, 1], m[0, 2], m[1, 2]]), np.mean(np.diag(m)[3:])])
+    return C3, float(relative_error(m, cubic_stiffness(C3)))

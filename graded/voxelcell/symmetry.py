@@ -31,6 +31,7 @@ __all__ = [
     "octant_of",
     "expand_octant",
     "fundamental_size",
+    "fundamental_indices",
     "pack_fundamental",
     "unpack_fundamental",
 ]
@@ -244,7 +245,9 @@ def fundamental_size(h: int) -> int:
 
 
 @lru_cache(maxsize=32)
-def _fundamental(h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def fundamental_indices(h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Octant indices ``(a, b, c)`` (each (F,) int64) of the fundamental domain, in the order of
+    :func:`pack_fundamental`."""
     abc = np.array(list(itertools.combinations_with_replacement(range(h), 3)), dtype=np.int64)
     return abc[:, 0], abc[:, 1], abc[:, 2]
 
@@ -264,7 +267,7 @@ def pack_fundamental(octant: np.ndarray) -> np.ndarray:
     """
     arr = _check_cube(octant, "octant")
     _check_permutation_symmetric(arr)
-    return arr[_fundamental(arr.shape[0])].copy()
+    return arr[fundamental_indices(arr.shape[0])].copy()
 
 
 def unpack_fundamental(values: np.ndarray, h: int) -> np.ndarray:
