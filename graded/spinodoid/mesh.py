@@ -11,13 +11,9 @@ everywhere (a plain mix of two independent unit fields has variance ``(1 - l)^2 
 threshold follows the blended density ``rho(x) = sum_i w_i rho_i`` through the Gaussian
 quantile of Eq. 3, ``phi_0 = sqrt(2) erfinv(2 rho - 1)``.
 
-The level function is sampled on a voxel grid (the fields by FFT on one cell, tiled), meshed
-by marching cubes (scikit-image, outward normals), intersected with the body by manifold3d, and
-reduced to one shell: islands of the thresholded grid are removed before meshing (face
-connectivity), and any shell a clip by a mesh body splits off after it; both are reported. A
-box body clips in the level function (maximum with its signed distance), so no boolean is needed.
-The result is a closed, oriented 2-manifold in millimetres, ready for the STL / 3MF writers of
-:mod:`graded.io`.
+The level function is sampled on a voxel grid (the fields by FFT on one cell, tiled) and meshed
+into one closed, oriented solid clipped to the body by :func:`graded.mesh.level_set.mesh_level_set`
+(islands removed and reported), ready for the STL / 3MF writers of :mod:`graded.io`.
 """
 
 from __future__ import annotations
@@ -27,18 +23,15 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import manifold3d as mf
 import numpy as np
 import trimesh
-from scipy import ndimage
 from scipy.special import erfinv
-from skimage.measure import marching_cubes
 
 from ..grading.body import Body
 from ..grading.field import rbf_weights
-from ..mesh.facts import MeshFacts, mesh_facts
-from ..mesh.solid import to_manifold, to_trimesh
-from ..validation import check_positive, check_shape, fail
+from ..mesh.facts import MeshFacts
+from ..mesh.level_set import mesh_level_set
+from ..validation import ValidationError, check_positive, check_shape, fail
 from .field import WaveSet, field_on_grid
 
 __all__ = [
@@ -56,11 +49,6 @@ log = logging.getLogger("graded.spinodoid")
 #: Fewest voxels per cell edge: the waves of the default wavelength (0.2 of the cell) have
 #: lattice index up to 6, and sampling them needs more than twice that per edge.
 MIN_CELL_VOXELS = 13
-#: Level value given to the padding around the grid: far on the void side, so marching cubes
-#: closes the solid half a voxel outside the body, where the clip then cuts it.
-_VOID_PAD = 1e3
-#: Level value given to islands mirrored to the void side (exact zeros would stay on the surface).
-_MIRROR_MIN = 1e-9
 #: Densities are clipped into this open interval before the quantile (erfinv(+-1) is infinite).
 _RHO_EPS = 1e-6
 
@@ -222,69 +210,15 @@ def mesh_graded_spinodoid(
                                          zeta=zeta)
     if progress:
         progress(1, total, "spinodoid field sampled")
-    if body.mesh is None:
-        # a box clips in the level function itself: max with the box's signed distance puts
-        # the faces exactly on the box (marching cubes interpolates a linear function exactly)
-        axes = [origin[d] + h * np.arange(g.shape[d]) for d in range(3)]
-        box = [np.maximum(body.lo[d] - axes[d], axes[d] - body.hi[d]) for d in range(3)]
-        np.maximum(g, box[0][:, None, None], out=g)
-        np.maximum(g, box[1][None, :, None], out=g)
-        np.maximum(g, box[2][None, None, :], out=g)
-    # islands on the voxel grid (face connectivity): mirror them to the void side
-    labels, count = ndimage.label(g <= 0, structure=ndimage.generate_binary_structure(3, 1))
-    if count == 0:
-        fail("rho", "the thresholded field has no solid inside the body", "raise the densities")
-    sizes = np.bincount(labels.reshape(-1))[1:]
-    main = int(np.argmax(sizes)) + 1
-    others = (labels > 0) & (labels != main)
-    g[others] = np.maximum(-g[others], _MIRROR_MIN)
-    del labels, others
-    padded = np.pad(-g, 1, constant_values=-_VOID_PAD)  # solid where the padded volume is > 0
-    del g
-    verts, faces, _, _ = marching_cubes(padded, level=0.0, spacing=(h, h, h), allow_degenerate=False)
-    del padded
-    verts = verts + (origin - h)
-    faces = faces[:, ::-1]  # scikit-image winds its triangles inward for this sign convention
-    raw = mf.Manifold(mf.Mesh64(vert_properties=np.ascontiguousarray(verts, dtype=np.float64),
-                                tri_verts=np.ascontiguousarray(faces, dtype=np.uint32)))
-    del verts, faces
-    if raw.status() != mf.Error.NoError or raw.is_empty():
-        raise RuntimeError(f"mesh: marching cubes gave no closed manifold (manifold3d status {raw.status().name})")
-    if raw.volume() < 0:
-        raise RuntimeError("mesh: marching cubes surface is inside out")
-    if progress:
-        progress(2, total, "spinodoid surface extracted")
-    solid = raw if body.mesh is None else raw ^ to_manifold(body.mesh, "body")
-    if progress:
-        progress(3, total, "clipped to the body")
-    mesh = to_trimesh(solid)
-    removed, n_removed = float(sizes.sum() - sizes[main - 1]) * h**3, int(count - 1)
-    if _shell_count(mesh) > 1:  # the clip by a mesh body (or a corner contact) split it
-        shells = solid.decompose()
-        vols = np.array([sh.volume() for sh in shells])
-        keep = int(np.argmax(vols))
-        removed += float(vols.sum() - vols[keep])
-        n_removed += len(shells) - 1
-        mesh = to_trimesh(shells[keep])
-    if n_removed:
-        log.info("spinodoid part: removed %d islands (%.3g mm^3)", n_removed, removed)
-    body_volume = float(np.prod(body.hi - body.lo)) if body.mesh is None else float(body.mesh.volume)
-    facts = mesh_facts(mesh, reference_volume=body_volume)
-    if progress:
-        progress(4, total, "spinodoid part meshed")
-    return GradedSpinodoid(mesh=mesh, facts=facts, voxel_size=h, removed_shells=n_removed, removed_volume=removed)
-
-
-def _shell_count(mesh: trimesh.Trimesh) -> int:
-    """Vertex-connected shells of a triangle mesh."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    f = np.asarray(mesh.faces, dtype=np.int64)
-    n = len(mesh.vertices)
-    adj = coo_matrix((np.ones(2 * len(f), dtype=np.int8), (np.r_[f[:, 0], f[:, 1]], np.r_[f[:, 1], f[:, 2]])),
-                     shape=(n, n))
-    return int(connected_components(adj, directed=False)[0])
+    try:
+        part = mesh_level_set(g, origin, h, body, progress=None if progress is None else
+                              (lambda k, n, msg: progress(1 + k, total, msg)), label="spinodoid")
+    except ValidationError as exc:
+        if exc.field == "level":
+            fail("rho", exc.problem, "raise the densities")
+        raise
+    return GradedSpinodoid(mesh=part.mesh, facts=part.facts, voxel_size=h, removed_shells=part.removed_shells,
+                           removed_volume=part.removed_volume)
 
 
 def local_cell(
