@@ -46,8 +46,8 @@ def build(spec: Path, outdir: Path | None, no_progress: bool, scheduler: str | N
         result = run_build(s, progress=bar, output_dir=out,
                            output_field="--outdir" if outdir is not None else "outputs.directory",
                            scheduler=scheduler, on_cluster=on_cluster)
-    truss = getattr(result, "family", "truss") != "spinodoid"
-    fields, lines = _truss_summary(result) if truss else _spinodoid_summary(result)
+    family = getattr(result, "family", "truss")
+    fields, lines = {"truss": _truss_summary, "spinodoid": _spinodoid_summary, "voxel": _voxel_summary}[family](result)
     summary = {"spec": str(spec), "output_dir": str(out), **fields,
                "files": {k: str(v) for k, v in result.files.items()},
                "seconds": round(time.perf_counter() - t0, 3)}
@@ -101,6 +101,27 @@ def _spinodoid_summary(result):
         else:
             out.append("relative error (Frobenius)   as built vs own cell")
             out += [f"  {p['name']:<26} {_pct(p['as_built_vs_cell']):>20}" for p in points]
+        return out
+
+    return fields, lines
+
+
+def _voxel_summary(result):
+    """The summary fields of a voxel-cell build, and its printed lines."""
+    solid = result.solid
+    points = [{"name": p.name, "volume_fraction": float(p.solid.mean()), "paper_error": p.paper_error,
+               "design_vs_target": p.design_error, "target_non_cubic": p.non_cubic,
+               "as_built_vs_cell": p.error_vs_cell} for p in result.points]
+    fields = {"family": "voxel", "triangles": None if solid is None else int(len(solid.mesh.faces)),
+              "relative_density": None if solid is None else solid.facts.relative_density,
+              "control_points": points}
+
+    def lines(seconds: float) -> list[str]:
+        out = [] if solid is None else [f"voxel-cell part: {fields['triangles']:,} triangles, relative density "
+                                        f"{fields['relative_density']:.3f} ({seconds:.1f} s)"]
+        out.append("error                        Eq. 4 (cubic)   design vs target (Frobenius)   as built vs own cell")
+        out += [f"  {p['name']:<26} {_pct(p['paper_error']):>13}   {_pct(p['design_vs_target']):>28}   "
+                f"{_pct(p['as_built_vs_cell']):>20}" for p in points]
         return out
 
     return fields, lines

@@ -262,6 +262,14 @@ def build(spec_or_path, progress: Progress | None = None, *, output_dir=None, wr
             result = build_spinodoid(spec, body, mesh=meshing, progress=stage("cells"), mesh_progress=stage("mesh"),
                                      timings=timings)
             files = [f for f in files if WRITERS[f].family in ("any", "spinodoid")]
+        elif spec.family == "voxel":
+            from .voxelcell.part import build_voxel
+
+            body = make_body(spec)
+            check_body(spec, body)
+            result = build_voxel(spec, body, mesh=meshing, progress=stage("cells"), mesh_progress=stage("mesh"),
+                                 timings=timings)
+            files = [f for f in files if WRITERS[f].family == "any"]
         else:
             spool = folder.path(SPOOL_NAME) if folder is not None else None
             options = dict(spool=spool, scheduler=scheduler, tiled_above=tiled_above, tile_struts=tile_struts,

@@ -45,6 +45,15 @@ Spinodoid parts (Kumar et al. 2020) use the same document with spinodoid cells::
         target: {csv: bone.csv, row: B}   # designed by the spinodoid models, FE-verified
     voxel_size: 0.2                # mm, sampling step of the part (default cell_size / 32)
 
+Free-form voxel cells (Yang et al., guided diffusion) are generated for targets::
+
+    family: voxel                  # every control point a target
+    control_points:
+      - position: [10, 10, 25]
+        target: {stiffness: [...], units: GPa, volume_fraction: 0.3}   # projected onto cubic
+      - position: [10, 10, 5]
+        target: {csv: bone.csv, row: B}   # volume fraction optional
+
 A control point may carry a ``name`` (used in the report). Duplicate keys, documents that
 expand (through YAML aliases) to more than :data:`MAX_YAML_NODES` nodes and two control
 points closer than :data:`COINCIDENT_POINTS` cell sizes are refused.
@@ -147,7 +156,7 @@ class CellSpec(_Strict):
 
 
 class TargetSpec(_Strict):
-    """A target stiffness: 21 constants (upper triangle row by row) or a 6x6 Voigt matrix.
+    """A target stiffness: 21 constants (upper triangle row by row), a 6x6 Voigt matrix, or C11, C12, C44 (cubic).
 
     Or a row of a stiffness table (``csv: bone.csv, row: A``, path relative to the spec; see
     :mod:`graded.io.stiffness_csv`), read when the spec is parsed.
@@ -157,6 +166,8 @@ class TargetSpec(_Strict):
     csv: str | None = None
     row: str | int | None = None
     units: Literal["GPa", "normalized"] = "GPa"
+    volume_fraction: float | None = Field(None, gt=0, lt=1, allow_inf_nan=False,
+                                          description="voxel family: solid volume fraction of the cell")
 
     @model_validator(mode="after")
     def _source(self):
@@ -175,10 +186,15 @@ class TargetSpec(_Strict):
             arr = np.asarray(v, dtype=np.float64)
         except (TypeError, ValueError):
             raise ValueError("must be numbers: 21 constants or a 6x6 matrix") from None
-        if not (arr.shape == (21,) or arr.shape == (6, 6)):
-            raise ValueError(f"has shape {arr.shape}; give 21 constants C11, C12, ..., C66 or a 6x6 matrix")
+        if not (arr.shape == (21,) or arr.shape == (6, 6) or arr.shape == (3,)):
+            raise ValueError(f"has shape {arr.shape}; give 21 constants C11, C12, ..., C66, a 6x6 matrix, or the "
+                             "three constants C11, C12, C44 of a cubic stiffness")
         if not np.all(np.isfinite(arr)):
             raise ValueError("contains NaN or infinity")
+        if arr.shape == (3,):  # cubic: C11, C12, C44
+            from .voxelcell.label import cubic_stiffness
+
+            arr = cubic_stiffness(arr)
         from .elastic import check_admissible, from_21
 
         try:  # symmetric and positive definite, whatever the units
@@ -424,7 +440,7 @@ class Spec(_Strict):
     """A validated ``spec.yaml`` (see the module docstring for every field)."""
 
     units: Literal["mm"] = "mm"
-    family: Literal["truss", "spinodoid"] | None = Field(
+    family: Literal["truss", "spinodoid", "voxel"] | None = Field(
         None, description="cell family; default: spinodoid if a control point gives a spinodoid cell, else truss")
     body: Body
     cell_size: float = Field(gt=0, allow_inf_nan=False, description="mm")
@@ -436,7 +452,7 @@ class Spec(_Strict):
     min_strut_diameter: float = Field(0.0, ge=0, allow_inf_nan=False, description="mm")
     skin: SkinOptions | None = None
     voxel_size: float | None = Field(None, gt=0, allow_inf_nan=False,
-                                     description="mm, spinodoid sampling step (default cell_size / 32)")
+                                     description="mm, spinodoid and voxel sampling step (default cell_size / 32)")
     seed: int = 0
     design: DesignOptions = Field(default_factory=DesignOptions)
     outputs: Outputs = Field(default_factory=Outputs)
@@ -454,6 +470,14 @@ class Spec(_Strict):
         # a target belongs to whichever family the part is; explicit cells name theirs
         kinds = [("spinodoid" if cp.spinodoid is not None else "truss", i) for i, cp in enumerate(self.control_points)
                  if cp.target is None]
+        if self.family == "voxel" and kinds:
+            raise ValueError(f"control_points[{kinds[0][1]}] is an explicit {kinds[0][0]} cell, but the cells of a "
+                             "voxel part are generated: give every control point a target")
+        if self.family != "voxel":
+            for i, cp in enumerate(self.control_points):
+                if cp.target is not None and cp.target.volume_fraction is not None:
+                    raise ValueError(f"control_points[{i}].target.volume_fraction applies to family: voxel only; "
+                                     "drop it, or set family: voxel")
         for k, i in kinds:
             if self.family is not None and k != self.family:
                 raise ValueError(f"control_points[{i}] is a {k} cell but the spec says family: {self.family}; "

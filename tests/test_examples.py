@@ -121,3 +121,22 @@ def test_spinodoid_bone_example(tmp_path):
         assert e["as_built_vs_cell"]["rel_error"] < 0.15
     a, b = (p["stiffness"]["target"] for p in doc["control_points"])
     assert a[11] > a[0] and b[11] > b[0]  # both specimens stiffest along z (C33 > C11)
+
+
+def test_voxel_scaffold_example(tmp_path):
+    result, _, written = _build("voxel_scaffold.yaml", tmp_path, ["stl", "3mf", "report"])
+    stl = trimesh.load(written["stl"], file_type="stl")
+    assert stl.is_watertight and stl.is_volume and stl.body_count == 1
+    # inside the box: marching cubes closes on the box faces exactly
+    np.testing.assert_allclose(stl.bounds, [[0, 0, 0], [16, 16, 48]], atol=1e-6)
+    doc = json.loads(written["report"].read_text())
+    assert doc["family"] == "voxel"
+    for p, asked in zip(doc["control_points"], (0.55, 0.39, 0.2)):
+        assert p["cell"]["volume_fraction"] == pytest.approx(asked, abs=24 / 32**3 + 1e-9)
+        assert p["errors"]["paper_error"] < 0.05
+        # interpolating weights: at its point the part is the point's own cell
+        assert p["errors"]["as_built_vs_cell"]["rel_error"] < 1e-9
+        assert p["errors"]["target_non_cubic"] < 1e-12  # cubic targets
+    dense, _, open_ = (p["stiffness"]["designed"][0] for p in doc["control_points"])
+    assert dense > 3 * open_  # the grading: C11 falls from the dense to the open end
+    assert {"render", "cell_dense", "surfaces_dense"} <= set(doc["figures"])

@@ -104,10 +104,15 @@ def _png(result, folder: Path) -> dict:
 
 
 def _report(result, folder: Path, progress=None) -> dict:
-    if getattr(result, "family", "truss") == "spinodoid":
+    family = getattr(result, "family", "truss")
+    if family == "spinodoid":
         from ..spinodoid.report import write_spinodoid_report
 
         return write_spinodoid_report(result, folder, progress=progress)
+    if family == "voxel":
+        from ..voxelcell.report import write_voxel_report
+
+        return write_voxel_report(result, folder, progress=progress)
     from ..report import write_build_report
 
     return write_build_report(result, folder, progress=progress)
