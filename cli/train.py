@@ -244,7 +244,7 @@ def _sha(path: Path) -> str:
               help="Output NAME (writes NAME.safetensors + NAME.json) [default: the shipped "
                    "inverse/voxelcell/weights/model, only with --force].")
 @click.option("--force", is_flag=True, help="Replace the weights at --out if they exist.")
-@click.option("--dim", type=int, default=256, show_default=True, help="Components of the cell code.")
+@click.option("--dim", type=int, default=64, show_default=True, help="Components of the cell code.")
 @click.option("--epochs", nargs=2, type=int, default=(40, 600), show_default=True,
               help="Epochs of the regressor and of the denoiser.")
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -195,3 +195,34 @@ def test_cell_larger_than_the_body_is_refused():
                                            "cell": {"topology": "1x1+1x2+1x3", "rho": 0.05}}]})
     with pytest.raises(ValidationError, match="cell_size: 5 mm .* is not smaller than the body's smallest extent"):
         build_graph(spec)
+
+
+def _voxel_doc(**target):
+    return {"family": "voxel", "body": {"box": {"size": [16, 16, 16]}}, "cell_size": 8,
+            "control_points": [{"position": [8, 8, 8], "target": {"stiffness": [37.5, 9.6, 10.2], **target}}]}
+
+
+def test_voxel_spec_takes_cubic_targets_and_a_volume_fraction():
+    s = parse_spec(_voxel_doc(volume_fraction=0.4))
+    assert s.family == "voxel"
+    t = s.control_points[0].target
+    assert t.volume_fraction == 0.4
+    C = np.asarray(t.stiffness)
+    assert C.shape == (6, 6) and C[0, 0] == C[2, 2] == 37.5 and C[0, 1] == 9.6 and C[5, 5] == 10.2 and C[0, 3] == 0
+
+
+def test_voxel_spec_refusals():
+    with pytest.raises(ValidationError, match="volume_fraction"):
+        parse_spec(_voxel_doc(volume_fraction=1.2))
+    doc = _voxel_doc(volume_fraction=0.4)
+    doc["family"] = "truss"
+    with pytest.raises(ValidationError, match="applies to family: voxel only"):
+        parse_spec(doc)
+    doc = _voxel_doc()
+    doc["control_points"].append({"position": [8, 8, 2], "cell": {"topology": "1x1+1x2+1x3", "rho": 0.05}})
+    with pytest.raises(ValidationError, match="cells of a voxel part are generated"):
+        parse_spec(doc)
+    doc = _voxel_doc()
+    doc["control_points"][0]["target"]["stiffness"] = [1.0, 2.0, 0.5]  # C12 > C11: not positive definite
+    with pytest.raises(ValidationError, match="stiffness"):
+        parse_spec(doc)

@@ -176,12 +176,13 @@ def test_shipped_design_reaches_held_out_targets(shipped):
     errors = []
     for i in range(3):
         C3, rho = test.values[i, :3], float(test.values[i, 3])
-        d = design_voxel(shipped, C3, rho, n_samples=8, n_verify=1, seed=i)
+        d = design_voxel(shipped, C3, rho, seed=i)  # 16 drawn, the regressor's best 4 by FE
         fe = cubic_labels(d.cell).values[0]
         np.testing.assert_allclose(fe, d.fe[d.best], rtol=1e-12)
         assert abs(fe[3] - rho) <= 24 / 32**3 + 1e-12  # cut at the target volume fraction
         errors.append(d.paper_error[d.best])
-    assert np.mean(errors) < 0.05
+    # benchmarks/results/voxel_diffusion.json: best of 4 unranked samples, mean 3.0 % (Eq. 4)
+    assert np.mean(errors) < 0.05 and max(errors) < 0.1
 
 
 def test_boundary_goal_makes_neighbouring_faces_alike(shipped):

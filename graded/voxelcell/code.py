@@ -12,8 +12,10 @@ out): the level set of the decoded distance at the cell's own volume fraction ha
 intersection over union with the cell of median 0.973 at ``d = 64``, 0.989 at 128 and 0.998 at
 256; by voxel FE of 12 held-out cells, C11, C12 and C44 of the decoded cell differ from the
 cell's by a median 0.4 % at 128 but up to 65 % where a thin neck breaks, and at most 1.2 % at
-256 (hence the 256 components of the shipped model). A Gaussian-smoothed indicator stalls at
-IoU 0.96 however many components are kept, because the smoothing itself loses thin features.
+256. A Gaussian-smoothed indicator stalls at IoU 0.96 however many components are kept, because
+the smoothing itself loses thin features. The shipped diffusion model nevertheless generates in
+64 components: more reconstruct better but generate worse (docs/voxel.md: on 100 held-out
+targets, 28 % of the codes drawn at 256 components decode to no printable cell, 12 % at 64).
 
 The decoder is linear, so anything linear in the field (its values on a cell face, for the
 boundary similarity of neighbouring cells) is linear in the code.

@@ -90,7 +90,7 @@ def _fit_mlp(model, params, loss_fn, n_train: int, epochs: int, batch_size: int,
 def train_voxel_model(
     data: VoxelDataset,
     *,
-    dim: int = 256,
+    dim: int = 64,
     regressor_widths: tuple[int, ...] = (16, 32, 64),
     denoiser_width: int = 256,
     denoiser_depth: int = 3,
@@ -102,6 +102,7 @@ def train_voxel_model(
     lr: float = 1e-3,
     val_fraction: float = 0.1,
     seed: int = 0,
+    regressor_from: VoxelModel | None = None,
     progress: Progress | None = None,
 ) -> tuple[VoxelModel, VoxelHistory]:
     """Fit the code, the regressor and the denoiser of a :class:`VoxelModel`.
@@ -118,6 +119,10 @@ def train_voxel_model(
         Batch size and initial learning rate of the regressor (``batch_size``, ``lr``: the denoiser's).
     seed : int
         Split, initialisation, batches, noise and condition dropout all follow from it.
+    regressor_from : VoxelModel, optional
+        Take this model's regressor instead of training one (it must have been trained on the
+        same data with the same seed, so that its label scaling and validation split are these):
+        refits only the code and the denoiser, for a new ``dim``.
 
     Returns
     -------
@@ -135,6 +140,8 @@ def train_voxel_model(
     for name, v in (("regressor_epochs", regressor_epochs), ("denoiser_epochs", denoiser_epochs),
                     ("batch_size", batch_size)):
         check_count(name, v, 1)
+    if regressor_from is not None and not isinstance(regressor_from, VoxelModel):
+        fail("regressor_from", f"is a {type(regressor_from).__name__}", "give a VoxelModel (load_voxel_model)")
     data = data.subset(keep)
     tr, va = split(len(data), val_fraction, seed)
     hist = VoxelHistory(n_train=len(tr), n_val=len(va))
@@ -169,6 +176,14 @@ def train_voxel_model(
     tr_t, va_t = torch.as_tensor(tr), torch.as_tensor(va)
 
     t0 = time.perf_counter()
+    if regressor_from is not None:
+        old = regressor_from.config
+        if (old.h, old.regressor_widths, old.rho_range, old.C_min, old.C_max) != (
+                h, config.regressor_widths, config.rho_range, config.C_min, config.C_max):
+            fail("regressor_from", "was trained on other data or with another architecture",
+                 "give a model trained on this dataset with the same seed and regressor widths")
+        model.regressor.load_state_dict(regressor_from.regressor.state_dict())
+        regressor_epochs = 0
 
     def reg_loss(idx):
         i = tr_t[idx]
@@ -178,9 +193,13 @@ def train_voxel_model(
         out = [model.regress_scaled(inputs[va_t[j : j + 256]], rho[va_t[j : j + 256]]) for j in range(0, len(va), 256)]
         return torch.mean((torch.cat(out) - Y[va_t]) ** 2)
 
-    hist.regressor_train, hist.regressor_val = _fit_mlp(
-        model, model.regressor.parameters(), reg_loss, len(tr), regressor_epochs, regressor_batch, regressor_lr,
-        gen, reg_val, 1, progress, "regressor")
+    if regressor_epochs:
+        hist.regressor_train, hist.regressor_val = _fit_mlp(
+            model, model.regressor.parameters(), reg_loss, len(tr), regressor_epochs, regressor_batch, regressor_lr,
+            gen, reg_val, 1, progress, "regressor")
+    else:
+        with torch.no_grad():
+            hist.regressor_val = [float(reg_val())]
     hist.regressor_seconds = time.perf_counter() - t0
 
     t0 = time.perf_counter()
