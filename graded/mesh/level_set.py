@@ -51,12 +51,15 @@ class LevelSetPart:
         Islands removed (on the grid, and shells split off by the clip).
     removed_volume : float
         Their volume (mm^3).
+    voxel_size : float
+        Sampling step of the level function (mm).
     """
 
     mesh: trimesh.Trimesh
     facts: MeshFacts
     removed_shells: int
     removed_volume: float
+    voxel_size: float
 
 
 def mesh_level_set(g: np.ndarray, origin: np.ndarray, h: float, body: Body, *,
@@ -132,7 +135,7 @@ def mesh_level_set(g: np.ndarray, origin: np.ndarray, h: float, body: Body, *,
     facts = mesh_facts(mesh, reference_volume=body_volume)
     if progress:
         progress(3, 3, f"{label} part meshed")
-    return LevelSetPart(mesh=mesh, facts=facts, removed_shells=n_removed, removed_volume=removed)
+    return LevelSetPart(mesh=mesh, facts=facts, removed_shells=n_removed, removed_volume=removed, voxel_size=h)
 
 
 def shell_count(mesh: trimesh.Trimesh) -> int:

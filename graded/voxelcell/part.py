@@ -38,8 +38,7 @@ from scipy import ndimage
 from ..elastic.metrics import relative_frobenius
 from ..grading.body import Body
 from ..grading.field import GradingField
-from ..mesh.facts import MeshFacts
-from ..mesh.level_set import mesh_level_set
+from ..mesh.level_set import LevelSetPart, mesh_level_set
 from ..spec import Spec
 from ..spinodoid.connectivity import ConnectivityReport, keep_percolating
 from ..spinodoid.printability import THIN_WARN, thin_fraction
@@ -48,7 +47,7 @@ from .code import signed_distance
 from .label import cubic_labels, cubic_projection, cubic_stiffness
 
 __all__ = ["VOXELS_PER_CELL", "MIN_CELL_VOXELS", "SOFTNESS", "BOUNDARY_WEIGHT", "soft_union", "VoxelPoint",
-           "VoxelPart", "VoxelBuild", "blend_weights", "graded_voxel_level_function", "mesh_graded_voxel",
+           "VoxelBuild", "blend_weights", "graded_voxel_level_function", "mesh_graded_voxel",
            "local_cell", "build_voxel"]
 
 #: Default sampling of the part: voxels per cell edge (``voxel_size = cell_size / 32``), the
@@ -122,17 +121,6 @@ class VoxelPoint:
     thin_fraction: float | None = None
 
 
-@dataclass(frozen=True)
-class VoxelPart:
-    """A meshed graded voxel part: the solid (mm), its facts, the sampling step and islands removed."""
-
-    mesh: object
-    facts: MeshFacts
-    voxel_size: float
-    removed_shells: int
-    removed_volume: float
-
-
 @dataclass
 class VoxelBuild:
     """Everything a voxel build made (the voxel counterpart of :class:`graded.build.BuildResult`)."""
@@ -140,7 +128,7 @@ class VoxelBuild:
     spec: Spec
     body: Body
     points: list[VoxelPoint]
-    solid: VoxelPart | None
+    solid: LevelSetPart | None
     resolution: int
     files: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
@@ -238,14 +226,13 @@ def graded_voxel_level_function(body: Body, weights, solids, *, cell_size: float
 
 
 def mesh_graded_voxel(body: Body, weights, solids, *, cell_size: float, voxel_size: float,
-                      progress=None) -> VoxelPart:
+                      progress=None) -> LevelSetPart:
     """Mesh the graded voxel part filling ``body`` (module docstring); ``progress(done, 4, msg)``."""
     g, origin, h = graded_voxel_level_function(body, weights, solids, cell_size=cell_size, voxel_size=voxel_size)
     if progress:
         progress(1, 4, "voxel-cell field sampled")
-    part = mesh_level_set(g, origin, h, body, label="voxel-cell",
+    return mesh_level_set(g, origin, h, body, label="voxel-cell",
                           progress=None if progress is None else (lambda k, n, msg: progress(1 + k, 4, msg)))
-    return VoxelPart(part.mesh, part.facts, h, part.removed_shells, part.removed_volume)
 
 
 def local_cell(x, weights, solids) -> tuple[np.ndarray, ConnectivityReport]:

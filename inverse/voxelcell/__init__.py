@@ -1,7 +1,12 @@
-"""Machine-learned design of free-form cubic voxel cells: the FE dataset of generated cells.
+"""Machine-learned design of free-form cubic voxel cells (guided diffusion, Yang et al.).
 
-Cells come from :mod:`graded.voxelcell` (cubic-symmetric level sets stored as octants) and are
-labelled by their three cubic constants and volume fraction (:func:`graded.voxelcell.cubic_labels`).
+* :mod:`.dataset`: the FE dataset of generated cells (:mod:`graded.voxelcell`, cubic-symmetric
+  level sets stored as octants, labelled by C11, C12, C44 and the volume fraction);
+* :mod:`.model`: the cell code, the regressor and the conditional denoiser in one weights file;
+* :mod:`.train`, :mod:`.design`, :mod:`.evaluate`: fitting them, generating cells for a target,
+  and measuring both against FE.
+
+Only the dataset is imported here; the others load torch.
 """
 
 from .dataset import (
