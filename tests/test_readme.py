@@ -23,6 +23,7 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 PLACEHOLDERS = {
     "TARGET": "examples/data/trabecular_bone_stiffness.csv",
     "TESTSET": "inverse/data/testset",
+    "DATASET": "inverse/voxelcell/data/testset",
     "DIR": "inverse/data/testset",
     "OUT": "out/x",
     "spec.yaml": "examples/graded_bar.yaml",

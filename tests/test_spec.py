@@ -80,8 +80,8 @@ def test_control_point_needs_exactly_one_of_cell_or_target():
 
 
 def test_target_stiffness_shape_is_checked():
-    text = GOOD.replace('cell: {topology: "2x1+1x3+2x5", rho: 0.05}', "target: {stiffness: [1, 2, 3], units: GPa}")
-    with pytest.raises(ValidationError, match=r"control_points\[0\]\.target\.stiffness: has shape \(3,\)"):
+    text = GOOD.replace('cell: {topology: "2x1+1x3+2x5", rho: 0.05}', "target: {stiffness: [1, 2, 3, 4], units: GPa}")
+    with pytest.raises(ValidationError, match=r"control_points\[0\]\.target\.stiffness: has shape \(4,\)"):
         parse_spec(text)
 
 
