@@ -14,17 +14,20 @@ from .options import ProgressBar, echo_json, handle_errors, json_option
 __all__ = ["train"]
 
 
-def _out(out: str | None, kind: str, force: bool) -> Path:
+def _out(out: str | None, kind: str, force: bool, weights_dir: Path | None = None) -> Path:
     """The weights NAME to write; refuses, before any training, to replace existing weights
-    -- the shipped ones by default -- without --force."""
-    from graded.inverse.weights import WEIGHTS_DIR
+    -- the shipped ones (``weights_dir / kind``, the truss models' folder by default) -- without
+    --force."""
+    if weights_dir is None:
+        from graded.inverse.weights import WEIGHTS_DIR as weights_dir
 
-    stem = Path(out) if out is not None else WEIGHTS_DIR / kind
+    shipped_stem = weights_dir / kind
+    stem = Path(out) if out is not None else shipped_stem
     if stem.suffix in (".safetensors", ".json"):
         stem = stem.with_suffix("")
     existing = [p for p in (stem.with_suffix(".safetensors"), stem.with_suffix(".json")) if p.exists()]
     if existing and not force:
-        shipped = stem.resolve() == (WEIGHTS_DIR / kind).resolve()
+        shipped = stem.resolve() == shipped_stem.resolve()
         fail("--out", f"{existing[0]} exists" + (" (the shipped weights)" if shipped else ""),
              "give another --out NAME, or --force to replace it")
     return stem
@@ -260,14 +263,7 @@ def voxel(dataset_path, out, force, dim, epochs, seed, threads, no_progress, as_
     from graded.inverse.voxelcell.train import train_voxel_model
     from graded.inverse.weights import save_weights
 
-    stem = Path(out) if out is not None else WEIGHTS_DIR / "model"
-    if stem.suffix in (".safetensors", ".json"):
-        stem = stem.with_suffix("")
-    existing = [p for p in (stem.with_suffix(".safetensors"), stem.with_suffix(".json")) if p.exists()]
-    if existing and not force:
-        shipped = stem.resolve() == (WEIGHTS_DIR / "model").resolve()
-        fail("--out", f"{existing[0]} exists" + (" (the shipped weights)" if shipped else ""),
-             "give another --out NAME, or --force to replace it")
+    stem = _out(out, "model", force, WEIGHTS_DIR)
     _threads(threads)
     ds = load_voxel_dataset(dataset_path)
     with ProgressBar("training voxel model", enabled=not no_progress) as bar:

@@ -23,7 +23,7 @@ from graded.inverse.voxelcell.model import (
 from graded.inverse.voxelcell.train import train_voxel_model
 from graded.inverse.weights import WeightsError, save_weights
 from graded.validation import ValidationError
-from graded.voxelcell import GeneratorSettings, cubic_labels, expand_octant, generate_cell, signed_distance
+from graded.voxelcell import GeneratorSettings, cubic_labels, expand_octant, generate_cell
 
 TESTSET = "inverse/voxelcell/data/testset"
 
@@ -195,7 +195,6 @@ def test_boundary_goal_makes_neighbouring_faces_alike(shipped):
     plain = shipped.sample(cond, torch.Generator().manual_seed(0))
     guided = shipped.sample(cond, torch.Generator().manual_seed(0), goal=goal, goal_weight=0.5)
     assert goal(guided).mean() < 0.5 * goal(plain).mean()
-    assert np.all(signed_distance(nb_cell)[0] != 0)
 
 
 def test_design_refuses_impossible_targets(shipped):

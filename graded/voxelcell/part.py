@@ -252,7 +252,7 @@ def local_cell(x, weights, solids) -> tuple[np.ndarray, ConnectivityReport]:
     return keep_percolating(g < 0)
 
 
-def _design(spec: Spec, i: int, model, neighbour_code, progress):
+def _design(spec: Spec, i: int, model, neighbour_code):
     """The generated cell of control point ``i`` and its design figures."""
     from ..inverse.design import parse_target
     from ..inverse.voxelcell.design import boundary_goal, design_voxel
@@ -312,7 +312,7 @@ def build_voxel(spec: Spec, body: Body, *, mesh: bool = True, progress=None, mes
         if points:
             nearest = int(np.argmin(np.linalg.norm(xs[:i] - xs[i], axis=1)))
             nb = codes[nearest]
-        d, C_t, residual = _design(spec, i, model, nb, None)
+        d, C_t, residual = _design(spec, i, model, nb)
         cell = d.cell
         C3 = d.fe[d.best, :3] if abs(nu - 0.3) < 1e-12 else cubic_labels(cell, nu=nu).values[0, :3]
         C_cell = cubic_stiffness(C3)

@@ -81,12 +81,7 @@ class GenerationReport:
     @property
     def single(self) -> np.ndarray:
         """(t,) Eq. 4 error of each target's first accepted sample (NaN if none)."""
-        out = np.full(len(self.targets), np.nan)
-        for i, row in enumerate(self.paper_error):
-            ok = np.flatnonzero(np.isfinite(row))
-            if ok.size:
-                out[i] = row[ok[0]]
-        return out
+        return _first_accepted(self.paper_error)
 
     @property
     def best(self) -> np.ndarray:
@@ -98,7 +93,7 @@ class GenerationReport:
         """Means and medians of the single-sample and best-of errors (percent), and the connected share."""
         s, b = self.single, self.best
         rel = self.relative_error
-        first_rel = np.array([r[np.flatnonzero(np.isfinite(r))[0]] if np.isfinite(r).any() else np.nan for r in rel])
+        first_rel = _first_accepted(rel)
         return {
             "targets": int(len(self.targets)), "samples_per_target": int(self.fe.shape[1]),
             "paper_error_single_mean_pct": float(100 * np.nanmean(s)),
@@ -110,6 +105,13 @@ class GenerationReport:
             "targets_without_a_cell": int(np.sum(~np.isfinite(s))),
             "seconds_per_cell": self.seconds_per_cell,
         }
+
+
+def _first_accepted(errors: np.ndarray) -> np.ndarray:
+    """(t,) the first finite entry of each row of (t, s) errors (NaN for a row without one)."""
+    ok = np.isfinite(errors)
+    first = np.argmax(ok, axis=1)
+    return np.where(ok.any(axis=1), errors[np.arange(len(errors)), first], np.nan)
 
 
 def _labels(cells: np.ndarray) -> np.ndarray:
