@@ -410,6 +410,9 @@ COUNT_MEANINGS = {
     "struts_islands": "struts removed because they were not connected to the main lattice",
     "nodes_dissolved": "2-strut nodes left by removals, joined into one strut",
     "newton_failures": "cell nodes whose inverse phase map did not converge (left out)",
+    "grains": "regions built with phase fields of their own (a lattice in grains; see grading.grains)",
+    "struts_joining": "struts added across grain boundaries, each replacing struts the boundary cut",
+    "nodes_joined": "nodes of two grains merged at a grain boundary",
 }
 
 
@@ -543,6 +546,10 @@ def build_report(result, files: Mapping[str, Path] | None = None) -> dict:
                       "zeta": spec.zeta},
             "phase_fit": fit.to_dict() if fit is not None else None,
             "phase_fallback": None if realigned is None else realigned.to_dict(),
+            "grains": None if result.grading.grains is None else {
+                "groups": [list(g) for g in result.grading.grains.groups],
+                "region": "the points nearest to one of the group's control points",
+                "joining_struts": result.lattice.stats.extra.get("struts_joining")},
             "closed_loop": None if loop is None else {"rebuilds": loop.rebuilds, "tolerance": loop.tolerance,
                                                       "seconds": loop.time_s, "history": loop.history},
         },

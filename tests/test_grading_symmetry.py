@@ -18,7 +18,6 @@ from graded.grading.symmetry import (
 )
 from graded.spec import parse_spec
 from graded.unitcell import UnitCell
-from graded.validation import ValidationError
 
 #: FE of the same cell written with two bases: the periodic beam solve agrees to round-off.
 SAME_FE = 1e-9
@@ -90,10 +89,3 @@ def test_a_turn_the_phase_fields_cannot_follow_is_built_in_an_equivalent_orienta
         assert np.allclose(prep.cells[i].basis, cell.basis @ r.symmetries[i], atol=1e-14)
     doc = r.to_dict()
     assert doc["kind"] == "equivalent cells" and doc["points"] == r.changed
-
-
-def test_a_blend_no_equivalent_orientation_rescues_is_refused():
-    spec = parse_spec(_two_points({"topology": "1x6", "rho": 0.03}, {"R2": [2.3, 0.6, 0.0]}))
-    with pytest.raises(ValidationError, match=r"control_points: the phase fields cannot follow .*, also with the "
-                                              r"cells in the [1-9] equivalent orientations"):
-        prepare(spec)

@@ -169,18 +169,6 @@ def test_box_file_gives_the_same_lattice_as_the_box(tmp_path, suffix):
     assert np.allclose(np.sort(a.nodes, axis=0), np.sort(b.nodes, axis=0), atol=1e-9)
 
 
-def test_blend_the_phase_fields_cannot_follow_is_refused():
-    # a 132 degree turn about an oblique axis of a cell with four symmetries: the phase map
-    # swells the middle cells, as given and in every equivalent orientation closer to the other
-    # cell (tests/test_grading_symmetry.py): refused before any cell is placed
-    cell = {"topology": "1x6", "rho": 0.03}
-    spec = parse_spec({"body": {"box": {"size": [24, 8, 8]}}, "cell_size": 2.0, "zeta": 0.1,
-                       "control_points": [{"position": [0, 4, 4], "cell": cell},
-                                          {"position": [24, 4, 4], "cell": {**cell, "R2": [2.3, 0.6, 0]}}]})
-    with pytest.raises(ValidationError, match=r"control_points: the phase fields cannot follow .* at x = \(12, "):
-        build_graph(spec)
-
-
 def test_printable_minimum_above_every_strut_is_refused():
     text = GOOD.replace("min_strut_diameter: 0.05", "min_strut_diameter: 5")
     # the first control point's own cell is thinner than that: refused before any grading

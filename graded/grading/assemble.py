@@ -31,7 +31,7 @@ from scipy.spatial import cKDTree
 from ..graph import LatticeGraph
 from .placement import CellPlacement, place_nodes
 
-__all__ = ["assemble_graph", "AssemblyStats", "MERGE_FRACTION", "NEGLIGIBLE", "COLLINEAR_COS",
+__all__ = ["assemble_graph", "AssemblyStats", "MERGE_FRACTION", "largest_component", "NEGLIGIBLE", "COLLINEAR_COS",
            "strut_membership", "blended_diameters"]
 
 #: Nodes closer than this fraction of the built cell edge are one node. Nodes placed
@@ -72,6 +72,8 @@ class AssemblyStats:
     newton_failures: int = 0
     thin_at: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     extra: dict = field(default_factory=dict)
+    #: Nodes of the graph that lost a strut at the boundary of the region (body or grain), bool.
+    cut: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
 
 def strut_membership(ref_membership: np.ndarray, parts: tuple, cell_topologies: list[tuple]) -> np.ndarray:
@@ -119,7 +121,7 @@ def _two_core(struts: np.ndarray, n: int) -> np.ndarray:
         keep &= ~bad
 
 
-def _largest_component(struts: np.ndarray, n: int) -> np.ndarray:
+def largest_component(struts: np.ndarray, n: int) -> np.ndarray:
     if len(struts) == 0:
         return np.zeros(0, dtype=bool)
     a = coo_matrix((np.ones(len(struts)), (struts[:, 0], struts[:, 1])), shape=(n, n))
@@ -240,12 +242,15 @@ def assemble_graph(
     # 2. clip to the body (and drop anything hanging on an unconverged node)
     inside = contains_fn(nodes) & ok
     keep = inside[struts[:, 0]] & inside[struts[:, 1]]
+    cut = np.zeros(len(nodes), dtype=bool)
+    crossing = struts[inside[struts[:, 0]] ^ inside[struts[:, 1]]]
+    cut[crossing[inside[crossing]]] = True
     struts, stype = struts[keep], stype[keep]
     stats.struts_in_body = len(struts)
     used = np.unique(struts)
     remap = np.full(len(nodes), -1, dtype=np.int64)
     remap[used] = np.arange(len(used))
-    nodes, struts = nodes[used], remap[struts]
+    nodes, struts, cut = nodes[used], remap[struts], cut[used]
 
     # 3. merge near-coincident nodes to their mean
     pairs = cKDTree(nodes).query_pairs(MERGE_FRACTION * cell_edge, output_type="ndarray")
@@ -256,6 +261,7 @@ def assemble_graph(
         mean = np.stack([np.bincount(label, weights=nodes[:, a], minlength=ncomp) for a in range(3)], 1) / cnt[:, None]
         stats.nodes_merged = len(nodes) - ncomp
         nodes, struts = mean, label[struts]
+        cut = np.bincount(label, weights=cut, minlength=ncomp) > 0
         keep = _dedupe(struts)
         struts, stype = struts[keep], stype[keep]
     full_degree = _degree(struts, len(nodes))
@@ -283,7 +289,7 @@ def assemble_graph(
     core = _two_core(struts, len(nodes))
     stats.struts_dangling = int((~core).sum())
     struts, stype, d = struts[core], stype[core], d[core]
-    main = _largest_component(struts, len(nodes))
+    main = largest_component(struts, len(nodes))
     stats.struts_islands = int((~main).sum())
     struts, stype, d = struts[main], stype[main], d[main]
     step(5, "pruned")
@@ -298,5 +304,6 @@ def assemble_graph(
     remap = np.full(len(nodes), -1, dtype=np.int64)
     remap[used] = np.arange(len(used))
     graph = LatticeGraph(nodes=nodes[used], struts=remap[struts], diameters=d)
+    stats.cut = cut[used]
     step(6, "graph assembled")
     return graph, stats

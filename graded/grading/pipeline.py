@@ -39,10 +39,11 @@ from ..spec import Spec
 from ..topology import reference_graph
 from ..unitcell import UnitCell
 from ..validation import ValidationError
-from .assemble import AssemblyStats, assemble_graph, strut_membership
+from .assemble import MERGE_FRACTION, AssemblyStats, assemble_graph, largest_component, strut_membership
 from .body import Body, box_body, mesh_body
 from .compatible import solve_compatible_phase
 from .field import GradingField
+from .grains import GrainedField, GrainedPhase, join_grains, nearest_group
 from .placement import locate_cells
 from .symmetry import Realignment, blend_misfit, equivalent_cell, realignments
 
@@ -151,10 +152,10 @@ class Prepared:
     body : Body
     cells : list of UnitCell
         One per control point, in spec order.
-    field : GradingField
-        The blended basis A(x) (mm) and the blend weights.
-    phase : PhaseField
-        phi_1..3 solved over the padded body box.
+    field : GradingField or GrainedField
+        The blended basis A(x) (mm) and the blend weights (per region for a lattice in grains).
+    phase : PhaseField or GrainedPhase
+        phi_1..3 solved over the padded body box (one set per region for a lattice in grains).
     cell_edge : float
         Built cell edge ``cell_size / mu`` (mm).
     diameters : ndarray, shape (n_points,)
@@ -176,6 +177,11 @@ class Prepared:
     diameters: np.ndarray
     timings: dict
     realignment: Realignment | None = None
+
+    @property
+    def grains(self) -> GrainedField | None:
+        """The regions of a lattice built in grains (:mod:`graded.grading.grains`), else None."""
+        return self.field if isinstance(self.field, GrainedField) else None
 
 
 @dataclass
@@ -225,9 +231,14 @@ def prepare(spec: Spec, body: Body | None = None, designs: list[CellDesign] | No
     return prepare_cells(spec, body, [d.cell for d in designs], progress=progress)
 
 
-def grading_field(spec: Spec, cells: list[UnitCell]) -> GradingField:
-    """The spec's blend (``blend.kind``, ``blend.width``, ``blend.basis``, ``zeta``) of the cells' bases."""
+def grading_field(spec: Spec, cells: list[UnitCell], indices=None) -> GradingField:
+    """The spec's blend (``blend.kind``, ``blend.width``, ``blend.basis``, ``zeta``) of the cells' bases.
+
+    ``indices`` (optional) are the control points the ``cells`` belong to (default: all, in order).
+    """
     points = np.array([cp.position for cp in spec.control_points], dtype=np.float64)
+    if indices is not None:
+        points = points[list(indices)]
     L = spec.cell_size
     bases = np.stack([L * c.basis for c in cells])
     return GradingField(points, bases, spec.zeta, length_scale=L, kind=spec.blend.kind, width=spec.blend.width,
@@ -248,7 +259,9 @@ def prepare_cells(spec: Spec, body: Body, cells: list[UnitCell], *, timings: dic
     basis re-expressed by a symmetry of the topology), the combinations of least misfit first,
     at most :data:`REALIGN_TRIES` of them. The first that the phase map follows is built, with
     the control-point constraints kept exact, and recorded (``Prepared.realignment``) and
-    warned about; if none does, the first refusal stands.
+    warned about. If none does, the lattice is built in grains (:mod:`graded.grading.grains`):
+    the fewest groups of control points whose blends can be followed, each over the region
+    nearest its points, joined across the boundaries; that is warned about too.
     """
     timings = {} if timings is None else timings
     edge = spec.cell_size / spec.mu
@@ -257,7 +270,10 @@ def prepare_cells(spec: Spec, body: Body, cells: list[UnitCell], *, timings: dic
         grading, phase, h = _solve(spec, body, cells, progress, "phase fields")
         realignment = None
     except PhaseFoldError as exc:
-        grading, phase, h, cells, realignment = _realigned(spec, body, cells, exc, progress)
+        try:
+            grading, phase, h, cells, realignment = _realigned(spec, body, cells, exc, progress)
+        except PhaseFoldError as again:
+            grading, phase, h, cells, realignment = _grained(spec, body, cells, again, progress)
     timings["phase_s"] = time.perf_counter() - t1
     timings["phase_dofs"] = int(phase.coeffs.shape[0])
     timings["phase_spacing_mm"] = float(h)
@@ -277,10 +293,14 @@ class PhaseFoldError(ValidationError):
         self.finding = finding or problem
 
 
-def _solve(spec: Spec, body: Body, cells: list[UnitCell], progress, message: str):
-    """Blend ``cells``, check the blend, solve and check the phase fields: (grading, phase, h)."""
+def _solve(spec: Spec, body: Body, cells: list[UnitCell], progress, message: str, *, indices=None, region=None):
+    """Blend ``cells``, check the blend, solve and check the phase fields: (grading, phase, h).
+
+    ``indices``: the control points of ``cells`` (default all); ``region``: ``x (N, 3) -> (N,)
+    bool``, where the blend and the phase map must hold (default: the whole body).
+    """
     edge = spec.cell_size / spec.mu
-    grading = grading_field(spec, cells)
+    grading = grading_field(spec, cells, indices)
     bases = grading.bases
 
     # phase domain: the body's bounds padded by one (largest) cell so cells straddling
@@ -293,6 +313,8 @@ def _solve(spec: Spec, body: Body, cells: list[UnitCell], progress, message: str
         h *= (n_boxes / MAX_PHASE_BOXES) ** (1 / 3)
     # check the blend before solving: where A(x) collapses nothing downstream makes sense
     samples = _check_grid(lo, hi, min(h, edge))
+    if region is not None:
+        samples = samples[region(samples)]
     try:
         grading.check_nondegenerate(samples)
     except ValidationError as exc:
@@ -306,27 +328,122 @@ def _solve(spec: Spec, body: Body, cells: list[UnitCell], progress, message: str
     return grading, phase, h
 
 
-def _realigned(spec: Spec, body: Body, cells: list[UnitCell], refusal: PhaseFoldError, progress):
-    """The fallback of :func:`prepare_cells`: equivalent cells, least misfit first."""
+def _realigned(spec: Spec, body: Body, cells: list[UnitCell], refusal: PhaseFoldError, progress, *,
+               indices=None, region=None, warn: bool = True):
+    """The first fallback of :func:`prepare_cells`: equivalent cells, least misfit first.
+
+    Raises :class:`PhaseFoldError` when no combination can be followed either.
+    """
     options = realignments(cells, REALIGN_TRIES)
     for n, (misfit, symmetries) in enumerate(options):
         trial = [equivalent_cell(c, G) for c, G in zip(cells, symmetries)]
         try:
             grading, phase, h = _solve(spec, body, trial, progress,
-                                       f"phase fields: equivalent cell orientations, {n + 1} of {len(options)}")
+                                       f"phase fields: equivalent cell orientations, {n + 1} of {len(options)}",
+                                       indices=indices, region=region)
         except PhaseFoldError:
             continue
         except ValidationError:  # a blend that degenerates: not a candidate
             continue
         done = Realignment(symmetries=symmetries, misfit_given=blend_misfit(np.stack([c.basis for c in cells])),
                            misfit_built=misfit, tries=n + 1, reason=refusal.finding)
-        _warn_realigned(spec, done, phase)
+        if warn:
+            _warn_realigned(spec, done, phase)
         return grading, phase, h, trial, done
     if not options:
         raise refusal from None
     tried = (f", also with the cells in the {len(options)} equivalent orientations (symmetries of their "
              "topologies) closest to each other")
-    raise spec.error(("control_points",), refusal.finding + tried, refusal.hint) from None
+    exc = spec.error(("control_points",), refusal.finding + tried, refusal.hint)
+    raise PhaseFoldError(exc.field, exc.problem, exc.hint, finding=refusal.finding + tried) from None
+
+
+def _solve_group(spec: Spec, body: Body, cells: list[UnitCell], group: tuple, group_of: np.ndarray, progress):
+    """One group of a grained build (:mod:`graded.grading.grains`): its blend, solved over its region.
+
+    Returns (grading, phase, h, cells of the group, realignment or None); raises
+    :class:`PhaseFoldError` (or :class:`ValidationError`) where the group cannot be followed.
+    """
+    points = np.array([cp.position for cp in spec.control_points], dtype=np.float64)
+    label = group_of.copy()
+    label[list(group)] = -1  # the candidate group's region: nearest point one of its points
+
+    def region(x):
+        return nearest_group(x, points, label) == -1
+
+    mine = [cells[i] for i in group]
+    message = f"phase fields: grain of points {', '.join(str(i) for i in group)}"
+    try:
+        grading, phase, h = _solve(spec, body, mine, progress, message, indices=group, region=region)
+        return grading, phase, h, mine, None
+    except PhaseFoldError as exc:
+        return _realigned(spec, body, mine, exc, progress, indices=group, region=region, warn=False)
+
+
+def _grained(spec: Spec, body: Body, cells: list[UnitCell], refusal: PhaseFoldError, progress):
+    """The last fallback of :func:`prepare_cells`: the lattice in grains (:mod:`graded.grading.grains`).
+
+    Starting from one group per control point (a single cell is always followed), the two
+    groups whose union's blend has the least misfit are merged where the union's phase map
+    follows it in its region (as given or in equivalent orientations), until no merge is
+    followed. The fewest groups found this way are built, each graded smoothly.
+    """
+    k = len(cells)
+    groups = [(i,) for i in range(k)]
+    solved = {}
+    while len(groups) > 1:
+        group_of = np.empty(k, dtype=np.int64)
+        for n, g in enumerate(groups):
+            group_of[list(g)] = n
+        options = sorted(
+            ((blend_misfit(np.stack([cells[i].basis for i in groups[a] + groups[b]])), a, b)
+             for a in range(len(groups)) for b in range(a + 1, len(groups))), key=lambda t: t[0])
+        for _, a, b in options:
+            union = tuple(sorted(groups[a] + groups[b]))
+            try:
+                solved[union] = _solve_group(spec, body, cells, union, group_of, progress)
+            except ValidationError:
+                continue
+            groups = [g for n, g in enumerate(groups) if n not in (a, b)] + [union]
+            break
+        else:
+            break
+    if len(groups) == 1:  # cannot happen: the whole blend was refused before
+        raise refusal from None
+    groups = sorted(groups)
+    group_of = np.empty(k, dtype=np.int64)
+    for n, g in enumerate(groups):
+        group_of[list(g)] = n
+    for g in groups:
+        if g not in solved:
+            solved[g] = _solve_group(spec, body, cells, g, group_of, progress)
+    built = list(cells)
+    symmetries = np.repeat(np.eye(3, dtype=np.int64)[None], k, axis=0)
+    tries, realigned = 0, False
+    for g in groups:
+        for i, c in zip(g, solved[g][3]):
+            built[i] = c
+        if solved[g][4] is not None:
+            realigned = True
+            symmetries[list(g)] = solved[g][4].symmetries
+            tries += solved[g][4].tries
+    L = spec.cell_size
+    points = np.array([cp.position for cp in spec.control_points], dtype=np.float64)
+    field = GrainedField(points=points, bases=np.stack([L * c.basis for c in built]), group_of=group_of,
+                         groups=tuple(groups), fields=tuple(solved[g][0] for g in groups))
+    phase = GrainedPhase(field=field, phases=tuple(solved[g][1] for g in groups))
+    realignment = None
+    if realigned:
+        realignment = Realignment(symmetries=symmetries, misfit_given=blend_misfit(np.stack([c.basis for c in cells])),
+                                  misfit_built=blend_misfit(np.stack([c.basis for c in built])), tries=tries,
+                                  reason=refusal.finding)
+    names = ["+".join(spec.control_points[i].name or f"point {i}" for i in g) for g in groups]
+    warnings.warn(f"control_points: {refusal.finding}; the lattice is built in {len(groups)} grains "
+                  f"({'; '.join(names)}), "
+                  "each graded smoothly over the region nearest its points and joined to its neighbours by struts "
+                  "across the boundary, where the stiffness is no control point's: to grade between grains, add "
+                  "control points between them or give cells closer in orientation", stacklevel=4)
+    return field, phase, solved[groups[0]][2], built, realignment
 
 
 def _warn_realigned(spec: Spec, done: Realignment, phase: PhaseField) -> None:
@@ -389,16 +506,11 @@ def assemble(prep: Prepared, progress=None) -> Lattice:
     t1 = time.perf_counter()
     if progress:
         progress(0, 1, "placing cells")
-    cells = locate_cells(prep.phase, spec.mu, prep.body.lo, prep.body.hi)
-    if len(cells.index) == 0:
-        raise RuntimeError("no lattice cell could be placed in the body; check cell_size against the body size")
-    parts = tuple(dict.fromkeys(p for c in prep.cells for p in c.topology))
-    ref = reference_graph(parts)
-    member = strut_membership(ref.membership, ref.parts, [c.topology for c in prep.cells])
-    graph, stats = assemble_graph(
-        prep.phase, spec.mu, cells, ref.nodes, ref.struts, member, prep.field.weights, prep.diameters,
-        prep.body.contains, cell_edge=prep.cell_edge, min_diameter=spec.min_strut_diameter, progress=progress,
-    )
+    if prep.grains is not None:
+        graph, stats = _assemble_grains(prep, progress)
+    else:
+        graph, stats = _assemble_region(prep, prep.phase, prep.field.weights, list(range(len(prep.cells))),
+                                        prep.body.contains, prep.body.lo, prep.body.hi, progress)
     if stats.struts_in_body == 0:
         raise spec.error(("cell_size",), f"{spec.cell_size:g} mm: no strut fits inside the body",
                          "use a smaller cell_size (or a larger mu) for this body")
@@ -460,6 +572,67 @@ def _as_built(prep: Prepared, design: CellDesign, local: np.ndarray | None = Non
     return out
 
 
+def _assemble_region(prep: Prepared, phase, weights, indices: list, contains, lo, hi, progress):
+    """The strut graph of the cells ``indices`` with the given phase fields and blend, inside ``contains``."""
+    spec = prep.spec
+    cells = locate_cells(phase, spec.mu, lo, hi)
+    if len(cells.index) == 0:
+        raise RuntimeError("no lattice cell could be placed in the body; check cell_size against the body size")
+    own = [prep.cells[i] for i in indices]
+    parts = tuple(dict.fromkeys(p for c in own for p in c.topology))
+    ref = reference_graph(parts)
+    member = strut_membership(ref.membership, ref.parts, [c.topology for c in own])
+    return assemble_graph(phase, spec.mu, cells, ref.nodes, ref.struts, member, weights, prep.diameters[indices],
+                          contains, cell_edge=prep.cell_edge, min_diameter=spec.min_strut_diameter, progress=progress)
+
+
+def _assemble_grains(prep: Prepared, progress):
+    """A grained lattice (:mod:`graded.grading.grains`): each region's graph, joined across the boundaries."""
+    field, body = prep.grains, prep.body
+    pad = max(float(np.linalg.norm(b, 2)) for b in field.bases) / prep.spec.mu
+    samples = _check_grid(body.lo, body.hi, prep.cell_edge / 2)
+    samples = samples[body.contains(samples)]
+    label = field.grain_of(samples)
+    graphs, cut, total = [], [], AssemblyStats()
+    for k, (idx, grading, phase) in enumerate(zip(field.groups, field.fields, prep.phase.phases)):
+        mine = samples[label == k]
+        if len(mine) == 0:  # a region too thin for the sample grid: no cell of its own
+            graphs.append(LatticeGraph(nodes=np.zeros((0, 3)), struts=np.zeros((0, 2), dtype=np.int64),
+                                       diameters=np.zeros(0)))
+            cut.append(np.zeros(0, dtype=bool))
+            continue
+        lo, hi = np.maximum(mine.min(axis=0) - pad, body.lo), np.minimum(mine.max(axis=0) + pad, body.hi)
+
+        def contains(x, k=k):
+            return body.contains(x) & (field.grain_of(x) == k)
+
+        tell = None if progress is None else (lambda d, t, m="", k=k: progress(d, t, f"grain {k + 1} of "
+                                                                             f"{len(field.groups)}: {m}"))
+        g, st = _assemble_region(prep, phase, grading.weights, list(idx), contains, lo, hi, tell)
+        graphs.append(g)
+        cut.append(st.cut)
+        for name, value in vars(st).items():
+            if isinstance(value, int) and not isinstance(value, bool):
+                setattr(total, name, getattr(total, name) + value)
+        total.thin_at = np.concatenate([total.thin_at, st.thin_at])
+    graph, joints, merged = join_grains(graphs, cut, field, MERGE_FRACTION * prep.cell_edge)
+    main = largest_component(graph.struts, graph.n_nodes)
+    total.struts_islands += int((~main).sum())
+    struts, d = graph.struts[main], graph.diameters[main]
+    used = np.unique(struts)
+    remap = np.full(graph.n_nodes, -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    graph = LatticeGraph(nodes=graph.nodes[used], struts=remap[struts], diameters=d)
+    total.extra.update({"grains": len(field.groups), "struts_joining": int(joints), "nodes_joined": int(merged)})
+    kept = np.bincount(field.grain_of(graph.nodes), minlength=len(field.groups)) if graph.n_nodes else None
+    for k, idx in enumerate(field.groups):
+        if kept is not None and kept[k] == 0:
+            warnings.warn(f"the grain of control point(s) {', '.join(str(i) for i in idx)} holds no strut joined to "
+                          "the rest of the lattice: it was dropped as an island; add control points between the grains "
+                          "or give cells closer in orientation", stacklevel=3)
+    return graph, total
+
+
 def graph_meta(spec: Spec, designs: list[CellDesign], prep: Prepared) -> dict:
     """Provenance recorded with the graph (``graph.json``): the cell of every control point."""
     return {
@@ -479,6 +652,6 @@ def graph_meta(spec: Spec, designs: list[CellDesign], prep: Prepared) -> dict:
 
 def stats_dict(stats: AssemblyStats) -> dict:
     """The assembly counts as one flat mapping (see ``docs/report.md`` for each count)."""
-    out = {k: v for k, v in vars(stats).items() if k not in ("extra", "thin_at")}
+    out = {k: v for k, v in vars(stats).items() if k not in ("extra", "thin_at", "cut")}
     out.update(stats.extra)
     return out

@@ -116,7 +116,8 @@ def _window_inside(x0, A_loc, q0, lo, n, contains) -> float:
     return float(contains(x).mean())
 
 
-def window_stiffness(graph, phase, mu: float, x, *, cells: int = WINDOW_CELLS, nu: float = 0.3, contains=None):
+def window_stiffness(graph, phase, mu: float, x, *, cells: int = WINDOW_CELLS, nu: float = 0.3, contains=None,
+                     region=None):
     """Apparent stiffness (6, 6) of the built graph in a window of cells around ``x``.
 
     Parameters
@@ -135,6 +136,9 @@ def window_stiffness(graph, phase, mu: float, x, *, cells: int = WINDOW_CELLS, n
         Poisson's ratio of the base material (E = 1).
     contains : callable, optional
         Inside test of the body, ``contains(x (N, 3)) -> (N,) bool``; default: all inside.
+    region : callable, optional
+        ``region(x (N, 3)) -> (N,) bool``: the nodes that ``phase`` describes (a lattice in
+        grains: the point's grain); nodes outside it are never inside the window.
 
     Returns
     -------
@@ -180,6 +184,8 @@ def window_stiffness(graph, phase, mu: float, x, *, cells: int = WINDOW_CELLS, n
     q[near] = mu * phase(graph.nodes[near])
     inside = np.zeros(graph.n_nodes, dtype=bool)
     inside[near] = np.all((q[near] >= lo - ON_FACE) & (q[near] <= hi + ON_FACE), axis=1)
+    if region is not None:
+        inside[near] &= region(graph.nodes[near])
     a, b = graph.struts[:, 0], graph.struts[:, 1]
     both = inside[a] & inside[b]
     one = inside[a] ^ inside[b]
@@ -287,7 +293,17 @@ def check_point(prep, graph, index: int, *, cells: int = WINDOW_CELLS, reference
 
     x = prep.spec.control_points[index].position
     nu = prep.spec.material.nu
-    C, info = window_stiffness(graph, prep.phase, prep.spec.mu, x, cells=cells, nu=nu, contains=prep.body.contains)
+    phase, contains, region = prep.phase, prep.body.contains, None
+    if prep.grains is not None:  # the point's own grain: its phase fields, its region
+        grains, own = prep.grains, int(prep.grains.group_of[index])
+        phase = prep.phase.phases[own]
+
+        def region(p):
+            return grains.grain_of(p) == own
+
+        def contains(p):
+            return prep.body.contains(p) & region(p)
+    C, info = window_stiffness(graph, phase, prep.spec.mu, x, cells=cells, nu=nu, contains=contains, region=region)
     if C_local is None:
         try:
             C_local = local_stiffness(prep, x, nu=nu)
