@@ -17,6 +17,9 @@ REGRESSIONS: list[int] = [
     5, 12, 31, 84, 105,  # rotated cells the phase fields follow only in equivalent orientations (once refused)
     154,  # meshed in tiles: boolean slivers that float32 storage fused only in part (four triangles at an edge)
 ]
+#: Seeds whose blends no phase map follows, even in equivalent orientations (once refused): they
+#: must build, in grains, into one watertight body.
+IN_GRAINS: list[int] = [50, 54]
 
 
 def _check(seed, tmp):
@@ -37,3 +40,10 @@ def test_random_valid_specs_build_or_are_refused(tmp_path, seed):
 @pytest.mark.parametrize("seed", REGRESSIONS)
 def test_fuzz_regressions(tmp_path, seed):
     _check(seed, tmp_path)
+
+
+@pytest.mark.parametrize("seed", IN_GRAINS)
+def test_blends_no_phase_map_follows_build_in_grains(tmp_path, seed):
+    out = run_spec(seed, tmp_path)
+    assert out.kind == "built", f"seed {seed}: {out.message}"
+    assert out.excursion_mm <= EXCURSION_TOL

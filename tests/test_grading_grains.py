@@ -113,8 +113,27 @@ def test_a_lattice_in_grains_is_one_connected_graph_inside_the_body():
         warnings.simplefilter("ignore")
         graph = build_graph(spec)
     assert graph.n_struts > 0 and largest_component(graph.struts, graph.n_nodes).all()
+    assert graph.meta["grains"] == [[0], [1]]
     assert np.all(graph.nodes >= -1e-9) and np.all(graph.nodes <= np.array([24, 8, 8]) + 1e-9)
     # struts crossing the boundary plane x = 12 are the joints, and there are some
     a, b = graph.nodes[graph.struts[:, 0], 0], graph.nodes[graph.struts[:, 1], 0]
     crossing = (np.minimum(a, b) < 12.0) & (np.maximum(a, b) > 12.0)
     assert crossing.sum() > 0
+
+
+def test_the_report_of_a_lattice_in_grains_names_the_groups_and_the_joints(tmp_path):
+    import json
+
+    from graded.build import build
+
+    spec = parse_spec(_spec(outputs={"files": ["report"]}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = build(spec, output_dir=tmp_path / "out")
+    doc = json.loads((tmp_path / "out" / "report.json").read_text())
+    grains = doc["grading"]["grains"]
+    assert grains["groups"] == [[0], [1]] and grains["joining_struts"] == result.lattice.stats.extra["struts_joining"]
+    assert doc["counts"]["grains"]["value"] == 2 and doc["counts"]["struts_joining"]["value"] > 0
+    for p in doc["control_points"]:  # each point is its own cell, and the window check saw its own grain
+        assert p["errors"]["as_built_vs_cell"]["rel_error"] < EXACT
+        assert p["window_check"]["struts"] > 0

@@ -15,10 +15,11 @@ regions are joined across the boundary by struts:
 * **Lattices.** Each group's lattice is assembled with the body's inside test narrowed to its
   region (:func:`graded.grading.assemble.assemble_graph`): struts that cross the boundary
   are dropped as they are at the body's surface.
-* **Joints** (:func:`join_grains`). Each node that lost a strut at its region's boundary and
-  lies within one strut length of it is linked to the nearest such node of a neighbouring
-  lattice, if that one is within :data:`JOIN_REACH` of the longer of the two lattices'
-  struts; nodes closer than the merge tolerance are merged instead. So a joint replaces a
+* **Joints** (:func:`join_grains`). Of two neighbouring lattices, the one with fewer nodes
+  that lost a strut at the boundary (and lie within one strut length of it) is the coarser;
+  each of those nodes is linked to the nearest such node of the other lattice, if that one is
+  within :data:`JOIN_REACH` of the longer of the two lattices' struts; nodes closer than the
+  merge tolerance are merged instead. So a joint replaces a
   strut that the boundary cut. A joint strut has the mean diameter of the struts at its two
   ends, so it is at least as printable as they are.
 
@@ -256,11 +257,13 @@ def join_grains(graphs: list[LatticeGraph], cut: list[np.ndarray], field: Graine
             if len(ia) == 0 or len(ib) == 0:
                 continue
             reach = JOIN_REACH * max(reach_of[a], reach_of[b])
-            for src, dst in ((ia, ib), (ib, ia)):
-                dist, j = cKDTree(nodes[dst]).query(nodes[src], distance_upper_bound=reach)
-                ok = np.isfinite(dist)
-                for p, q in zip(src[ok], dst[j[ok]]):
-                    pairs.add((min(p, q), max(p, q)))
+            # from the side with fewer cut nodes (the coarser lattice), so that no node of it
+            # fans out to many fine ones
+            src, dst = (ia, ib) if len(ia) <= len(ib) else (ib, ia)
+            dist, j = cKDTree(nodes[dst]).query(nodes[src], distance_upper_bound=reach)
+            ok = np.isfinite(dist)
+            for p, q in zip(src[ok], dst[j[ok]]):
+                pairs.add((min(p, q), max(p, q)))
     pairs = np.array(sorted(pairs), dtype=np.int64).reshape(-1, 2)
     length = np.linalg.norm(nodes[pairs[:, 1]] - nodes[pairs[:, 0]], axis=1)
     close = length < merge_tol

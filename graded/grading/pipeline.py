@@ -642,6 +642,7 @@ def graph_meta(spec: Spec, designs: list[CellDesign], prep: Prepared) -> dict:
         "mu": spec.mu,
         "min_strut_diameter_mm": spec.min_strut_diameter,
         "blend": {"kind": spec.blend.kind, "width_cells": spec.blend.width, "basis": spec.blend.basis},
+        "grains": None if prep.grains is None else [list(g) for g in prep.grains.groups],
         "control_points": [
             {"name": d.name, "position": d.position.tolist(), "cell": c.to_dict(), "source": d.source,
              "diameter_mm": float(dia)}
