@@ -139,6 +139,7 @@ def run_variant(spec: dict, variant: str) -> dict:
         })
     return {"variant": variant, "seconds": seconds, "closed_loop_s": loop.time_s, "rebuilds": loop.rebuilds,
             "phase_residual": None if fit is None else float(fit.residual), "struts": result.graph.n_struts,
+            "grains": None if result.grading.grains is None else [list(g) for g in result.grading.grains.groups],
             "points": points}
 
 
@@ -153,7 +154,9 @@ def summarise(runs: list) -> dict:
     out = {}
     for variant in VARIANTS:
         rs = [r[variant] for r in runs if variant in r and "points" in r[variant]]
+        sep = {id(r[variant]): r["min_separation_cells"] for r in runs if variant in r}
         pts = [p for r in rs for p in r["points"]]
+        apart = {n: [p for r in rs if sep[id(r)] >= n for p in r["points"] if p["reference"] == "cell"] for n in (5, 8)}
         expl = [p for p in pts if p["reference"] == "cell"]
         tgt = [p for p in pts if p["reference"] == "target"]
         out[variant] = {
@@ -162,6 +165,9 @@ def summarise(runs: list) -> dict:
             "explicit_before": _stats(p["error_before"] for p in expl),
             "explicit_after": _stats(p["error_after"] for p in expl),
             "explicit_window": _stats(p["window_vs_reference"] for p in expl),
+            "explicit_window_5_cells_apart": _stats(p["window_vs_reference"] for p in apart[5]),
+            "explicit_window_8_cells_apart": _stats(p["window_vs_reference"] for p in apart[8]),
+            "built_in_grains": sum(1 for r in rs if r.get("grains")),
             "window_vs_local": _stats(p["window_vs_local"] for p in pts),
             "target_excess_after": _stats(p["error_after"] - p["design_error"] for p in tgt
                                           if p["error_after"] is not None),

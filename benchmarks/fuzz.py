@@ -7,6 +7,7 @@ the counts, the maximum excursion outside the body, and every failing spec (seed
 spec itself) for the regression list of ``tests/test_fuzz.py``.
 
     python benchmarks/fuzz.py --n 200 --workers 2
+    python benchmarks/fuzz.py --seeds 15,25 --out fuzz_grains.json   # chosen seeds
 """
 
 from __future__ import annotations
@@ -43,9 +44,12 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--seeds", default=None, help="comma-separated seeds instead of --first-seed/--n")
+    ap.add_argument("--out", default="fuzz.json", help="file name under benchmarks/results")
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     args = ap.parse_args(argv)
-    seeds = list(range(args.first_seed, args.first_seed + args.n))
+    seeds = ([int(v) for v in args.seeds.split(",")] if args.seeds
+             else list(range(args.first_seed, args.first_seed + args.n)))
     t0 = time.perf_counter()
     outcomes = []
     with process_pool(args.workers, env=SINGLE_THREADED_BLAS) as pool:
@@ -74,7 +78,7 @@ def main(argv=None) -> dict:
                       "seconds": round(o["seconds"], 2), "message": o["message"][:160]} for o in outcomes],
         "failing": [{**o, "spec": random_spec(o["seed"])} for o in failed],
     }
-    out = HERE / "results" / "fuzz.json"
+    out = HERE / "results" / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")

@@ -13,6 +13,7 @@ from graded.build import build
 from graded.mesh import mesh_graph
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+ROOT = EXAMPLES.parent
 
 
 def _build(name, tmp_path, files):
@@ -69,9 +70,13 @@ def test_bone_example_targets_are_the_bundled_csv_rows():
     for line in (EXAMPLES / "data" / "trabecular_bone_stiffness.csv").read_text().splitlines():
         if line[:2] in ("A,", "B,"):
             rows[line[0]] = [float(v) for v in line.split(",")[1:]]
-    assert [cp.target.units for cp in spec.control_points] == ["GPa", "GPa"]
+    for line in (ROOT / "inverse" / "data" / "bone_targets.csv").read_text().splitlines():
+        if line.startswith("bone_022,"):  # the mid-stem point: rounded to 4 decimals in the spec
+            rows["bone_022"] = [round(float(v), 4) for v in line.split(",")[1:]]
+    assert [cp.target.units for cp in spec.control_points] == ["GPa", "GPa", "GPa"]
     np.testing.assert_array_equal(spec.control_points[0].target.stiffness, rows["A"])
-    np.testing.assert_array_equal(spec.control_points[1].target.stiffness, rows["B"])
+    np.testing.assert_allclose(spec.control_points[1].target.stiffness, rows["bone_022"], rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(spec.control_points[2].target.stiffness, rows["B"])
     assert spec.resolve(spec.body.file).is_file()
 
 
