@@ -583,15 +583,18 @@ def mesh_graph(
 
     reference = None
     if body is not None:
+        report(1, 3, "clipping to the body")
         body_m = to_manifold(body, "body")
         reference = float(body_m.volume())
         solid = solid ^ (body_m if skin is None else skin.clip)
         _check_solid(solid, "clipping to the body")
     if skin is not None:
+        report(1, 3, "adding the skin")
         solid = solid + skin.wall
         _check_solid(solid, "adding the skin")
     islands = 0
     if drop_islands:
+        report(2, 3, "dropping islands")
         solid, islands = keep_largest_body(solid)
     report(2, 3, "facts")
     solid, welded = _weld_for_export(solid)
