@@ -26,6 +26,10 @@ Measured on this project's 2-core machine, shared with other jobs (load average 
   (BCC + octet, with struts passing closer than their radii) send the overlapping struts to
   the union, which meshes them as a second stitched layer where it can
   (:data:`MAX_JOINT_LAYERS`); 1,100-1,350 struts/s there (4-5x the union).
+* The stitched layers and the fallback parts are joined one boolean at a time, so progress is
+  told between the steps; that also measured faster than one batch on the main job (2.9 s
+  against 3.5 s for four parts). Tiles of a partitioned build (:mod:`graded.mesh.tiles`) keep
+  the one batch: one tile of fuzz seed 212 lost its float32-closed seam joined step by step.
 
 The joints are convex hulls, so concave webs between struts at a node are filled (a small
 fillet). That adds a little volume over "balls + cylinders" and makes nodes slightly stiffer;
