@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.spatial import ConvexHull
 
 from graded.graph import LatticeGraph
@@ -13,6 +15,7 @@ from graded.mesh.joints import (
     _joint_triangles,
     _twin_opposite,
     build_joint_surface,
+    close_pairs,
 )
 from graded.mesh.solid import BALL_MARGIN
 from graded.mesh.tessellation import area_scale, segments_for_radius, unit_ball_points, unit_ring
@@ -110,3 +113,43 @@ def test_twin_opposite_rejects_open_surfaces():
     simp, _, _ = _joint_triangles(pts, own, nb, np.arange(2), np.array([8, 8]), 2)
     assert _twin_opposite(simp) is not None
     assert _twin_opposite(simp[1:]) is None
+
+
+def _brute_pairs(c, r, gap, c2=None, r2=None):
+    if c2 is None:
+        d = np.linalg.norm(c[:, None] - c[None], axis=2)
+        hit = (d <= r[:, None] + r[None] + gap) & np.triu(np.ones(d.shape, dtype=bool), 1)
+    else:
+        d = np.linalg.norm(c[:, None] - c2[None], axis=2)
+        hit = d <= r[:, None] + r2[None] + gap
+    return set(zip(*np.nonzero(hit)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(0, 60), k=st.integers(1, 40),
+       spread=st.floats(0.0, 4.0))
+def test_close_pairs_equals_brute_force(seed, n, k, spread):
+    """Pairs found class by class are exactly the brute-force pairs, radii over 4 decades."""
+    rng = np.random.default_rng(seed)
+    c = rng.uniform(0, 10, (n, 3))
+    r = 0.05 * 10 ** rng.uniform(0, spread, n)
+    i, j = close_pairs(c, r, 1e-6)
+    assert set(zip(i.tolist(), j.tolist())) == _brute_pairs(c, r, 1e-6)
+    assert len(i) == len(set(zip(i.tolist(), j.tolist())))  # each pair once
+    c2, r2 = rng.uniform(0, 10, (k, 3)), 0.05 * 10 ** rng.uniform(0, spread, k)
+    i, j = close_pairs(c, r, 1e-6, c2, r2)
+    assert set(zip(i.tolist(), j.tolist())) == _brute_pairs(c, r, 1e-6, c2, r2)
+
+
+def test_one_long_strut_keeps_the_contact_search_local():
+    """A fine lattice with one strut that reaches across it: that strut pairs with every other,
+    the others only with their neighbours (searched in radius classes, not with the largest)."""
+    g = octet_graph((12, 12, 12), 1.0, 0.05, 0.05)
+    mid = 0.5 * (g.nodes[g.struts[:, 0]] + g.nodes[g.struts[:, 1]])
+    reach = np.full(len(mid), 0.4)
+    reach[0] = 20.0
+    i, j = close_pairs(mid, reach, 1e-6)
+    per_strut = np.bincount(np.concatenate([i, j]), minlength=len(mid))
+    assert per_strut[0] == len(mid) - 1  # the long one reaches everything
+    assert np.median(per_strut[1:]) < 60  # the others only their neighbours
+    assert len(i) < 40 * len(mid)

@@ -32,7 +32,7 @@ from ..graph import LatticeGraph
 from .placement import CellPlacement, place_nodes
 
 __all__ = ["assemble_graph", "AssemblyStats", "MERGE_FRACTION", "largest_component", "NEGLIGIBLE", "COLLINEAR_COS",
-           "strut_membership", "blended_diameters"]
+           "strut_membership", "blended_diameters", "drop_unused_nodes"]
 
 #: Nodes closer than this fraction of the built cell edge are one node. Nodes placed
 #: through the inverse phase map coincide exactly; distinct reference nodes are >= 1/12
@@ -119,6 +119,36 @@ def _two_core(struts: np.ndarray, n: int) -> np.ndarray:
         if not bad.any():
             return keep
         keep &= ~bad
+
+
+def drop_unused_nodes(nodes: np.ndarray, struts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Drop the nodes no strut uses and renumber the struts.
+
+    Parameters
+    ----------
+    nodes : (n, 3) float64 array
+    struts : (m, 2) int array of node indices
+
+    Returns
+    -------
+    nodes : (k, 3) float64 array
+        The used nodes, in their original order.
+    struts : (m, 2) int64 array
+        The struts, pointing into the kept nodes.
+    used : (k,) int64 array
+        Index of each kept node in the input (to carry per-node data along).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> nodes, struts, used = drop_unused_nodes(np.eye(3) * [1, 2, 3], np.array([[2, 0]]))
+    >>> struts.tolist(), used.tolist()
+    ([[1, 0]], [0, 2])
+    """
+    used = np.unique(struts)
+    remap = np.full(len(nodes), -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    return nodes[used], remap[struts].reshape(-1, 2), used
 
 
 def largest_component(struts: np.ndarray, n: int) -> np.ndarray:
@@ -247,10 +277,8 @@ def assemble_graph(
     cut[crossing[inside[crossing]]] = True
     struts, stype = struts[keep], stype[keep]
     stats.struts_in_body = len(struts)
-    used = np.unique(struts)
-    remap = np.full(len(nodes), -1, dtype=np.int64)
-    remap[used] = np.arange(len(used))
-    nodes, struts, cut = nodes[used], remap[struts], cut[used]
+    nodes, struts, used = drop_unused_nodes(nodes, struts)
+    cut = cut[used]
 
     # 3. merge near-coincident nodes to their mean
     pairs = cKDTree(nodes).query_pairs(MERGE_FRACTION * cell_edge, output_type="ndarray")
@@ -300,10 +328,8 @@ def assemble_graph(
     keep = _dedupe(struts)  # safety: a joined chain never duplicates a strut, but be sure
     struts, d = struts[keep], d[keep]
 
-    used = np.unique(struts)
-    remap = np.full(len(nodes), -1, dtype=np.int64)
-    remap[used] = np.arange(len(used))
-    graph = LatticeGraph(nodes=nodes[used], struts=remap[struts], diameters=d)
+    nodes, struts, used = drop_unused_nodes(nodes, struts)
+    graph = LatticeGraph(nodes=nodes, struts=struts, diameters=d)
     stats.cut = cut[used]
     step(6, "graph assembled")
     return graph, stats

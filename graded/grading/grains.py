@@ -46,6 +46,7 @@ from scipy.spatial import cKDTree
 
 from ..fem.phase import PhaseFit
 from ..graph import LatticeGraph
+from .assemble import drop_unused_nodes
 
 __all__ = ["GrainedField", "GrainedPhase", "JOIN_REACH", "boundary_distance", "join_grains", "nearest_group"]
 
@@ -288,7 +289,5 @@ def join_grains(graphs: list[LatticeGraph], cut: list[np.ndarray], field: Graine
     _, first = np.unique(key, axis=0, return_index=True)
     first = np.sort(first[key[first, 0] != key[first, 1]])
     struts, diam = struts[first], diam[first]
-    used = np.unique(struts)
-    remap = np.full(len(nodes), -1, dtype=np.int64)
-    remap[used] = np.arange(len(used))
-    return LatticeGraph(nodes=nodes[used], struts=remap[struts], diameters=diam), joints, merged
+    nodes, struts, _ = drop_unused_nodes(nodes, struts)
+    return LatticeGraph(nodes=nodes, struts=struts, diameters=diam), joints, merged

@@ -39,7 +39,14 @@ from ..spec import Spec
 from ..topology import reference_graph
 from ..unitcell import UnitCell
 from ..validation import ValidationError
-from .assemble import MERGE_FRACTION, AssemblyStats, assemble_graph, largest_component, strut_membership
+from .assemble import (
+    MERGE_FRACTION,
+    AssemblyStats,
+    assemble_graph,
+    drop_unused_nodes,
+    largest_component,
+    strut_membership,
+)
 from .body import Body, box_body, mesh_body
 from .compatible import solve_compatible_phase
 from .field import GradingField
@@ -380,6 +387,14 @@ def _solve_group(spec: Spec, body: Body, cells: list[UnitCell], group: tuple, gr
         return _realigned(spec, body, mine, exc, progress, indices=group, region=region, warn=False)
 
 
+def _group_labels(groups: list[tuple], k: int) -> np.ndarray:
+    """(k,) int64: the index of the group that holds each of the k control points."""
+    group_of = np.empty(k, dtype=np.int64)
+    for n, g in enumerate(groups):
+        group_of[list(g)] = n
+    return group_of
+
+
 def _grained(spec: Spec, body: Body, cells: list[UnitCell], refusal: PhaseFoldError, progress):
     """The last fallback of :func:`prepare_cells`: the lattice in grains (:mod:`graded.grading.grains`).
 
@@ -392,9 +407,7 @@ def _grained(spec: Spec, body: Body, cells: list[UnitCell], refusal: PhaseFoldEr
     groups = [(i,) for i in range(k)]
     solved = {}
     while len(groups) > 1:
-        group_of = np.empty(k, dtype=np.int64)
-        for n, g in enumerate(groups):
-            group_of[list(g)] = n
+        group_of = _group_labels(groups, k)
         options = sorted(
             ((blend_misfit(np.stack([cells[i].basis for i in groups[a] + groups[b]])), a, b)
              for a in range(len(groups)) for b in range(a + 1, len(groups))), key=lambda t: t[0])
@@ -411,9 +424,7 @@ def _grained(spec: Spec, body: Body, cells: list[UnitCell], refusal: PhaseFoldEr
     if len(groups) == 1:  # cannot happen: the whole blend was refused before
         raise refusal from None
     groups = sorted(groups)
-    group_of = np.empty(k, dtype=np.int64)
-    for n, g in enumerate(groups):
-        group_of[list(g)] = n
+    group_of = _group_labels(groups, k)
     for g in groups:
         if g not in solved:
             solved[g] = _solve_group(spec, body, cells, g, group_of, progress)
@@ -606,8 +617,9 @@ def _assemble_grains(prep: Prepared, progress):
         def contains(x, k=k):
             return body.contains(x) & (field.grain_of(x) == k)
 
-        tell = None if progress is None else (lambda d, t, m="", k=k: progress(d, t, f"grain {k + 1} of "
-                                                                             f"{len(field.groups)}: {m}"))
+        n = len(field.groups)  # grain k's steps fill the k-th share of the assembly's progress
+        tell = None if progress is None else (lambda d, t, m="", k=k, n=n: progress(k * t + d, n * t,
+                                                                                  f"grain {k + 1} of {n}: {m}"))
         g, st = _assemble_region(prep, phase, grading.weights, list(idx), contains, lo, hi, tell)
         graphs.append(g)
         cut.append(st.cut)
@@ -619,10 +631,8 @@ def _assemble_grains(prep: Prepared, progress):
     main = largest_component(graph.struts, graph.n_nodes)
     total.struts_islands += int((~main).sum())
     struts, d = graph.struts[main], graph.diameters[main]
-    used = np.unique(struts)
-    remap = np.full(graph.n_nodes, -1, dtype=np.int64)
-    remap[used] = np.arange(len(used))
-    graph = LatticeGraph(nodes=graph.nodes[used], struts=remap[struts], diameters=d)
+    nodes, struts, _ = drop_unused_nodes(graph.nodes, struts)
+    graph = LatticeGraph(nodes=nodes, struts=struts, diameters=d)
     total.extra.update({"grains": len(field.groups), "struts_joining": int(joints), "nodes_joined": int(merged)})
     kept = np.bincount(field.grain_of(graph.nodes), minlength=len(field.groups)) if graph.n_nodes else None
     for k, idx in enumerate(field.groups):
