@@ -390,6 +390,29 @@ def _truss(spec: Spec, stage: _StageProgress, timings: dict, meshing: bool, mesh
     return result
 
 
+def _check_one_piece(spec: Spec, n_struts: int, memory: int | None = None) -> None:
+    """Refuse a skinned part whose one-piece mesh would not fit this machine's memory.
+
+    A skin is one wall around the whole part, united with the lattice in one boolean, so a
+    skinned part is meshed in one piece however many struts it has (tiles would cut the wall
+    at their seams); above :data:`graded.mesh.tiles.TILED_ABOVE` struts that costs
+    :data:`graded.mesh.solid.ONE_PIECE_BYTES_PER_STRUT` per strut.
+    """
+    from .grading.estimate import MEMORY_SHARE, available_memory
+    from .mesh.solid import ONE_PIECE_BYTES_PER_STRUT
+
+    memory = available_memory() if memory is None else memory
+    need = n_struts * ONE_PIECE_BYTES_PER_STRUT
+    if memory <= 0 or need <= MEMORY_SHARE * memory:
+        return
+    most = int(MEMORY_SHARE * memory / ONE_PIECE_BYTES_PER_STRUT)
+    factor = (n_struts / most) ** (1 / 3)
+    raise spec.error(("skin",), f"a skinned part is meshed in one piece, and this one's {n_struts:,} struts need "
+                     f"about {need / 2**30:.3g} GiB, more than this machine's {memory / 2**30:.3g} GiB allow "
+                     f"(about {most:,} struts)", f"use a cell_size of at least {factor * spec.cell_size:.3g} mm, "
+                     "or leave out skin (parts without one are meshed in tiles)")
+
+
 def _mesh(result: BuildResult, progress: Progress | None, *, spool=None, scheduler=None,
           tiled_above: int | None = None, tile_struts: int | None = None, on_cluster=None):
     """The printable solid of a build: struts and joints, clipped to the body, one body.
@@ -404,11 +427,9 @@ def _mesh(result: BuildResult, progress: Progress | None, *, spool=None, schedul
     if progress:
         progress(0, 1, "meshing the solid")
     limit = TILED_ABOVE if tiled_above is None else tiled_above
-    if result.graph.n_struts > limit:
-        if spec.skin is not None:
-            raise spec.error(("skin",), f"a skin is not available for parts meshed in tiles (above {limit:,} "
-                             f"struts; this one has {result.graph.n_struts:,})",
-                             "leave out skin, or use a larger cell_size")
+    if result.graph.n_struts > limit and spec.skin is not None:
+        _check_one_piece(spec, result.graph.n_struts)
+    elif result.graph.n_struts > limit:
         if spool is None:
             import tempfile
 

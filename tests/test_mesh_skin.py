@@ -55,6 +55,17 @@ def testkeep_largest_body_keeps_the_cavity_and_drops_islands_inside_it():
     assert kept.volume() == pytest.approx((skin.wall + rod).volume(), rel=EXACT)
 
 
+SKINNED = {
+    "body": {"box": {"size": [12, 8, 8]}},
+    "cell_size": 4.0,
+    "control_points": [{"position": [2, 4, 4], "cell": {"topology": "1x1+1x3+1x3", "rho": 0.06}},
+                       {"position": [10, 4, 4], "cell": {"topology": "1x2+1x2+1x2", "rho": 0.05}}],
+    "min_strut_diameter": 0.2,
+    "skin": {"thickness": 0.4},
+    "outputs": {"files": ["stl"]},
+}
+
+
 def test_build_with_skin_is_one_closed_body_with_the_body_as_its_surface(tmp_path):
     spec = parse_spec({
         "body": {"box": {"size": [12, 8, 8]}},
@@ -76,3 +87,27 @@ def test_build_with_skin_is_one_closed_body_with_the_body_as_its_surface(tmp_pat
     skin = result.solid.stats["skin_volume_mm3"]
     lattice = mesh_graph(result.graph, min_diameter=0.2, body=result.body.surface()).facts.volume
     assert skin + 0.5 * lattice < facts.volume < skin + lattice
+
+
+def test_skinned_part_above_the_tiling_size_is_meshed_in_one_piece(tmp_path):
+    """A skin is one wall around the part: above the tiling size the part is meshed in one
+    piece (not refused, not tiled), the same solid as below it."""
+    spec = parse_spec(SKINNED, base_dir=tmp_path)
+    below = build(spec, output_dir=tmp_path / "below")
+    above = build(spec, output_dir=tmp_path / "above", tiled_above=10, scheduler="serial")
+    assert above.graph.n_struts > 10
+    assert above.solid.mesh is not None and "tiles" not in above.solid.stats  # one piece
+    assert above.solid.facts.volume == pytest.approx(below.solid.facts.volume, rel=EXACT)
+    assert above.solid.facts.bodies == 1
+
+
+def test_skinned_part_beyond_the_memory_is_refused_with_the_cell_size_that_fits(tmp_path):
+    from graded.build import _check_one_piece
+    from graded.validation import ValidationError
+
+    spec = parse_spec(SKINNED, base_dir=tmp_path)
+    _check_one_piece(spec, 190_000, memory=24 * 2**30)  # fits: nothing said
+    with pytest.raises(ValidationError, match=r"skin: a skinned part is meshed in one piece, and this one's "
+                       r"400,000 struts need about 37.3 GiB, more than this machine's 24 GiB allow .*; use a "
+                       r"cell_size of at least 4\.99 mm, or leave out skin"):
+        _check_one_piece(spec, 400_000, memory=24 * 2**30)
