@@ -155,10 +155,18 @@ def test_partitioned_build_is_one_watertight_body_like_the_unpartitioned_build(t
         p.name for p in (tmp_path / "one").iterdir() if not p.name.startswith("."))
 
 
-def test_tiles_on_a_local_dask_cluster_give_the_same_triangles_as_in_process(tmp_path):
+def test_tiles_on_a_local_dask_cluster_give_the_same_triangles_as_in_process(tmp_path, monkeypatch):
+    import graded.mesh.tiles as tiles_module
+
+    monkeypatch.setattr(tiles_module, "TILE_HEARTBEAT_S", 0.001)  # every wait times out at first
+    told = []
     g = bcc_graph((4, 4, 4), cell=2.0)
     serial = mesh_graph_tiled(g, tmp_path / "serial.stl", tile_struts=250, scheduler="serial")
-    dask = mesh_graph_tiled(g, tmp_path / "dask.stl", tile_struts=250, scheduler="local", workers=2)
+    dask = mesh_graph_tiled(g, tmp_path / "dask.stl", tile_struts=250, scheduler="local", workers=2,
+                            progress=lambda d, t, m: told.append((d, t, m)))
+    # while tiles run in the workers, the build says so between the finished tiles
+    alive = [d for d, _, m in told if m.startswith("meshing tiles:")]
+    assert alive and alive == sorted(alive) and alive[-1] < dask.stats["tiles"]
     assert serial.stats["tiles"] >= 2
     a, _ = read_stl(serial.path)
     b, _ = read_stl(dask.path)

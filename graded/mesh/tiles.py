@@ -109,6 +109,9 @@ MANIFOLD_RELATIVE_TOL = 1e-12
 CONNECT_TIMEOUT_S = 20
 #: Times a failed tile task is retried on the cluster before the build fails.
 TILE_RETRIES = 2
+#: Seconds between the progress lines that say tiles are still being meshed (a tile of a big
+#: part takes minutes; the build's progress bar must move at least every few seconds).
+TILE_HEARTBEAT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -537,13 +540,19 @@ def _client(scheduler, workers: int | None):
         yield client
 
 
-def _results(tiles: list[_Tile], method: str, scheduler, workers: int | None, on_cluster):
-    """Yield tile results as they finish: in this process (``scheduler="serial"``) or on Dask."""
+def _results(tiles: list[_Tile], method: str, scheduler, workers: int | None, on_cluster, heartbeat=None):
+    """Yield tile results as they finish: in this process (``scheduler="serial"``) or on Dask.
+
+    On Dask, ``heartbeat(done)`` is called every :data:`TILE_HEARTBEAT_S` while no tile
+    finishes (a tile takes minutes on a big part; the tiles run in worker processes, so this
+    process is free to say it is alive).
+    """
     if scheduler == "serial":
         for tile in tiles:
             yield _mesh_tile(tile, method)
         return
-    from distributed import as_completed
+    from distributed import TimeoutError as DaskTimeout
+    from distributed import wait
 
     with _client(scheduler, workers) as client:
         if on_cluster is not None:
@@ -551,11 +560,21 @@ def _results(tiles: list[_Tile], method: str, scheduler, workers: int | None, on
                         "workers": len(client.scheduler_info().get("workers", {}))})
         futures = [client.submit(_mesh_tile, tile, method, key=f"graded-tile-{tile.index:04d}-{id(tiles):x}",
                                  pure=False, retries=TILE_RETRIES) for tile in tiles]
+        pending, done = list(futures), 0
         try:
-            for fut in as_completed(futures):
-                res = fut.result()
-                fut.release()
-                yield res
+            while pending:
+                try:
+                    finished, rest = wait(pending, timeout=TILE_HEARTBEAT_S, return_when="FIRST_COMPLETED")
+                except (TimeoutError, DaskTimeout):
+                    if heartbeat is not None:
+                        heartbeat(done)
+                    continue
+                pending = list(rest)
+                for fut in finished:
+                    res = fut.result()
+                    fut.release()
+                    done += 1
+                    yield res
         except BaseException:
             client.cancel(futures)
             raise
@@ -778,7 +797,12 @@ def mesh_graph_tiled(
     boxes = {t.index: (t.lo, t.hi) for t in tiles}
     scale = float(np.abs(geo.nodes).max())
     with StlStream(path) as stl:
-        for done, res in enumerate(_results(tiles, method, scheduler, workers, on_cluster), start=1):
+        t_tiles = time.perf_counter()
+
+        def alive(done):
+            report(done, total, f"meshing tiles: {done} of {total} done ({time.perf_counter() - t_tiles:.0f} s)")
+
+        for done, res in enumerate(_results(tiles, method, scheduler, workers, on_cluster, alive), start=1):
             rec = res.pop("records")
             blocks.append((stl.count, len(rec), *boxes[res["index"]]))
             stl.write_records(rec)
