@@ -181,7 +181,7 @@ def _amg_solve(A, b, B, progress):
 
     def cb(xk):
         if progress is not None and len(residuals) % 10 == 0:
-            progress(len(residuals), CG_MAXITER, "CG iteration")
+            progress(len(residuals), CG_MAXITER, f"CG iteration {len(residuals)}")
 
     x = ml.solve(b, tol=CG_RTOL, maxiter=CG_MAXITER, accel="cg", residuals=residuals, callback=cb)
     return x, max(len(residuals) - 1, 0), setup

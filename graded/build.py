@@ -48,13 +48,13 @@ from .grading.pipeline import (
     prepare,
 )
 from .graph import LatticeGraph
+from .progress import Progress, StageProgress, within
 from .spec import Spec, load_spec, parse_spec
 
 __all__ = ["BuildResult", "STAGES", "build", "build_graph"]
 
 _log = logging.getLogger("graded.build")
 
-Progress = Callable[[int, int, str], None]
 
 #: A box body clips the solid this far (mm) outside its faces. Nodes on a face come out of
 #: the phase fields within ~1e-8 mm of it; clipping exactly there leaves slivers that an STL
@@ -73,45 +73,6 @@ EXCURSION_SAMPLE = 50_000
 #: bundled main job: inverse design and meshing dominate).
 STAGES = {"cells": 40, "phase": 5, "closed_loop": 5, "graph": 12, "as_built": 3, "as_built_map": 3, "window": 5,
           "mesh": 20, "write": 7}
-
-
-class _StageProgress:
-    """Maps each stage's own ``(done, total)`` onto one bar of ``sum(STAGES.values())`` steps."""
-
-    def __init__(self, progress: Progress | None, stages: dict):
-        self.progress = progress
-        self.stages = stages
-        self.total = sum(stages.values())
-        self.start = {}
-        acc = 0
-        for name, share in stages.items():
-            self.start[name] = acc
-            acc += share
-
-    def __call__(self, name: str) -> Progress | None:
-        if self.progress is None:
-            return None
-        base, share = self.start[name], self.stages[name]
-
-        def report(done: int, total: int, message: str = "") -> None:
-            frac = min(max(done / total, 0.0), 1.0) if total else 0.0
-            self.progress(base + int(round(share * frac)), self.total, message)
-
-        return report
-
-    def finish(self) -> None:
-        if self.progress is not None:
-            self.progress(self.total, self.total, "done")
-
-
-def _within(progress: Progress, k: int, n: int) -> Progress:
-    """The ``progress`` of step ``k`` of ``n``: its own ``(done, total)`` mapped inside that step."""
-
-    def report(done: int, total: int, message: str = "") -> None:
-        frac = min(max(done / total, 0.0), 1.0) if total else 0.0
-        progress(int(round(100 * (k + frac))), 100 * n, message)
-
-    return report
 
 
 @dataclass
@@ -248,7 +209,7 @@ def build(spec_or_path, progress: Progress | None = None, *, output_dir=None, wr
 
         out = Path(output_dir) if output_dir is not None else spec.resolve(spec.outputs.directory)
         folder = open_output_folder(out, inputs=_inputs(spec), field=output_field)
-    stage = _StageProgress(progress, STAGES)
+    stage = StageProgress(progress, STAGES)
     timings: dict = {}
     try:
         from .io.writers import WRITERS, needs_solid
@@ -286,7 +247,7 @@ def build(spec_or_path, progress: Progress | None = None, *, output_dir=None, wr
                 if w.name == "report":
                     result.files = {key: folder.final(p.name) for key, p in written.items()}
                 if w.steps:
-                    sub = None if tell is None else _within(tell, k, len(order))
+                    sub = None if tell is None else within(tell, k, len(order))
                     written.update(w.write(result, folder.staging, progress=sub))
                 else:
                     written.update(w.write(result, folder.staging))
@@ -330,7 +291,7 @@ def build_graph(spec, progress=None) -> LatticeGraph:
     return lattice.graph
 
 
-def _truss(spec: Spec, stage: _StageProgress, timings: dict, meshing: bool, mesh_options: dict) -> BuildResult:
+def _truss(spec: Spec, stage: StageProgress, timings: dict, meshing: bool, mesh_options: dict) -> BuildResult:
     """The truss stages of :func:`build` (module docstring), from the spec to the solid."""
     t = time.perf_counter()
     body = make_body(spec)

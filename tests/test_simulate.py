@@ -338,7 +338,7 @@ def test_graded_block_of_whole_cells_matches_the_continuum_but_for_its_face_stru
 
 @pytest.mark.slow
 def test_main_example_simulates():
-    """examples/bone_implant_simulate.yaml builds and solves; 2.4 cells across: no scale separation."""
+    """examples/bone_implant_simulate.yaml builds and solves; 3.7 cells across: no scale separation."""
     from pathlib import Path
 
     path = Path(__file__).resolve().parents[1] / "examples" / "bone_implant_simulate.yaml"
@@ -348,3 +348,23 @@ def test_main_example_simulates():
     for c in sim.cases:
         assert c.lattice["force_balance"] < BALANCE and c.continuum["force_balance"] < BALANCE, c.name
         assert c.lattice["apparent_stiffness_N_per_mm"] > 0 and c.lattice["min_safety_factor"] > 0
+
+
+def test_cells_across_counts_built_cells_not_reference_cubes():
+    """The designs stretch the reference cube: the count uses the built cell's volume, and a
+    rotation of the cell does not change it."""
+    from types import SimpleNamespace
+
+    from scipy.spatial.transform import Rotation
+
+    from graded.simulate.run import cells_across
+
+    body = SimpleNamespace(lo=np.zeros(3), hi=np.array([24.0, 30.0, 60.0]))
+    cube = SimpleNamespace(basis=np.eye(3))
+    stretched = SimpleNamespace(basis=np.diag([2.0, 2.0, 2.0]))
+    assert cells_across(SimpleNamespace(cell_edge=3.0, cells=[cube]), body) == pytest.approx(8.0, rel=1e-12)
+    assert cells_across(SimpleNamespace(cell_edge=3.0, cells=[cube, stretched]), body) == pytest.approx(4.0,
+                                                                                                       rel=1e-12)
+    R = Rotation.from_rotvec([0.3, -1.1, 0.7]).as_matrix()
+    turned = SimpleNamespace(basis=R @ np.diag([1.0, 2.0, 4.0]))
+    assert cells_across(SimpleNamespace(cell_edge=3.0, cells=[turned]), body) == pytest.approx(4.0, rel=1e-12)

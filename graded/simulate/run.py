@@ -38,6 +38,7 @@ from ..fem.continuum import (
 )
 from ..fem.frame import assemble_frame, solve_frame, strut_end_forces, strut_stresses
 from ..graph import LatticeGraph
+from ..progress import StageProgress, within
 from ..spec import LoadCase, Spec, load_spec, parse_spec
 from ..validation import ValidationError
 from .loads import (
@@ -49,7 +50,7 @@ from .loads import (
     tributary_weights,
 )
 
-__all__ = ["built_lattice", "simulate", "Simulation", "CaseResult", "stiffness_field", "periodic_share",
+__all__ = ["built_lattice", "cells_across", "simulate", "Simulation", "CaseResult", "stiffness_field", "periodic_share",
            "MESH_CELLS", "MAX_TETS", "FIELD_SAMPLES", "VOID_STIFFNESS", "FRAGMENT_DEGREE"]
 
 _log = logging.getLogger("graded.simulate")
@@ -74,6 +75,10 @@ FRAGMENT_DEGREE = 2
 #: to carry load, large enough to keep the continuum stiffness matrix non-singular.
 VOID_STIFFNESS = 1e-6
 
+
+#: Shares of ``simulate``'s progress bar: the build (design, grading, meshing is skipped), the
+#: continuum (mesh, as-built stiffness field, assembly) and the load cases.
+SIMULATE_STAGES = {"build": 60, "continuum": 15, "cases": 25}
 
 @dataclass
 class CaseResult:
@@ -357,8 +362,11 @@ def simulate(
     if mesh_size is not None and not mesh_size > 0:
         raise ValidationError("mesh_size", f"{mesh_size!r} must be > 0 mm", "give a positive mesh size in mm")
     t0 = time.perf_counter()
+    stage = StageProgress(progress, SIMULATE_STAGES if continuum else {"build": 70, "cases": 30})
     if built is None:
-        built = built_lattice(spec, progress)
+        tell = stage("build")
+        built = built_lattice(spec, None if tell is None else
+                              (lambda d, t, m="": tell(d, t, "part built" if m == "done" else m)))
     graph, body = built.graph, built.body
     edge = spec.cell_size / spec.mu
     E = spec.material.E * 1000.0  # GPa -> MPa (N/mm^2)
@@ -369,16 +377,20 @@ def simulate(
                          "give the yield strength in MPa (and material.E in GPa)")
     info: dict = {"struts": graph.n_struts, "nodes": graph.n_nodes, "units": {"length": "mm", "force": "N",
                                                                                   "stress": "MPa"},
-                  "yield_strength_MPa": sy, "cells_across": float(np.min(body.hi - body.lo) / edge)}
+                  "yield_strength_MPa": sy, "cells_across": cells_across(built.grading, body)}
     model = Cel = Kc = None
     if continuum:
+        tell = stage("continuum") or (lambda d, t, m="": None)
         t1 = time.perf_counter()
         h = _grid_size(body.lo, body.hi, edge, mesh_size)
         keep = None if body.mesh is None else body.contains
+        tell(0, 4, "continuum: meshing the body")
         grid = grid_mesh(body.lo, body.hi, h, keep=keep)
+        tell(1, 4, f"continuum: {grid.mesh.t.shape[1]:,} tetrahedra of order {order}")
         model = continuum_model(grid, order)
-        Cel = E * _element_stiffness(built.grading, grid, edge, progress)
+        Cel = E * _element_stiffness(built.grading, grid, edge, within(tell, 1, 4) if progress else None)
         t2 = time.perf_counter()
+        tell(3, 4, "continuum: assembling")
         Kc = stiffness_matrix(model, Cel)  # one assembly for every case
         info["continuum"] = {"mesh_size_mm": float(h), "order": order, "tetrahedra": int(grid.mesh.t.shape[1]),
                              "dofs": model.n_dofs, "setup_s": round(t2 - t1, 3),
@@ -388,12 +400,15 @@ def simulate(
     t3 = time.perf_counter()
     K = assemble_frame(graph.nodes, graph.struts, graph.diameters, E, nu)  # one assembly for every case
     info["lattice_assemble_s"] = round(time.perf_counter() - t3, 3)
+    cases_stage = stage("cases")
     for i, case in enumerate(spec.loads.cases):
-        if progress:
-            progress(i, n_cases, f"case {case.name}: lattice")
+        tell = None if cases_stage is None else within(cases_stage, i, n_cases)
+        if tell:
+            tell(0, 2, f"case {case.name}: lattice")
         case = resolve_tolerances(case, graph.nodes, body.lo, body.hi, edge)
         try:
-            bc, lat, u, st = _lattice_case(graph, K, case, i, spec, body, edge, E, nu, sy, solver, progress)
+            bc, lat, u, st = _lattice_case(graph, K, case, i, spec, body, edge, E, nu, sy, solver,
+                                           None if tell is None else _labelled(within(tell, 0, 2), case.name))
         except ValueError as exc:
             if isinstance(exc, ValidationError) or not str(exc).startswith("supports:"):
                 raise
@@ -406,8 +421,8 @@ def simulate(
         cont = comp = None
         cu = cs = cvm = None
         if continuum:
-            if progress:
-                progress(i, n_cases, f"case {case.name}: continuum")
+            if tell:
+                tell(1, 2, f"case {case.name}: continuum")
             cont, cres = _continuum_case(model, Cel, Kc, case, i, spec, body, edge, sy, solver)
             if axis is not None and cont["apparent_stiffness_N_per_mm"] is not None:
                 cont["apparent_modulus_MPa"] = cont["apparent_stiffness_N_per_mm"] * axis[1] / axis[2]
@@ -415,9 +430,26 @@ def simulate(
             comp = _compare(lat, cont, model, cres.u, graph.nodes, u)
         cases.append(CaseResult(case.name, lat, cont, comp, u, st, cu, cs, cvm))
     info["seconds"] = round(time.perf_counter() - t0, 3)
-    if progress:
-        progress(n_cases, n_cases, "done")
+    stage.finish()
     return Simulation(graph, cases, model, Cel, info)
+
+
+def cells_across(prepared, body) -> float:
+    """How many cells the body's thinnest extent holds: the scale separation of a part.
+
+    The cell size is that of the largest built cell of the control points, as the edge of the
+    cube of its volume (``|det(edge * basis)|^(1/3)``, mm): the designs stretch the reference
+    cube, so ``cell_size`` alone overstates the count (the main job's 3 mm cubes are built as
+    6-7.6 mm cells).
+    """
+    size = max(abs(float(np.linalg.det(prepared.cell_edge * np.asarray(c.basis)))) ** (1.0 / 3.0)
+               for c in prepared.cells)
+    return float(np.min(body.hi - body.lo) / size)
+
+
+def _labelled(progress, name: str):
+    """``progress`` with the case's name before each message (the solver's CG iterations)."""
+    return lambda d, t, m="": progress(d, t, f"case {name}: {m}" if m else "")
 
 
 def _compare(lat: dict, cont: dict, model, ucoef, nodes, u_lat) -> dict:
