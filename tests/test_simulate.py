@@ -368,3 +368,16 @@ def test_cells_across_counts_built_cells_not_reference_cubes():
     R = Rotation.from_rotvec([0.3, -1.1, 0.7]).as_matrix()
     turned = SimpleNamespace(basis=R @ np.diag([1.0, 2.0, 4.0]))
     assert cells_across(SimpleNamespace(cell_edge=3.0, cells=[turned]), body) == pytest.approx(4.0, rel=1e-12)
+
+
+def test_progress_is_one_bar_that_never_runs_backwards():
+    """Build, continuum and cases share one bar: the fraction done never falls, and it ends at 1."""
+    told = []
+    cases = [{"name": "press", "fixed": [{"face": "z-"}], "loaded": [{"face": "z+", "force": [0, 0, -100]}]},
+             {"name": "push", "fixed": [{"face": "z-"}], "loaded": [{"face": "z+", "displacement": [0, 0, -0.01]}]}]
+    simulate(block(3, cases=cases), progress=lambda d, t, m="": told.append((d / t, m)), order=1)
+    fractions = [f for f, _ in told]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    messages = [m for _, m in told]
+    assert "part built" in messages and "continuum: meshing the body" in messages
+    assert messages.index("case press: lattice") < messages.index("case push: lattice")
