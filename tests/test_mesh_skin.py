@@ -67,15 +67,7 @@ SKINNED = {
 
 
 def test_build_with_skin_is_one_closed_body_with_the_body_as_its_surface(tmp_path):
-    spec = parse_spec({
-        "body": {"box": {"size": [12, 8, 8]}},
-        "cell_size": 4.0,
-        "control_points": [{"position": [2, 4, 4], "cell": {"topology": "1x1+1x3+1x3", "rho": 0.06}},
-                           {"position": [10, 4, 4], "cell": {"topology": "1x2+1x2+1x2", "rho": 0.05}}],
-        "min_strut_diameter": 0.2,
-        "skin": {"thickness": 0.4},
-        "outputs": {"files": ["stl"]},
-    }, base_dir=tmp_path)
+    spec = parse_spec(SKINNED, base_dir=tmp_path)
     result = build(spec, output_dir=tmp_path / "out", write=True)
     part = trimesh.load(tmp_path / "out" / "part.stl")
     facts = mesh_facts(part)
