@@ -85,6 +85,7 @@ __all__ = [
     "largest_component",
     "mesh_graph_tiled",
     "plan_tiles",
+    "reversed_pairs",
 ]
 
 #: Graphs with more struts than this are meshed in tiles by the build. Below it the one-piece
@@ -299,6 +300,47 @@ def _peak_rss_gb() -> float:
     return rss / 1e9 if sys.platform == "darwin" else rss * 1024 / 1e9
 
 
+def reversed_pairs(t: np.ndarray) -> np.ndarray:
+    """Which triangles cancel against a reversed copy of themselves.
+
+    Parameters
+    ----------
+    t : (T, 3) int array
+        Triangles as vertex indices.
+
+    Returns
+    -------
+    (T,) bool
+        For every set of triangles on the same three corners, ``min(n+, n-)`` of each orientation
+        (the pairs glued back to back, whose half-edges cancel); the rest stay.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> reversed_pairs(np.array([[0, 1, 2], [1, 2, 0], [2, 1, 0], [0, 1, 3]])).tolist()
+    [True, False, True, False]
+    """
+    t = np.asarray(t, dtype=np.int64)
+    if not len(t):
+        return np.zeros(0, dtype=bool)
+    first = np.argmin(t, axis=1)
+    rows = np.arange(len(t))
+    r = np.stack([t[rows, (first + j) % 3] for j in range(3)], axis=1)  # smallest corner first
+    plus = r[:, 1] < r[:, 2]
+    key = np.where(plus[:, None], r, r[:, [0, 2, 1]])
+    _, group = np.unique(key, axis=0, return_inverse=True)
+    group = group.reshape(-1)
+    n = int(group.max()) + 1
+    cancel = np.minimum(np.bincount(group[plus], minlength=n), np.bincount(group[~plus], minlength=n))
+    order = np.lexsort((rows, plus, group))  # by group, then orientation, then position
+    g, p = group[order], plus[order]
+    start = np.r_[0, np.flatnonzero((np.diff(g) != 0) | (np.diff(p.astype(np.int8)) != 0)) + 1]
+    rank = np.arange(len(t)) - np.repeat(start, np.diff(np.r_[start, len(t)]))
+    out = np.zeros(len(t), dtype=bool)
+    out[order] = rank < cancel[g]
+    return out
+
+
 def _open_edges(t: np.ndarray) -> tuple[np.ndarray, bool]:
     """Which half-edges ``t[:, j] -> t[:, j+1]`` of a triangle index array (T, 3) have no reverse
     (T, 3) bool; and whether no half-edge is used twice (an edge of more than two triangles)."""
@@ -476,6 +518,13 @@ def _tile_surface(index: int, lo: np.ndarray, hi: np.ndarray, v: np.ndarray, tri
     if flat.any():
         rec, t = rec[~flat], t[~flat]
     open_mask, manifold = _open_edges(t)
+    if not manifold:
+        # float32 can also flatten a needle sliver onto a line, leaving it and its reverse (the
+        # same corners, opposite orientation) glued back to back: such pairs cancel
+        pair = reversed_pairs(t)
+        if pair.any():
+            rec, t = rec[~pair], t[~pair]
+            open_mask, manifold = _open_edges(t)
     if not manifold:
         raise RuntimeError(f"mesh: tile {index} has an edge shared by more than two triangles in float32")
     tv = uniq[t]  # (T, 3, 3) float32
