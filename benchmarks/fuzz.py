@@ -55,9 +55,8 @@ def main(argv=None) -> dict:
     with process_pool(args.workers, env=SINGLE_THREADED_BLAS) as pool:
         for k, out in enumerate(pool.map(_one, seeds), 1):
             outcomes.append(out)
-            if k % 10 == 0 or out["kind"] == "failed":
-                print(f"{k}/{len(seeds)} specs, last: seed {out['seed']} {out['kind']} {out['message'][:100]}",
-                      flush=True)
+            print(f"{k}/{len(seeds)} specs: seed {out['seed']} {out['kind']} in {out['seconds']:.0f} s, "
+                  f"{out['struts']} struts {out['message'][:100]}", flush=True)
     built = [o for o in outcomes if o["kind"] == "built"]
     failed = [o for o in outcomes if o["kind"] == "failed"]
     refused = [o for o in outcomes if o["kind"] == "refused"]
