@@ -353,6 +353,11 @@ def _open_edges(t: np.ndarray) -> tuple[np.ndarray, bool]:
     return miss.reshape(-1, 3), uniq
 
 
+#: Mesh readers merge vertices equal to this many decimals of a mm (trimesh: ``tol.merge`` =
+#: 1e-8). float32 resolves finer than that near a zero coordinate (0.1 mm from the origin
+#: planes, 7e-9), so a boolean's sliver there can keep two float32 vertices that such a reader
+#: fuses; the tiles collapse those clusters too.
+READER_MERGE_DIGITS = 8
 #: Clusters of short edges wider than this many weld tolerances are not collapsed (a run of
 #: short edges along a feature, not a sliver), nor is anything within that distance of a plane.
 WELD_CAP = 4.0
@@ -370,8 +375,9 @@ def collapse_short_edges(v: np.ndarray, tris: np.ndarray, tol: float, pinned: np
     float64 and before rounding, removes the sliver instead: triangles with two corners in the
     cluster are dropped and their neighbours close up across them.
 
-    Only clusters holding two vertices with equal float32 coordinates are collapsed (the others
-    survive float32 storage as they are). A cluster moves to its vertex in ``pinned`` (V,) bool
+    Only clusters holding two vertices with equal float32 coordinates, or equal to
+    :data:`READER_MERGE_DIGITS` decimals, are collapsed (the others survive float32 storage and
+    mesh readers as they are). A cluster moves to its vertex in ``pinned`` (V,) bool
     when it holds exactly one, else to its lexicographically smallest vertex, so the result
     depends on the geometry only; clusters holding two or more pinned vertices, or wider than
     :data:`WELD_CAP` ``* tol``, are left as they are. Returns the triangles (T', 3) on the same
@@ -397,9 +403,13 @@ def collapse_short_edges(v: np.ndarray, tris: np.ndarray, tol: float, pinned: np
     n = len(used)
     _, lab = connected_components(coo_matrix((np.ones(len(inv), dtype=np.int8), (inv[:, 0], inv[:, 1])),
                                              shape=(n, n)), directed=False)
-    # clusters in which float32 storage fuses two vertices
+    # clusters in which float32 storage fuses two vertices, or in which a mesh reader merging
+    # to READER_MERGE_DIGITS decimals would (float32 steps near a zero coordinate are finer)
     _, key, count = unique_float32_rows(v[used], return_counts=True)
     hot = np.zeros(n, dtype=bool)
+    hot[lab[count[key.reshape(-1)] > 1]] = True
+    rounded = np.round(v[used].astype(np.float32).astype(np.float64), READER_MERGE_DIGITS)
+    _, key, count = np.unique(rounded, axis=0, return_inverse=True, return_counts=True)
     hot[lab[count[key.reshape(-1)] > 1]] = True
     sel = np.flatnonzero(hot[lab])
     if not len(sel):
