@@ -382,45 +382,62 @@ def _mesh(result: BuildResult, progress: Progress | None, *, spool=None, schedul
     streamed to ``spool`` (a binary STL; a temporary file when None).
     """
     from .mesh import mesh_graph
+    from .mesh.solid import Float32ClosureError
     from .mesh.tiles import TILE_STRUTS, TILED_ABOVE, mesh_graph_tiled
 
     spec = result.spec
     if progress:
         progress(0, 1, "meshing the solid")
     limit = TILED_ABOVE if tiled_above is None else tiled_above
-    if result.graph.n_struts > limit and spec.skin is not None:
-        _check_one_piece(spec, result.graph.n_struts)
-    elif result.graph.n_struts > limit:
-        if spool is None:
+
+    def tiled(n_tile: int, where):
+        path = spool
+        if path is None:
             import tempfile
 
-            spool = Path(tempfile.mkdtemp(prefix="graded-mesh-")) / "part.stl"
+            path = Path(tempfile.mkdtemp(prefix="graded-mesh-")) / "part.stl"
         solid = mesh_graph_tiled(
             result.graph,
-            spool,
+            path,
             min_diameter=spec.min_strut_diameter or None,
             body=result.body.surface(margin=CLIP_MARGIN),
             drop_islands=True,
-            tile_struts=TILE_STRUTS if tile_struts is None else tile_struts,
-            scheduler=scheduler,
+            tile_struts=n_tile,
+            scheduler=where,
             on_cluster=on_cluster,
             progress=progress,
         )
         solid.stats["max_excursion_mm"] = result.body.excursion(solid.stats.pop("excursion_sample"))
         return solid
+
+    if result.graph.n_struts > limit and spec.skin is not None:
+        _check_one_piece(spec, result.graph.n_struts)
+    elif result.graph.n_struts > limit:
+        return tiled(TILE_STRUTS if tile_struts is None else tile_struts, scheduler)
     skin = None
     if spec.skin is not None:
         from .mesh.skin import skin_shell
 
         skin = skin_shell(result.body.surface(), spec.skin.thickness)
-    solid = mesh_graph(
-        result.graph,
-        min_diameter=spec.min_strut_diameter or None,
-        body=result.body.surface(margin=CLIP_MARGIN),
-        skin=skin,
-        drop_islands=True,
-        progress=progress,
-    )
+    try:
+        solid = mesh_graph(
+            result.graph,
+            min_diameter=spec.min_strut_diameter or None,
+            body=result.body.surface(margin=CLIP_MARGIN),
+            skin=skin,
+            drop_islands=True,
+            progress=progress,
+        )
+    except Float32ClosureError:
+        if skin is not None:
+            raise
+        # the tiled path's own float32 clean-up (sliver collapse, back-to-back pairs) on one tile
+        _log.info("mesh: the one-piece solid does not stay closed in float32; meshing it as one tile")
+        if progress:
+            progress(0, 1, "meshing again as one tile (float32 clean-up)")
+        solid = tiled(result.graph.n_struts + 1, "serial")
+        solid.stats["float32_fallback"] = "one tile"
+        return solid
     if skin is not None:
         solid.stats["skin_mm"] = spec.skin.thickness
         solid.stats["skin_volume_mm3"] = float(skin.wall.volume())

@@ -61,6 +61,7 @@ from .joints import build_joint_surface, strut_frames
 from .tessellation import CHORD_TOL, area_scale, segments_for_radius, unit_ball_points
 
 __all__ = [
+    "Float32ClosureError",
     "ONE_PIECE_BYTES_PER_STRUT",
     "SolidMesh",
     "StrutGeometry",
@@ -211,6 +212,10 @@ def _closed_in_float32(v: np.ndarray, tris: np.ndarray) -> bool:
     return bool(np.all(np.isin(b * n + a, fwd)))
 
 
+class Float32ClosureError(RuntimeError):
+    """The solid is closed in float64 but not once stored in float32 (STL/3MF), even after welding."""
+
+
 def _weld_for_export(solid: mf.Manifold) -> tuple[mf.Manifold, bool]:
     """Make the solid survive float32 storage (STL/3MF) closed; returns (solid, welded?)."""
     m = solid.to_mesh64()
@@ -235,7 +240,7 @@ def _weld_for_export(solid: mf.Manifold) -> tuple[mf.Manifold, bool]:
         if _closed_in_float32(v, tris):
             return welded, True
         tol *= 10.0
-    raise RuntimeError(
+    raise Float32ClosureError(
         f"mesh: the solid does not stay closed in float32 (STL/3MF precision) even after welding "
         f"edges up to {tol / 10:.1e} mm; it has near-touching features"
     )
