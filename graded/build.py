@@ -390,7 +390,7 @@ def _mesh(result: BuildResult, progress: Progress | None, *, spool=None, schedul
         progress(0, 1, "meshing the solid")
     limit = TILED_ABOVE if tiled_above is None else tiled_above
 
-    def tiled(n_tile: int, where):
+    def tiled(n_tile: int, where, skin=None):
         path = spool
         if path is None:
             import tempfile
@@ -406,6 +406,7 @@ def _mesh(result: BuildResult, progress: Progress | None, *, spool=None, schedul
             scheduler=where,
             on_cluster=on_cluster,
             progress=progress,
+            skin=skin,
         )
         solid.stats["max_excursion_mm"] = result.body.excursion(solid.stats.pop("excursion_sample"))
         return solid
@@ -429,18 +430,17 @@ def _mesh(result: BuildResult, progress: Progress | None, *, spool=None, schedul
             progress=progress,
         )
     except Float32ClosureError:
-        if skin is not None:
-            raise
         # the tiled path's own float32 clean-up (sliver collapse, back-to-back pairs) on one tile
         _log.info("mesh: the one-piece solid does not stay closed in float32; meshing it as one tile")
         if progress:
             progress(0, 1, "meshing again as one tile (float32 clean-up)")
-        solid = tiled(result.graph.n_struts + 1, "serial")
+        solid = tiled(result.graph.n_struts + 1, "serial", skin)
         solid.stats["float32_fallback"] = "one tile"
-        return solid
     if skin is not None:
         solid.stats["skin_mm"] = spec.skin.thickness
         solid.stats["skin_volume_mm3"] = float(skin.wall.volume())
+    if solid.mesh is None:  # meshed as one tile: its excursion is set from the tile's sample
+        return solid
     v = solid.mesh.vertices
     if result.body.mesh is not None and len(v) > EXCURSION_SAMPLE:  # the mesh inside test costs per point
         v = v[np.random.default_rng(0).choice(len(v), EXCURSION_SAMPLE, replace=False)]

@@ -293,6 +293,7 @@ class _Tile:
     tolerance: float
     band: float
     weld: float
+    wall: tuple | None = None
 
 
 def _peak_rss_gb() -> float:
@@ -477,6 +478,12 @@ def _mesh_tile(tile: _Tile, method: str) -> dict:
                                        tri_verts=np.ascontiguousarray(tile.body[1], dtype=np.uint64)))
         solid = solid ^ body_m
         inputs.append(np.asarray(tile.body[0], dtype=np.float64))
+    if tile.wall is not None:  # a skin (one tile only: the wall is not cut at seams)
+        import manifold3d as mf
+
+        solid = solid + mf.Manifold(mf.Mesh64(vert_properties=np.ascontiguousarray(tile.wall[0], dtype=np.float64),
+                                              tri_verts=np.ascontiguousarray(tile.wall[1], dtype=np.uint64)))
+        inputs.append(np.asarray(tile.wall[0], dtype=np.float64))
     m = solid.to_mesh64()
     del solid
     v = np.asarray(m.vert_properties, dtype=np.float64)[:, :3]
@@ -777,6 +784,7 @@ def mesh_graph_tiled(
     workers: int | None = None,
     on_cluster: Callable[[dict], None] | None = None,
     progress: Progress | None = None,
+    skin=None,
 ) -> TiledSolid:
     """Mesh a lattice graph in tiles into one closed solid, streamed to a binary STL.
 
@@ -796,6 +804,9 @@ def mesh_graph_tiled(
         running cluster.
     workers : int, optional
         Worker processes of the LocalCluster.
+    skin : graded.mesh.skin.Skin, optional
+        A closing wall, as :func:`~graded.mesh.solid.mesh_graph`; only where the plan has one
+        tile (the wall cannot be cut at seams).
     on_cluster : callable(dict), optional
         Called with ``{"scheduler", "dashboard", "workers"}`` once connected.
     progress : callable(done, total, message), optional
@@ -825,14 +836,22 @@ def mesh_graph_tiled(
         kept, islands = largest_component(graph, kept)
     geo = strut_geometry(graph, dia, kept, chord_tol, min_diameter)
     plan = plan_tiles(geo, tile_struts)
-    body_arrays = None
+    body_arrays = wall_arrays = None
     reference = None
+
+    def arrays(solid):
+        m = solid.to_mesh64()
+        return (np.asarray(m.vert_properties, dtype=np.float64)[:, :3].copy(),
+                np.asarray(m.tri_verts, dtype=np.int64).copy())
+
     if body is not None:
         body_m = to_manifold(body, "body")
         reference = float(body_m.volume())
-        bm = body_m.to_mesh64()
-        body_arrays = (np.asarray(bm.vert_properties, dtype=np.float64)[:, :3].copy(),
-                       np.asarray(bm.tri_verts, dtype=np.int64).copy())
+        body_arrays = arrays(body_m)
+    if skin is not None:
+        if any(len(p) for p in plan.planes):
+            raise ValueError("a skin can be meshed in one tile only (its wall would be cut at the seams)")
+        body_arrays, wall_arrays = arrays(skin.clip), arrays(skin.wall)
     # manifold3d's tolerance of the whole part (its default, 1e-12 of the largest extent), the
     # same in every tile: edges it collapses are then collapsed on both sides of a seam
     extent = float(np.abs(geo.nodes).max() + np.abs(geo.vradius).max())
@@ -842,6 +861,8 @@ def mesh_graph_tiled(
     # sub-float32 sliver edges collapse at the one-piece path's weld tolerance of the whole part
     weld = weld_tolerance(extent)
     tiles = _tiles(geo, plan, body_arrays, tolerance, band, weld)
+    for tile in tiles:
+        tile.wall = wall_arrays
     total = len(tiles)
     report(0, total, f"meshing {len(kept)} struts in {total} tiles")
     blocks: list = []
