@@ -18,3 +18,15 @@ def models():
                                    f2_label=MinMax(np.full(21, -0.05), np.full(21, 0.4)))).eval()
     g = InverseModel(InverseConfig(g1_widths=[16], g2_widths=[16])).eval()
     return g, f
+
+
+@pytest.fixture
+def float32_opens(monkeypatch):
+    """The one-piece mesher fails as a solid that float32 opens even after welding does."""
+    import graded.mesh
+    from graded.mesh.solid import Float32ClosureError
+
+    def opens(*args, **kwargs):
+        raise Float32ClosureError("mesh: the solid does not stay closed in float32")
+
+    monkeypatch.setattr(graded.mesh, "mesh_graph", opens)

@@ -105,18 +105,11 @@ def test_skinned_part_beyond_the_memory_is_refused_with_the_cell_size_that_fits(
         _check_one_piece(spec, 400_000, memory=24 * 2**30)
 
 
-def test_skinned_solid_that_float32_opens_is_meshed_again_as_one_tile(tmp_path, monkeypatch):
+def test_skinned_solid_that_float32_opens_is_meshed_again_as_one_tile(tmp_path, request):
     """The float32 fall-back (one tile) keeps the skin: the same closed wall holding the lattice."""
-    import graded.mesh
-    from graded.mesh.solid import Float32ClosureError
-
     spec = parse_spec(SKINNED, base_dir=tmp_path)
     ref = build(spec, output_dir=tmp_path / "one")
-
-    def opens(*args, **kwargs):
-        raise Float32ClosureError("mesh: the solid does not stay closed in float32")
-
-    monkeypatch.setattr(graded.mesh, "mesh_graph", opens)
+    request.getfixturevalue("float32_opens")  # only after the reference build
     again = build(spec, output_dir=tmp_path / "again")
     assert again.solid.stats["float32_fallback"] == "one tile" and again.solid.stats["skin_mm"] == 0.4
     assert again.solid.facts.volume == pytest.approx(ref.solid.facts.volume, rel=1e-6)

@@ -330,19 +330,12 @@ def test_sliver_a_mesh_reader_would_fuse_is_collapsed_near_a_zero_coordinate():
     assert _oriented(out) == _oriented(faces)
 
 
-def test_one_piece_solid_that_float32_opens_is_meshed_again_as_one_tile(tmp_path, monkeypatch):
+def test_one_piece_solid_that_float32_opens_is_meshed_again_as_one_tile(tmp_path, request):
     """Where the one-piece weld cannot keep the solid closed in float32, the build meshes it as one
     tile (the tiled path's float32 clean-up) instead of failing: the same solid."""
-    import graded.mesh
-    from graded.mesh.solid import Float32ClosureError
-
     spec = parse_spec(SPEC)
     ref = build(spec, output_dir=tmp_path / "one")
-
-    def opens(*args, **kwargs):
-        raise Float32ClosureError("mesh: the solid does not stay closed in float32")
-
-    monkeypatch.setattr(graded.mesh, "mesh_graph", opens)
+    request.getfixturevalue("float32_opens")  # only after the reference build
     again = build(spec, output_dir=tmp_path / "again")
     assert again.solid.stats["float32_fallback"] == "one tile" and again.solid.stats["tiles"] == 1
     assert again.solid.facts.volume == pytest.approx(ref.solid.facts.volume, rel=VOLUME_REL)
