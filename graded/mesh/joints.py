@@ -137,8 +137,8 @@ def close_pairs(centres: np.ndarray, radii: np.ndarray, gap: float, others: np.n
     same = others is None
     if same:
         others, other_radii = centres, radii
-    ca, cb = _radius_classes(radii), (_radius_classes(other_radii) if not same else None)
-    cb = ca if same else cb
+    ca = _radius_classes(radii)
+    cb = ca if same else _radius_classes(other_radii)
     trees_a = [cKDTree(centres[k]) for k in ca]
     trees_b = trees_a if same else [cKDTree(others[k]) for k in cb]
     out_i, out_j = [], []
@@ -156,15 +156,15 @@ def close_pairs(centres: np.ndarray, radii: np.ndarray, gap: float, others: np.n
                 i, j = ka[hit["i"]], kb[hit["j"]]
             near = np.linalg.norm(centres[i] - others[j], axis=1) <= radii[i] + other_radii[j] + gap
             i, j = i[near], j[near]
-            if same:
+            if same:  # each pair once, smaller index first (indices of two classes never coincide)
                 i, j = np.minimum(i, j), np.maximum(i, j)
-                keep = i != j
-                i, j = i[keep], j[keep]
             out_i.append(i)
             out_j.append(j)
     if not out_i:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     return np.concatenate(out_i).astype(np.int64), np.concatenate(out_j).astype(np.int64)
+
+
 #: A hull borrowed from another node of the same kind is accepted for a node when, with the
 #: node's own points, no point lies more than this (mm) outside any of its triangles' planes
 #: (checked across every edge and for every point the hull leaves inside). 1 pm: far above
